@@ -1,0 +1,1 @@
+"""Turns openapi/intakeq-partner.yaml into src/intakeq_partner/_generated with openapi-python-client."""

@@ -1,0 +1,33 @@
+"""Every default the client uses, on one screen, so a reader can check them in one place."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+try:
+    VERSION = metadata.version("intakeq-partner")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0+unknown"
+
+# Retries: exponential backoff with full jitter, capped; a longer Retry-After is an answer, not a wait.
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_INITIAL_DELAY = 0.5  # seconds
+DEFAULT_MAX_DELAY = 8.0  # seconds
+MAX_RETRY_AFTER = 120.0  # seconds
+
+# Timeouts are always explicit: httpx treats `timeout=None` as "wait forever".
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_WRITE_TIMEOUT = 30.0
+DEFAULT_POOL_TIMEOUT = 30.0
+
+DEFAULT_MAX_CONCURRENCY = 64
+
+AUTH_HEADER = "X-Auth-Key"
+USER_AGENT = f"intakeq-partner/{VERSION}"
+REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Correlation-Id")
+
+# Error bodies can be large HTML pages; keep enough to debug, not enough to flood logs.
+ERROR_BODY_LIMIT = 2048  # bytes
+
+LOGGER_NAME = "intakeq_partner"

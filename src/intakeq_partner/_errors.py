@@ -1,0 +1,223 @@
+"""The exception hierarchy, and the one function that maps an error response onto it."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+
+import httpx
+
+from ._constants import AUTH_HEADER, ERROR_BODY_LIMIT, REQUEST_ID_HEADERS
+
+
+class IntakeQError(Exception):
+    """Root of every error this library raises: `except IntakeQError` catches them all."""
+
+
+class InvalidRequestError(IntakeQError, ValueError):
+    """A bad argument, caught before anything was sent."""
+
+
+def _where(method: str, path: str) -> str:
+    return f"{method} {path.split('?', 1)[0]}"
+
+
+class APIStatusError(IntakeQError):
+    """The server answered with a non-2xx status."""
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body_excerpt: str = "",
+        message: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.method = method
+        self.path = path.split("?", 1)[0]  # query values can carry user IDs
+        self.request_id = request_id
+        self.body_excerpt = body_excerpt
+        self.message = message
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        try:
+            phrase = HTTPStatus(self.status_code).phrase
+        except ValueError:
+            phrase = "Error"
+        text = f"{self.status_code} {phrase} on {_where(self.method, self.path)}"
+        if self.message:
+            text += f": {self.message}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """400 or 422: the server rejected the arguments."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but not for this resource (e.g. a partner key on a practice endpoint)."""
+
+
+class NotFoundError(APIStatusError):
+    """404."""
+
+
+class ConflictError(APIStatusError):
+    """409."""
+
+
+class RateLimitError(APIStatusError):
+    """429: slow down; `retry_after` is the server's wish in seconds, if it said one."""
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body_excerpt: str = "",
+        message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            status_code=status_code,
+            method=method,
+            path=path,
+            request_id=request_id,
+            body_excerpt=body_excerpt,
+            message=message,
+        )
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed; a write may or may not have been applied."""
+
+
+class APIConnectionError(IntakeQError):
+    """No usable response: the connection failed or broke.
+
+    `maybe_sent` tells whether request bytes may have reached the server (so a write may have been applied).
+    """
+
+    def __init__(self, *, method: str, path: str, message: str = "", maybe_sent: bool = True) -> None:
+        self.method = method
+        self.path = path.split("?", 1)[0]
+        self.maybe_sent = maybe_sent
+        kind = "timed out" if isinstance(self, APITimeoutError) else "connection failed"
+        super().__init__(f"{_where(method, path)} {kind}" + (f": {message}" if message else ""))
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read, write or pool timeout."""
+
+
+class ResponseValidationError(IntakeQError):
+    """A 2xx response whose body is not JSON or not the expected shape."""
+
+    def __init__(self, *, status_code: int, method: str, path: str, body_excerpt: str, reason: str) -> None:
+        self.status_code = status_code
+        self.method = method
+        self.path = path.split("?", 1)[0]
+        self.body_excerpt = body_excerpt
+        self.reason = reason
+        super().__init__(f"unexpected {status_code} response body on {_where(method, path)}: {reason}")
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def body_excerpt(response: httpx.Response) -> str:
+    """At most ERROR_BODY_LIMIT bytes of the body as text, with any echoed key masked."""
+    # Mask before cutting, so that a key straddling the limit cannot leave a prefix behind.
+    head = response.content[: ERROR_BODY_LIMIT + 1024].decode(response.encoding or "utf-8", errors="replace")
+    return _redact(head, response).encode()[:ERROR_BODY_LIMIT].decode(errors="ignore")
+
+
+def _redact(text: str, response: httpx.Response) -> str:
+    # A server that echoes the key back must not push it into our exception text.
+    try:
+        key = response.request.headers.get(AUTH_HEADER)
+    except RuntimeError:  # a response built by hand, without a request
+        return text
+    return text.replace(key, "****") if key else text
+
+
+def _message(response: httpx.Response) -> str | None:
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        for name in ("Message", "message", "error"):
+            if isinstance(data.get(name), str) and data[name]:
+                return _redact(data[name][:ERROR_BODY_LIMIT], response)
+    return None
+
+
+def error_from_response(response: httpx.Response, method: str, path: str) -> APIStatusError:
+    """The typed error for a non-2xx response."""
+    status = response.status_code
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
+    error = cls(
+        status_code=status,
+        method=method,
+        path=path,
+        request_id=request_id,
+        body_excerpt=body_excerpt(response),
+        message=_message(response),
+    )
+    if isinstance(error, RateLimitError):
+        error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether a failed write may nonetheless have been applied, so it must not simply be sent again."""
+    if isinstance(exc, (ServerError, ResponseValidationError)):
+        return True
+    if isinstance(exc, APIConnectionError):
+        return exc.maybe_sent
+    return False

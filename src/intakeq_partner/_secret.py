@@ -1,0 +1,58 @@
+"""A wrapper that keeps API keys out of reprs, logs, tracebacks and pickles."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, NoReturn, final
+
+from ._errors import InvalidRequestError
+
+_MASK = "Secret('****')"
+
+
+@final
+class Secret:
+    """An API key (partner or practice). Only `reveal()` gives the value back, so leaking it takes intent."""
+
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise InvalidRequestError("an API key must be a non-empty string")
+        object.__setattr__(self, "_value", value)
+
+    def reveal(self) -> str:
+        """The key itself: call this only where it goes on the wire."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return _MASK
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("Secret is immutable")
+
+    def __reduce__(self) -> NoReturn:
+        # Pickles end up in caches, queues and crash dumps; refuse rather than leak.
+        raise TypeError("Secret cannot be pickled; store the key in a secret manager instead")
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+
+def as_secret(value: str | Secret) -> Secret:
+    """Accept a key as users hold it (a plain string) or already wrapped."""
+    return value if isinstance(value, Secret) else Secret(value)

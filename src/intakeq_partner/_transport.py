@@ -1,0 +1,241 @@
+"""The one place that sends: limits, rate, retries, timeouts, metadata-only logging, typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random as _random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from . import _constants as C
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    IntakeQError,
+    InvalidRequestError,
+    error_from_response,
+    is_ambiguous,
+    parse_retry_after,
+)
+from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
+from ._secret import Secret
+
+__all__ = ["Transport", "default_timeout", "is_ambiguous"]
+
+logger = logging.getLogger(C.LOGGER_NAME)
+
+
+def default_timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=C.DEFAULT_CONNECT_TIMEOUT,
+        read=C.DEFAULT_READ_TIMEOUT,
+        write=C.DEFAULT_WRITE_TIMEOUT,
+        pool=C.DEFAULT_POOL_TIMEOUT,
+    )
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str) -> str:
+    """Keys travel in a header, so anything but loopback must be https."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise InvalidRequestError(f"base_url is not a URL: {exc}") from None
+    if not url.host or url.query or url.fragment or url.userinfo:
+        raise InvalidRequestError("base_url must be scheme://host[:port][/prefix], without credentials or query")
+    if url.scheme != "https" and not (url.scheme == "http" and is_loopback_host(url.host)):
+        raise InvalidRequestError("base_url must use https (plain http is allowed only for loopback hosts)")
+    return str(url).rstrip("/")
+
+
+def _positive(name: str, value: float | None, *, allow_none: bool = False, allow_zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or isinstance(value, bool) or not (value > 0 or (allow_zero and value == 0)):
+        raise InvalidRequestError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+class _RateLimiter:
+    """Evenly spaced start slots shared by every caller; reserving is synchronous, so no lock is needed."""
+
+    def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = float("-inf")
+
+    async def wait(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+class Transport:
+    """Sends requests to IntakeQ; shared by the partner key and every practice key, so keys go per request."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        max_retries: int = C.DEFAULT_MAX_RETRIES,
+        initial_delay: float = C.DEFAULT_INITIAL_DELAY,
+        max_delay: float = C.DEFAULT_MAX_DELAY,
+        max_concurrency: int | None = C.DEFAULT_MAX_CONCURRENCY,
+        rate_limit: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random: Callable[[], float] = _random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise InvalidRequestError("pass either http_client or transport, not both")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidRequestError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        _positive("initial_delay", initial_delay, allow_zero=True)
+        _positive("max_delay", max_delay, allow_zero=True)
+        _positive("max_concurrency", max_concurrency, allow_none=True)
+        _positive("rate_limit", rate_limit, allow_none=True)
+        self.base_url = _check_base_url(base_url)
+        # None means our defaults; a user's own client keeps its own timeout unless one is given here.
+        if timeout is None:
+            self._timeout: httpx.Timeout | None = None if http_client is not None else default_timeout()
+        else:
+            self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.max_retries = max_retries
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+        self._random = random
+        self._clock = clock
+        self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._limiter = _RateLimiter(rate_limit, clock, sleep) if rate_limit else None
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(
+            transport=transport,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            headers={"User-Agent": C.USER_AGENT},
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: Secret,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return the 2xx response or raise a typed IntakeQError."""
+        if not isinstance(key, Secret):
+            raise InvalidRequestError("key must be a Secret")
+        if not path.startswith("/") or "?" in path or "#" in path:
+            # Query values go in `params`, so the path alone can be logged and put in errors.
+            raise InvalidRequestError("path must start with '/' and hold no query or fragment (use params=)")
+        method = method.upper()
+        safe = is_idempotent(method, idempotent)
+        attempt = 0
+        while True:
+            started = self._clock()
+            outcome = await self._send_once(method, path, key, params, json)
+            elapsed_ms = (self._clock() - started) * 1000
+            label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1)
+                return outcome
+            delay = None
+            if attempt < self.max_retries and should_retry(outcome, idempotent=safe):
+                retry_after = None
+                if isinstance(outcome, httpx.Response):
+                    retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+                delay = retry_delay(
+                    attempt,
+                    retry_after,
+                    initial_delay=self._initial_delay,
+                    max_delay=self._max_delay,
+                    random=self._random,
+                )
+            suffix = f", retry in {delay:.2f} s" if delay is not None else ""
+            logger.debug(
+                "%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix
+            )
+            if delay is None:
+                raise self._error(outcome, method, path)
+            await self._sleep(delay)
+            attempt += 1
+
+    async def _send_once(
+        self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
+    ) -> httpx.Response | httpx.TransportError:
+        """One attempt; a transport failure is returned, not raised, so the retry loop can judge it."""
+        async with self._slot():
+            if self._limiter is not None:
+                await self._limiter.wait()
+            try:
+                return await self._client.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=json,
+                    headers={C.AUTH_HEADER: key.reveal()},
+                    timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    # A redirect would carry X-Auth-Key to wherever it points: never follow one.
+                    follow_redirects=False,
+                )
+            except httpx.TransportError as exc:
+                return exc
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if self._semaphore is None:
+            yield
+        else:
+            async with self._semaphore:
+                yield
+
+    @staticmethod
+    def _error(outcome: httpx.Response | httpx.TransportError, method: str, path: str) -> IntakeQError:
+        if isinstance(outcome, httpx.Response):
+            return error_from_response(outcome, method, path)
+        cls = APITimeoutError if isinstance(outcome, httpx.TimeoutException) else APIConnectionError
+        error = cls(
+            method=method,
+            path=path,
+            message=f"{type(outcome).__name__}: {str(outcome)[:200]}".rstrip(": "),
+            maybe_sent=not isinstance(outcome, NOTHING_SENT),
+        )
+        error.__cause__ = outcome
+        return error
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if we made it; a client handed in belongs to its owner."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
