@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from intakeq_partner._errors import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     IntakeQError,
@@ -440,10 +439,10 @@ async def test_no_log_line_or_error_text_ever_contains_the_key(
             except IntakeQError as exc:
                 errors.append(exc)
     assert len(errors) == 3
-    for exc in errors:
-        assert MARKER not in str(exc)
-        assert MARKER not in repr(exc)
-        assert MARKER not in repr(vars(exc))
+    for error in errors:
+        assert MARKER not in str(error)
+        assert MARKER not in repr(error)
+        assert MARKER not in repr(vars(error))
     assert MARKER not in caplog.text
     ours = [r.getMessage() for r in caplog.records if r.name == "intakeq_partner"]
     assert len(ours) == 7  # one line per attempt: 2 + 1 + 3 + 1

@@ -160,29 +160,30 @@ class Transport:
             outcome = await self._send_once(method, path, key, params, json)
             elapsed_ms = (self._clock() - started) * 1000
             label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
-            if isinstance(outcome, httpx.Response) and outcome.is_success:
-                logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1)
-                return outcome
-            delay = None
-            if attempt < self.max_retries and should_retry(outcome, idempotent=safe):
-                retry_after = None
-                if isinstance(outcome, httpx.Response):
-                    retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
-                delay = retry_delay(
-                    attempt,
-                    retry_after,
-                    initial_delay=self._initial_delay,
-                    max_delay=self._max_delay,
-                    random=self._random,
-                )
+            ok = isinstance(outcome, httpx.Response) and outcome.is_success
+            delay = None if ok else self._delay_before_retry(outcome, attempt, safe)
             suffix = f", retry in {delay:.2f} s" if delay is not None else ""
-            logger.debug(
-                "%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix
-            )
+            logger.debug("%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix)
+            if ok:
+                assert isinstance(outcome, httpx.Response)
+                return outcome
             if delay is None:
                 raise self._error(outcome, method, path)
-            await self._sleep(delay)
+            await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
             attempt += 1
+
+    def _delay_before_retry(
+        self, outcome: httpx.Response | httpx.TransportError, attempt: int, idempotent: bool
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up and raise."""
+        if attempt >= self.max_retries or not should_retry(outcome, idempotent=idempotent):
+            return None
+        retry_after = None
+        if isinstance(outcome, httpx.Response):
+            retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+        return retry_delay(
+            attempt, retry_after, initial_delay=self._initial_delay, max_delay=self._max_delay, random=self._random
+        )
 
     async def _send_once(
         self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any

@@ -30,8 +30,11 @@ import httpx
 from ._constants import AUTH_HEADER
 from ._errors import ResponseValidationError, body_excerpt, error_from_response
 
+_loads: Callable[[bytes], Any]
 try:  # orjson is optional (the `fast` extra); both parsers give the same Python objects for JSON.
-    from orjson import loads as _loads
+    import orjson
+
+    _loads = orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
     _loads = _json.loads
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ._fake import FakeIntakeQ
 from ._faults import Faults
-from ._server import make_config
+from ._server import bind, make_config, wait_started
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -54,21 +54,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 async def _run(fake: FakeIntakeQ, args: argparse.Namespace, print_key: bool) -> None:
     import uvicorn
 
-    config = make_config(fake.app, args.host, args.port, log_level=args.log_level)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.01)
-    if server.started:
-        port = server.servers[0].sockets[0].getsockname()[1]
+    sock = bind(args.host, args.port)
+    server = uvicorn.Server(make_config(fake.app, args.host, args.port, log_level=args.log_level))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await wait_started(server, serving)
         host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"Fake IntakeQ at http://{host}:{port}", flush=True)
+        print(f"Fake IntakeQ at http://{host}:{sock.getsockname()[1]}", flush=True)
         if print_key:
             print(f"Partner key: {fake.partner_key}", flush=True)
-    try:
         await serving
     finally:
         fake._release_hangs()
+        sock.close()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
@@ -56,20 +57,39 @@ def make_config(app: Any, host: str, port: int, log_level: str = "warning") -> u
     )
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on host:port (port 0 = a free one)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Poll until uvicorn listens (it offers no event for that); surface a failed start."""
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the fake server stopped during startup")
+        await asyncio.sleep(0.005)
+
+
 @contextlib.asynccontextmanager
 async def serve(app: Any, host: str, port: int, on_stop: Any) -> AsyncIterator[str]:
     """Run uvicorn as a task; yield ``http://host:port`` once it listens; stop it on exit."""
+    sock = bind(host, port)  # binding here turns "port taken" into an OSError instead of uvicorn's sys.exit
     server = EmbeddedServer(make_config(app, host, port))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            if task.done():
-                task.result()  # surfaces the startup error (for example the port is taken)
-                raise RuntimeError("the fake server stopped during startup")
-            await asyncio.sleep(0.005)
-        bound = server.servers[0].sockets[0].getsockname()
+        await wait_started(server, task)
         display_host = f"[{host}]" if ":" in host else host
-        yield f"http://{display_host}:{bound[1]}"
+        yield f"http://{display_host}:{sock.getsockname()[1]}"
     finally:
         on_stop()
         server.should_exit = True
@@ -80,3 +100,7 @@ async def serve(app: Any, host: str, port: int, on_stop: Any) -> AsyncIterator[s
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        except Exception:  # already reported by the startup loop above
+            pass
+        finally:
+            sock.close()

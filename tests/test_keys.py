@@ -1,0 +1,256 @@
+"""Practice keys: fetched once however many callers race, refreshed once on a 401, never shown."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import pickle
+
+import pytest
+
+from intakeq_partner._errors import AuthenticationError, InvalidRequestError, NotFoundError
+from intakeq_partner._keys import PracticeKeyCache, call_with_key
+from intakeq_partner._secret import Secret, as_secret
+
+
+def auth_error() -> AuthenticationError:
+    return AuthenticationError(status_code=401, method="GET", path="/api/v1/practitioners")
+
+
+class Fetcher:
+    """A fake key endpoint: hands out key-1, key-2, ... and can be held open or made to fail."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail_with: Exception | None = None
+
+    async def __call__(self, practice_ref: str) -> Secret:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return Secret(f"{practice_ref}-key-{self.calls}")
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+# --- Secret ----------------------------------------------------------------------------------------------------
+
+
+def test_a_secret_shows_nothing_of_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    secret = Secret("abcdef-123456")
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("test").debug("key=%s %r %s", secret, secret, [secret])
+    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", repr({"k": secret}), caplog.text):
+        assert "abcdef" not in text
+        assert "56" not in text
+    assert repr(secret) == "Secret('****')"
+    assert secret.reveal() == "abcdef-123456"
+
+
+def test_secrets_compare_and_hash_by_value() -> None:
+    assert Secret("a1") == Secret("a1")
+    assert Secret("a1") != Secret("a2")
+    assert Secret("a1") != "a1"
+    assert len({Secret("a1"), Secret("a1"), Secret("a2")}) == 2
+    assert as_secret("a1") == Secret("a1")
+    s = Secret("a1")
+    assert as_secret(s) is s
+
+
+def test_a_secret_cannot_be_pickled_or_changed_but_can_be_copied() -> None:
+    secret = Secret("abcdef")
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+    with pytest.raises(AttributeError):
+        secret._value = "other"
+    assert copy.deepcopy({"k": secret})["k"] == secret
+
+
+@pytest.mark.parametrize("value", ["", None, 123])
+def test_an_empty_or_non_string_key_is_rejected(value: object) -> None:
+    with pytest.raises(InvalidRequestError):
+        Secret(value)  # type: ignore[arg-type]
+
+
+# --- PracticeKeyCache ------------------------------------------------------------------------------------------
+
+
+async def test_a_hundred_concurrent_first_calls_make_one_fetch() -> None:
+    fetch = Fetcher()
+    fetch.release.clear()
+    cache = PracticeKeyCache(fetch)
+    tasks = [asyncio.create_task(cache.get("p1")) for _ in range(100)]
+    await settle()
+    fetch.release.set()
+    keys = await asyncio.gather(*tasks)
+    assert fetch.calls == 1
+    assert set(keys) == {Secret("p1-key-1")}
+    assert await cache.get("p1") == Secret("p1-key-1")
+    assert fetch.calls == 1
+
+
+async def test_each_practice_has_its_own_key() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    a, b = await asyncio.gather(cache.get("a"), cache.get("b"))
+    assert (a, b) == (Secret("a-key-1"), Secret("b-key-2"))
+
+
+async def test_a_failed_fetch_reaches_every_waiter_and_is_not_cached() -> None:
+    fetch = Fetcher()
+    fetch.release.clear()
+    fetch.fail_with = NotFoundError(status_code=404, method="GET", path="/api/partner/practice/p1/key")
+    cache = PracticeKeyCache(fetch)
+    tasks = [asyncio.create_task(cache.get("p1")) for _ in range(100)]
+    await settle()
+    fetch.release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, NotFoundError) for r in results)
+    assert fetch.calls == 1
+    fetch.fail_with = None
+    assert await cache.get("p1") == Secret("p1-key-2")  # the next call tries again
+    assert fetch.calls == 2
+
+
+async def test_one_waiter_giving_up_does_not_cancel_the_shared_fetch() -> None:
+    fetch = Fetcher()
+    fetch.release.clear()
+    cache = PracticeKeyCache(fetch)
+    quitter = asyncio.create_task(cache.get("p1"))
+    stayer = asyncio.create_task(cache.get("p1"))
+    await settle()
+    quitter.cancel()
+    await settle()
+    fetch.release.set()
+    assert await stayer == Secret("p1-key-1")
+    assert fetch.calls == 1
+
+
+async def test_invalidate_drops_only_the_stale_key() -> None:
+    cache = PracticeKeyCache(Fetcher())
+    cache.put("p1", Secret("new"))
+    cache.invalidate("p1", Secret("old"))  # someone already refreshed: keep the new key
+    assert await cache.get("p1") == Secret("new")
+    cache.invalidate("p1", Secret("new"))
+    assert "p1" not in cache
+    cache.invalidate("never-seen", Secret("x"))  # no error
+
+
+def test_the_cache_repr_shows_no_keys() -> None:
+    cache = PracticeKeyCache(Fetcher())
+    cache.put("p1", Secret("very-secret"))
+    assert "very-secret" not in repr(cache)
+
+
+# --- call_with_key ---------------------------------------------------------------------------------------------
+
+
+async def test_a_refused_cached_key_is_refreshed_and_the_call_retried_once() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    cache.put("p1", Secret("revoked"))
+    used: list[Secret] = []
+
+    async def call(key: Secret) -> str:
+        used.append(key)
+        if key == Secret("revoked"):
+            raise auth_error()
+        return "ok"
+
+    assert await call_with_key(cache, "p1", call) == "ok"
+    assert used == [Secret("revoked"), Secret("p1-key-1")]
+    assert fetch.calls == 1
+
+
+async def test_a_second_refusal_is_raised_not_retried_again() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    cache.put("p1", Secret("revoked"))
+    used: list[Secret] = []
+
+    async def call(key: Secret) -> str:
+        used.append(key)
+        raise auth_error()
+
+    with pytest.raises(AuthenticationError):
+        await call_with_key(cache, "p1", call)
+    assert len(used) == 2
+    assert fetch.calls == 1
+
+
+async def test_a_freshly_fetched_key_that_is_refused_is_not_refetched() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    used: list[Secret] = []
+
+    async def call(key: Secret) -> str:
+        used.append(key)
+        raise auth_error()
+
+    with pytest.raises(AuthenticationError):
+        await call_with_key(cache, "p1", call)
+    assert used == [Secret("p1-key-1")]
+    assert fetch.calls == 1
+
+
+async def test_no_retry_when_the_refresh_returns_the_same_key() -> None:
+    async def same(practice_ref: str) -> Secret:
+        return Secret("same")
+
+    cache = PracticeKeyCache(same)
+    cache.put("p1", Secret("same"))
+    calls = 0
+
+    async def call(key: Secret) -> str:
+        nonlocal calls
+        calls += 1
+        raise auth_error()
+
+    with pytest.raises(AuthenticationError):
+        await call_with_key(cache, "p1", call)
+    assert calls == 1
+
+
+async def test_other_errors_are_not_retried() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    cache.put("p1", Secret("good"))
+    calls = 0
+
+    async def call(key: Secret) -> str:
+        nonlocal calls
+        calls += 1
+        raise NotFoundError(status_code=404, method="GET", path="/x")
+
+    with pytest.raises(NotFoundError):
+        await call_with_key(cache, "p1", call)
+    assert (calls, fetch.calls) == (1, 0)
+
+
+async def test_many_concurrent_refusals_refresh_the_key_once() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    cache.put("p1", Secret("revoked"))
+    refused = asyncio.Event()
+    waiting = 0
+
+    async def call(key: Secret) -> str:
+        nonlocal waiting
+        if key == Secret("revoked"):
+            waiting += 1
+            if waiting == 20:
+                refused.set()
+            await refused.wait()  # all twenty see the 401 together
+            raise auth_error()
+        return key.reveal()
+
+    results = await asyncio.gather(*(call_with_key(cache, "p1", call) for _ in range(20)))
+    assert set(results) == {"p1-key-1"}
+    assert fetch.calls == 1

@@ -1,0 +1,86 @@
+"""The spec is valid and complete, and the generated package is exactly what the generator writes."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+from generator.__main__ import SPEC, TARGET, differences, generate
+
+METHODS = ("get", "post", "put", "delete")
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    return loaded
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, m, op) for path, item in spec["paths"].items() for m, op in item.items() if m in METHODS]
+
+
+def test_spec_is_valid_openapi(spec: dict[str, Any]) -> None:
+    validate(spec)
+
+
+def test_spec_has_no_accidental_null_keys(spec: dict[str, Any]) -> None:
+    # A comma inside a YAML flow mapping silently splits a description into keys with null values.
+    def walk(node: Any, where: str) -> list[str]:
+        if isinstance(node, dict):
+            found = [f"{where}/{k}" for k, v in node.items() if v is None]
+            return found + [x for k, v in node.items() for x in walk(v, f"{where}/{k}")]
+        if isinstance(node, list):
+            return [x for i, v in enumerate(node) for x in walk(v, f"{where}[{i}]")]
+        return []
+
+    assert walk(spec, "") == []
+
+
+def test_spec_covers_the_24_operations_with_the_right_key(spec: dict[str, Any]) -> None:
+    ops = operations(spec)
+    assert len(ops) == 24
+    assert len({op["operationId"] for _, _, op in ops}) == 24
+    for path, _, op in ops:
+        expected = "partnerKey" if path.startswith("/api/partner/") else "practiceKey"
+        assert op["security"] == [{expected: []}], op["operationId"]
+        assert "429" in op["responses"] and "5XX" in op["responses"] and "401" in op["responses"]
+
+
+def test_every_operation_has_a_generated_module(spec: dict[str, Any]) -> None:
+    for path, method, op in operations(spec):
+        module = importlib.import_module(f"intakeq_partner._generated.api.{op['tags'][0]}.{op['operationId']}")
+        assert module.METHOD == method.upper()
+        assert module.KEY_SCOPE == ("partner" if path.startswith("/api/partner/") else "practice")
+        assert callable(module.build_request) and callable(module.asyncio)
+
+
+def test_committed_output_is_current(tmp_path: Path) -> None:
+    generate(tmp_path / "fresh")
+    assert differences(tmp_path / "fresh", TARGET) == []
+
+
+def test_a_hand_edit_is_detected(tmp_path: Path) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(TARGET, edited, ignore=shutil.ignore_patterns("__pycache__"))
+    model = edited / "models" / "practice.py"
+    model.write_text(model.read_text() + "# tweak\n")
+    problems = differences(TARGET, edited)
+    assert len(problems) == 1 and problems[0].startswith("differs: models/practice.py")
+
+
+def test_one_new_field_changes_only_its_model(tmp_path: Path) -> None:
+    changed = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    changed["components"]["schemas"]["Practice"]["properties"]["TimeZone"] = {"type": ["string", "null"]}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(changed, sort_keys=False))
+    generate(tmp_path / "out", spec=spec_path)
+    problems = differences(tmp_path / "out", TARGET)
+    assert [p.splitlines()[0] for p in problems] == ["differs: models/practice.py"]
+    assert "time_zone: str | None" in (tmp_path / "out" / "models" / "practice.py").read_text()

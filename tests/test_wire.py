@@ -1,0 +1,95 @@
+"""The wire rules: names, timestamps, unknown fields, open enums, and typed failures on bad shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from intakeq_partner._errors import ResponseValidationError
+from intakeq_partner._generated.models import FormTemplate, Intake, Practice, PracticeCreate
+from intakeq_partner._wire import WireError, decode_response, structure, structure_list, unstructure
+
+
+def test_pascal_case_fields_become_snake_case_attributes_with_aware_datetimes() -> None:
+    practice = structure(Practice, {"Id": "P1", "PracticeName": "ABC", "DateCreated": "2024-05-01T10:00:00.000Z"})
+    assert practice.practice_name == "ABC"
+    assert practice.date_created == dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
+    naive = structure(Practice, {"Id": "P1", "DateCreated": "2024-05-01T10:00:00"})
+    assert naive.date_created is not None and naive.date_created.tzinfo is dt.UTC
+
+
+def test_null_and_missing_optional_fields_are_both_none() -> None:
+    assert structure(Practice, {"Id": "P1", "City": None}).city is None
+    assert structure(Practice, {"Id": "P1"}).city is None
+
+
+def test_unknown_fields_are_kept_and_sent_back() -> None:
+    practice = structure(Practice, {"Id": "P1", "TimeZone": "UTC", "Plan": {"Tier": 2}})
+    assert practice.additional_properties == {"TimeZone": "UTC", "Plan": {"Tier": 2}}
+    body = PracticeCreate("A", "B", "C", "d@x.test")
+    body.additional_properties["TimeZone"] = "UTC"
+    assert unstructure(body) == {"PracticeName": "A", "FirstName": "B", "LastName": "C", "Email": "d@x.test",
+                                 "TimeZone": "UTC"}  # fmt: skip
+
+
+def test_a_new_enum_value_decodes() -> None:
+    assert structure(FormTemplate, {"Id": "f", "Type": "Invoice"}).type_ == "Invoice"
+
+
+def test_unix_millisecond_timestamps_stay_integers_and_nested_models_decode() -> None:
+    intake = structure(
+        Intake,
+        {
+            "Id": "i",
+            "DateCreated": 1458526480368,
+            "DateSubmitted": None,
+            "Questions": [{"Id": "q", "Rows": [{"Text": "r", "Answers": ["a"]}], "Attachments": [{"Id": "x"}]}],
+            "ConsentForms": [{"Id": "c", "Signed": True}],
+        },
+    )
+    assert intake.date_created == 1458526480368 and intake.date_submitted is None
+    assert intake.questions is not None and intake.questions[0].rows is not None
+    assert intake.questions[0].rows[0].answers == ["a"]
+    assert intake.consent_forms is not None and intake.consent_forms[0].signed is True
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "message"),
+    [
+        (Practice, {"PracticeName": "x"}, "Practice.Id: required field is missing"),
+        (Practice, {"Id": 5}, "Practice.Id: expected a string, got int"),
+        (Practice, {"Id": "P", "FormsEnabled": "yes"}, "Practice.FormsEnabled: expected a boolean, got str"),
+        (Practice, {"Id": "P", "DateCreated": "yesterday"}, "Practice.DateCreated: not an ISO 8601 timestamp"),
+        (Practice, ["Id"], "expected a Practice object, got list"),
+        (Intake, {"Id": "i", "ClientId": True}, "Intake.ClientId: expected an integer, got bool"),
+        (Intake, {"Id": "i", "Questions": {"Id": "q"}}, "Intake.Questions: expected an array, got dict"),
+        (Intake, {"Id": "i", "Questions": [{"Text": "no id"}]}, "Question.Id: required field is missing"),
+    ],
+)
+def test_a_wrong_shape_names_the_model_and_field_but_not_the_value(model: type, data: object, message: str) -> None:
+    with pytest.raises(WireError) as caught:
+        structure(model, data)
+    assert str(caught.value) == message
+
+
+def test_a_list_endpoint_answering_an_object_is_a_wire_error() -> None:
+    with pytest.raises(WireError, match="expected an array of Practice"):
+        structure_list(Practice, {"Id": "P"})
+
+
+@pytest.mark.parametrize("content", [b"<html>Server busy</html>", b"", b'{"Id": 1}', b"[1, 2"])
+def test_bad_success_bodies_become_response_validation_errors(content: bytes) -> None:
+    response = httpx.Response(
+        200, content=content, request=httpx.Request("GET", "https://x.test/api/partner/masterForms")
+    )
+    with pytest.raises(ResponseValidationError) as caught:
+        decode_response(response, "GET", "/api/partner/masterForms", Practice, False)
+    assert caught.value.status_code == 200
+    assert caught.value.body_excerpt == content.decode()[:2048]
+
+
+def test_operations_without_a_documented_body_ignore_whatever_comes() -> None:
+    response = httpx.Response(200, content=b"<html>ok</html>")
+    assert decode_response(response, "DELETE", "/api/v1/assistants/a", None, False) is None
