@@ -1,0 +1,62 @@
+"""intakeq-partner: the asyncio client for the IntakeQ Partner API."""
+
+from ._constants import VERSION as __version__
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    IntakeQError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
+from ._generated.models import (
+    Assistant,
+    ConsentForm,
+    EphemeralToken,
+    FormTemplate,
+    Intake,
+    Practice,
+    Practitioner,
+    Question,
+)
+from .partner import PartnerClient
+from .practice import PracticeClient
+from .tokens import IQ_LOGOUT, SSO_PATHS, FormToken, sso_url
+
+__all__ = [
+    "IQ_LOGOUT",
+    "SSO_PATHS",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Assistant",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "ConsentForm",
+    "EphemeralToken",
+    "FormTemplate",
+    "FormToken",
+    "Intake",
+    "IntakeQError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PartnerClient",
+    "PermissionDeniedError",
+    "Practice",
+    "PracticeClient",
+    "Practitioner",
+    "Question",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ServerError",
+    "__version__",
+    "sso_url",
+]

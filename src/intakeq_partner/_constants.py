@@ -31,3 +31,9 @@ REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Correlation-Id")
 ERROR_BODY_LIMIT = 2048  # bytes
 
 LOGGER_NAME = "intakeq_partner"
+
+# Where clients point and where they read keys from when none is passed.
+DEFAULT_BASE_URL = "https://intakeq.com"
+BASE_URL_ENV = "INTAKEQ_BASE_URL"
+PARTNER_KEY_ENV = "INTAKEQ_PARTNER_KEY"
+PRACTICE_KEY_ENV = "INTAKEQ_PRACTICE_KEY"

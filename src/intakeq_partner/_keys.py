@@ -56,6 +56,10 @@ class PracticeKeyCache:
         if self._keys.get(practice_ref) == stale:
             del self._keys[practice_ref]
 
+    def drop(self, practice_ref: str) -> None:
+        """Forget a practice's key outright (the practice was deleted)."""
+        self._keys.pop(practice_ref, None)
+
     def __contains__(self, practice_ref: object) -> bool:
         return practice_ref in self._keys
 

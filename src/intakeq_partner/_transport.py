@@ -10,7 +10,7 @@ import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 import httpx
 
@@ -27,7 +27,7 @@ from ._errors import (
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
 
-__all__ = ["Transport", "default_timeout", "is_ambiguous"]
+__all__ = ["Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
 
@@ -85,6 +85,19 @@ class _RateLimiter:
         self._next = slot + self._interval
         if slot > now:
             await self._sleep(slot - now)
+
+
+class TransportOptions(TypedDict, total=False):
+    """The sending options a client accepts and shares with every practice client it hands out."""
+
+    http_client: httpx.AsyncClient | None
+    transport: httpx.AsyncBaseTransport | None
+    timeout: httpx.Timeout | float | None
+    max_retries: int
+    initial_delay: float
+    max_delay: float
+    max_concurrency: int | None
+    rate_limit: float | None
 
 
 class Transport:
@@ -227,6 +240,11 @@ class Transport:
         )
         error.__cause__ = outcome
         return error
+
+    async def pause(self, attempt: int) -> None:
+        """Back off before a caller's own retry (e.g. a create retried after looking it up)."""
+        delay = retry_delay(attempt, initial_delay=self._initial_delay, max_delay=self._max_delay, random=self._random)
+        await self._sleep(delay or 0.0)
 
     async def aclose(self) -> None:
         """Close the HTTP client if we made it; a client handed in belongs to its owner."""

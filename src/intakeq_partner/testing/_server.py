@@ -44,15 +44,17 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def make_config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+def make_config(app: Any, host: str, port: int, log_level: str | None = None) -> uvicorn.Config:
+    """Embedded use (log_level None) leaves the host's logging configuration alone; the CLI sets it up."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=AbortingH11Protocol,
         lifespan="off",
+        log_config=uvicorn.config.LOGGING_CONFIG if log_level else None,
         log_level=log_level,
-        access_log=False,
+        access_log=log_level is not None and log_level.lower() in ("debug", "trace"),
         timeout_graceful_shutdown=1,
     )
 

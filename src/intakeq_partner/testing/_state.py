@@ -417,8 +417,8 @@ class State:
     def create_practice(self, body: JSON) -> Practice:
         name = req_str(body, "PracticeName")
         first, last, email = req_str(body, "FirstName"), req_str(body, "LastName"), req_str(body, "Email")
-        external = opt_str(body, "ExternalPracticeId")
-        external_practitioner = opt_str(body, "ExternalPractitionerId")
+        external = opt_str(body, "ExternalPracticeId") or None
+        external_practitioner = opt_str(body, "ExternalPractitionerId") or None
         self._check_address(body)
         if external is not None and any(p.external_id == external for p in self.practices.values()):
             raise ApiError(409, "ExternalPracticeId is already in use.")
@@ -562,7 +562,7 @@ class State:
     def create_practitioner(self, practice: Practice, body: JSON) -> Practitioner:
         first, last, email = req_str(body, "FirstName"), req_str(body, "LastName"), req_str(body, "Email")
         role = self._role(body)
-        external = opt_str(body, "ExternalPractitionerId")
+        external = opt_str(body, "ExternalPractitionerId") or None
         if external is not None and any(p.external_id == external for p in practice.practitioners.values()):
             raise ApiError(409, "ExternalPractitionerId is already in use in this practice.")
         practitioner = Practitioner(self.hex_id(25), first, last, email, role, external, self.clock())
@@ -645,7 +645,7 @@ class State:
     def create_assistant(self, practice: Practice, body: JSON) -> Assistant:
         name, email = req_str(body, "Name"), req_str(body, "Email")
         role = self._role(body)
-        external = opt_str(body, "ExternalAssistantId")
+        external = opt_str(body, "ExternalAssistantId") or None
         ids = self._practitioner_ids(practice, body) or []
         if external is not None and any(a.external_id == external for a in practice.assistants.values()):
             raise ApiError(409, "ExternalAssistantId is already in use in this practice.")

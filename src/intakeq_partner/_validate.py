@@ -1,0 +1,47 @@
+"""Argument checks that run before anything is sent, with errors that name the argument."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._errors import InvalidRequestError
+
+
+def text(name: str, value: object) -> str:
+    """A required, non-blank string."""
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidRequestError(f"{name} must not be empty")
+    return value
+
+
+def optional_text(name: str, value: object) -> str | None:
+    """None, or a non-blank string."""
+    return None if value is None else text(name, value)
+
+
+def flag(name: str, value: object) -> bool | None:
+    """None, or a real bool (1 and "yes" are mistakes, not booleans)."""
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRequestError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
+
+
+def id_list(name: str, values: Iterable[str] | None) -> list[str] | None:
+    """None, or a list of non-blank strings (a bare string is refused: it would be read as characters)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise InvalidRequestError(f"{name} must be a list of IDs, not a string")
+    return [text(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
+def exactly_one(**named: object) -> str:
+    """The name of the one argument given; fail naming all of them when none or several are."""
+    given = [name for name, value in named.items() if value is not None]
+    if len(given) != 1:
+        names = ", ".join(named)
+        got = ", ".join(given) if given else "none"
+        raise InvalidRequestError(f"give exactly one of {names} (got {got})")
+    return given[0]

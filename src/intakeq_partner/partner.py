@@ -1,0 +1,257 @@
+"""PartnerClient: the partner-key side of the API (practices, their keys and tokens, master forms).
+
+Every call here is sent with the partner key and nothing else. Practice-scoped calls go through the
+PracticeClient that `PartnerClient.practice()` hands out, which fetches and caches that practice's key.
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any, Self, Unpack
+
+from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
+from ._errors import InvalidRequestError, NotFoundError
+from ._generated.api.forms import copy_form, list_master_forms, list_practice_forms
+from ._generated.api.practices import (
+    create_practice,
+    delete_practice,
+    get_ephemeral_token,
+    get_practice_api_key,
+    list_practices,
+    update_practice,
+)
+from ._generated.models import (
+    CopyFormRequest,
+    EphemeralToken,
+    FormTemplate,
+    Practice,
+    PracticeApiKey,
+    PracticeCreate,
+    PracticeUpdate,
+)
+from ._keys import PracticeKeyCache
+from ._secret import Secret
+from ._sender import Sender, SendWithKey
+from ._transport import Transport, TransportOptions
+from ._validate import exactly_one, flag, optional_text, text
+from .practice import PracticeClient
+
+
+class Practices:
+    """Create, find, update and delete practices; fetch their keys and single-sign-on tokens."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def create(
+        self,
+        *,
+        practice_name: str,
+        first_name: str,
+        last_name: str,
+        email: str,
+        external_practice_id: str | None = None,
+        external_practitioner_id: str | None = None,
+        street_address: str | None = None,
+        city: str | None = None,
+        state: str | None = None,
+        postal_code: str | None = None,
+        forms_enabled: bool | None = None,
+        booking_enabled: bool | None = None,
+    ) -> Practice:
+        """Create a practice and its main user.
+
+        With an external ID the create is safe to retry: after an attempt whose outcome is unknown, the
+        practice is looked up by that ID before posting again, so a flaky network never makes a duplicate.
+        """
+        body = PracticeCreate(
+            practice_name=text("practice_name", practice_name),
+            first_name=text("first_name", first_name),
+            last_name=text("last_name", last_name),
+            email=text("email", email),
+            external_practice_id=optional_text("external_practice_id", external_practice_id),
+            external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
+            street_address=street_address,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            forms_enabled=flag("forms_enabled", forms_enabled),
+            booking_enabled=flag("booking_enabled", booking_enabled),
+        )
+        if external_practice_id is None:
+            created: Practice = await self._sender.call(create_practice, body=body)
+            return created
+        ref = external_practice_id
+        return await self._sender.create_once(create_practice, lambda: self.get(external_practice_id=ref), body=body)
+
+    async def update(
+        self,
+        *,
+        id: str | None = None,
+        external_practice_id: str | None = None,
+        practice_name: str,
+        first_name: str,
+        last_name: str,
+        email: str,
+        street_address: str | None = None,
+        city: str | None = None,
+        state: str | None = None,
+        postal_code: str | None = None,
+        forms_enabled: bool | None = None,
+        booking_enabled: bool | None = None,
+    ) -> Practice:
+        """Replace a practice's details; it is found by exactly one of `id` or `external_practice_id`."""
+        exactly_one(id=id, external_practice_id=external_practice_id)
+        body = PracticeUpdate(
+            id=optional_text("id", id),
+            external_practice_id=optional_text("external_practice_id", external_practice_id),
+            practice_name=text("practice_name", practice_name),
+            first_name=text("first_name", first_name),
+            last_name=text("last_name", last_name),
+            email=text("email", email),
+            street_address=street_address,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            forms_enabled=flag("forms_enabled", forms_enabled),
+            booking_enabled=flag("booking_enabled", booking_enabled),
+        )
+        updated: Practice = await self._sender.call(update_practice, body=body)
+        return updated
+
+    async def list(self, *, page: int | None = None) -> list[Practice]:
+        """Every practice of the partner (or one 1-based page of them)."""
+        if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+            raise InvalidRequestError("page must be an int >= 1")
+        practices: list[Practice] = await self._sender.call(list_practices, page=page)
+        return practices
+
+    async def get(
+        self, *, id: str | None = None, email: str | None = None, external_practice_id: str | None = None
+    ) -> Practice | None:
+        """The practice matching exactly one of `id`, `email` or `external_practice_id`, or None."""
+        name = exactly_one(id=id, email=email, external_practice_id=external_practice_id)
+        filters: dict[str, Any] = {"id": id, "email": email, "external_practice_id": external_practice_id}
+        filters[name] = text(name, filters[name])
+        found: list[Practice] = await self._sender.call(list_practices, **filters)
+        return found[0] if found else None
+
+    async def delete(self, practice: str, *, missing_ok: bool = False) -> None:
+        """Delete a practice (by Id or external ID). `missing_ok` makes a repeated delete succeed."""
+        try:
+            await self._sender.call(delete_practice, text("practice", practice))
+        except NotFoundError:
+            if not missing_ok:
+                raise
+
+    async def api_key(self, practice: str) -> str:
+        """The practice's own API key. Prefer `PartnerClient.practice()`, which fetches and caches it for you."""
+        return (await self._api_key(practice)).reveal()
+
+    async def _api_key(self, practice: str) -> Secret:
+        answer: PracticeApiKey = await self._sender.call(get_practice_api_key, text("practice", practice))
+        return Secret(answer.api_key)
+
+    async def ephemeral_token(self, practice: str, user_id: str | None = None) -> EphemeralToken:
+        """A single-use sign-in token for a practice user (default: its main user); see `sso_url`."""
+        token: EphemeralToken = await self._sender.call(
+            get_ephemeral_token, text("practice", practice), user_id=optional_text("user_id", user_id)
+        )
+        return token
+
+
+class Forms:
+    """The partner's master forms, a practice's forms, and copying one into the other."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def master(self) -> list[FormTemplate]:
+        """The form templates of the partner's master account."""
+        forms: list[FormTemplate] = await self._sender.call(list_master_forms)
+        return forms
+
+    async def list(self, practice: str) -> list[FormTemplate]:
+        """The form templates a practice has (by Id or external ID)."""
+        forms: list[FormTemplate] = await self._sender.call(list_practice_forms, text("practice", practice))
+        return forms
+
+    async def copy(
+        self, *, source_master_form_id: str, destination_practice: str, copy_attached_consent_forms: bool = False
+    ) -> FormTemplate:
+        """Copy a master form (and optionally its consent forms) into a practice. Not retried when in doubt."""
+        body = CopyFormRequest(
+            source_master_form_id=text("source_master_form_id", source_master_form_id),
+            destination_practice_id=text("destination_practice", destination_practice),
+            copy_attached_consent_forms=flag("copy_attached_consent_forms", copy_attached_consent_forms),
+        )
+        form: FormTemplate = await self._sender.call(copy_form, body=body)
+        return form
+
+
+class PartnerClient:
+    """The IntakeQ partner API. One per process is right: it holds the connection pool and the limits.
+
+    `partner_key` defaults to $INTAKEQ_PARTNER_KEY and `base_url` to $INTAKEQ_BASE_URL or intakeq.com.
+    Options (timeout, retries, max_concurrency, rate_limit, http_client or transport) are shared by every
+    PracticeClient this client hands out.
+    """
+
+    def __init__(
+        self,
+        partner_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        **options: Unpack[TransportOptions],
+    ) -> None:
+        key = partner_key if partner_key is not None else os.environ.get(PARTNER_KEY_ENV)
+        if not key:
+            raise InvalidRequestError(f"no partner key: pass partner_key= or set ${PARTNER_KEY_ENV}")
+        self._key = Secret(text("partner_key", key))
+        self._transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
+        sender = Sender(self._transport, "partner", self._with_partner_key)
+        self.practices = Practices(sender)
+        self.forms = Forms(sender)
+        self._keys = PracticeKeyCache(self.practices._api_key)
+        self._practice_clients: dict[str, PracticeClient] = {}
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    def __repr__(self) -> str:
+        return f"PartnerClient(base_url={self.base_url!r})"
+
+    async def _with_partner_key(self, send: SendWithKey) -> Any:
+        return await send(self._key)
+
+    def practice(self, practice: str) -> PracticeClient:
+        """A client for one practice's v1 endpoints (by Id or external ID), sharing this client's pool and limits.
+
+        The practice key is fetched on first use, once even under concurrency, cached, and refetched once if
+        IntakeQ refuses it (a rotated key).
+        """
+        ref = text("practice", practice)
+        client = self._practice_clients.get(ref)
+        if client is None:
+            client = PracticeClient._bound(self._transport, ref, self._keys)
+            self._practice_clients[ref] = client
+        return client
+
+    def forget_practice_key(self, practice: str) -> None:
+        """Drop a cached practice key (after deleting the practice, say)."""
+        self._keys.drop(practice)
+        self._practice_clients.pop(practice, None)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (not a user's own http_client)."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,335 @@
+"""PracticeClient: the practice-key side of the API (practitioners, assistants, intake forms).
+
+Every call here is sent with one practice's key. Made by `PartnerClient.practice()`, it fetches that key
+with the partner key on first use and shares the partner client's pool and limits; made directly with
+`practice_key=`, it suits a backend that already stores practice keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Self, Unpack
+
+from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
+from ._errors import InvalidRequestError, NotFoundError
+from ._generated.api.assistants import (
+    create_assistant,
+    delete_assistant,
+    disable_assistant,
+    list_assistants,
+    update_assistant,
+)
+from ._generated.api.intakes import create_intake, create_intake_token
+from ._generated.api.practitioners import (
+    create_practitioner,
+    delete_practitioner,
+    disable_practitioner,
+    enable_practitioner,
+    list_practitioners,
+    transfer_client_ownership,
+    transfer_practitioner_data,
+    update_practitioner,
+)
+from ._generated.models import (
+    Assistant,
+    AssistantCreate,
+    AssistantUpdate,
+    Intake,
+    IntakeCreate,
+    IntakeToken,
+    Practitioner,
+    PractitionerCreate,
+    PractitionerUpdate,
+)
+from ._keys import PracticeKeyCache, call_with_key
+from ._secret import Secret
+from ._sender import Sender, SendWithKey
+from ._transport import Transport, TransportOptions
+from ._validate import exactly_one, flag, id_list, optional_text, text
+from .tokens import FormToken
+
+
+def _find(items: Iterable[Any], ref: str, external: str) -> Any:
+    """The item whose Id, or else whose external ID, is `ref` (the API's own lookup order)."""
+    items = list(items)
+    for item in items:
+        if item.id == ref:
+            return item
+    for item in items:
+        if getattr(item, external) == ref:
+            return item
+    return None
+
+
+class Practitioners:
+    """A practice's practitioners. Any `practitioner` argument takes the Id or the external ID."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def create(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        email: str,
+        role_name: str | None = None,
+        external_practitioner_id: str | None = None,
+    ) -> Practitioner:
+        """Add a practitioner. With an external ID, an uncertain attempt is looked up before posting again."""
+        body = PractitionerCreate(
+            first_name=text("first_name", first_name),
+            last_name=text("last_name", last_name),
+            email=text("email", email),
+            role_name=optional_text("role_name", role_name),
+            external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
+        )
+        if external_practitioner_id is None:
+            created: Practitioner = await self._sender.call(create_practitioner, body=body)
+            return created
+        ref = external_practitioner_id
+        return await self._sender.create_once(create_practitioner, lambda: self.get(ref), body=body)
+
+    async def update(
+        self,
+        *,
+        id: str | None = None,
+        external_practitioner_id: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
+        role_name: str | None = None,
+    ) -> Practitioner:
+        """Change name, email or role of the practitioner found by exactly one of `id` or its external ID."""
+        exactly_one(id=id, external_practitioner_id=external_practitioner_id)
+        body = PractitionerUpdate(
+            id=optional_text("id", id),
+            external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
+            first_name=optional_text("first_name", first_name),
+            last_name=optional_text("last_name", last_name),
+            email=optional_text("email", email),
+            role_name=optional_text("role_name", role_name),
+        )
+        updated: Practitioner = await self._sender.call(update_practitioner, body=body)
+        return updated
+
+    async def list(self, *, include_inactive: bool = False) -> list[Practitioner]:
+        """The practice's practitioners; disabled ones too with `include_inactive=True`."""
+        found: list[Practitioner] = await self._sender.call(
+            list_practitioners, include_inactive=flag("include_inactive", include_inactive) or None
+        )
+        return found
+
+    async def get(self, practitioner: str) -> Practitioner | None:
+        """One practitioner by Id or external ID (disabled ones included), or None."""
+        ref = text("practitioner", practitioner)
+        found: Practitioner | None = _find(await self.list(include_inactive=True), ref, "external_practitioner_id")
+        return found
+
+    async def disable(self, practitioner: str) -> None:
+        """Disable a practitioner. Safe to repeat, so it is retried like a PUT."""
+        await self._sender.call(disable_practitioner, text("practitioner", practitioner), idempotent=True)
+
+    async def enable(self, practitioner: str) -> None:
+        """Re-enable a disabled practitioner. Safe to repeat."""
+        await self._sender.call(enable_practitioner, text("practitioner", practitioner), idempotent=True)
+
+    async def delete(self, practitioner: str, *, missing_ok: bool = False) -> None:
+        """Delete a practitioner; IntakeQ refuses (ConflictError) while they own client data."""
+        try:
+            await self._sender.call(delete_practitioner, text("practitioner", practitioner))
+        except NotFoundError:
+            if not missing_ok:
+                raise
+
+    async def transfer_data(self, source: str, destination: str) -> None:
+        """Move all client data from one practitioner to another (needed before deleting the source)."""
+        await self._sender.call(
+            transfer_practitioner_data, text("source", source), text("destination", destination), idempotent=True
+        )
+
+    async def transfer_client_ownership(self, source: str, destination: str) -> None:
+        """Make another practitioner the owner of the source's clients, keeping history as it is."""
+        await self._sender.call(
+            transfer_client_ownership, text("source", source), text("destination", destination), idempotent=True
+        )
+
+
+class Assistants:
+    """A practice's assistants. Any `assistant` argument takes the Id or the external ID."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def create(
+        self,
+        *,
+        name: str,
+        email: str,
+        role_name: str | None = None,
+        external_assistant_id: str | None = None,
+        practitioner_ids: Iterable[str] | None = None,
+    ) -> Assistant:
+        """Add an assistant (for every practitioner unless `practitioner_ids` names some, by Id or external ID)."""
+        body = AssistantCreate(
+            name=text("name", name),
+            email=text("email", email),
+            role_name=optional_text("role_name", role_name),
+            external_assistant_id=optional_text("external_assistant_id", external_assistant_id),
+            practitioner_ids=id_list("practitioner_ids", practitioner_ids),
+        )
+        if external_assistant_id is None:
+            created: Assistant = await self._sender.call(create_assistant, body=body)
+            return created
+        ref = external_assistant_id
+        return await self._sender.create_once(create_assistant, lambda: self.get(ref), body=body)
+
+    async def update(
+        self,
+        *,
+        id: str | None = None,
+        external_assistant_id: str | None = None,
+        name: str | None = None,
+        email: str | None = None,
+        role_name: str | None = None,
+        practitioner_ids: Iterable[str] | None = None,
+    ) -> Assistant:
+        """Change the assistant found by exactly one of `id` or its external ID. `[]` means all practitioners."""
+        exactly_one(id=id, external_assistant_id=external_assistant_id)
+        body = AssistantUpdate(
+            id=optional_text("id", id),
+            external_assistant_id=optional_text("external_assistant_id", external_assistant_id),
+            name=optional_text("name", name),
+            email=optional_text("email", email),
+            role_name=optional_text("role_name", role_name),
+            practitioner_ids=id_list("practitioner_ids", practitioner_ids),
+        )
+        updated: Assistant = await self._sender.call(update_assistant, body=body)
+        return updated
+
+    async def list(self) -> list[Assistant]:
+        """The practice's assistants."""
+        found: list[Assistant] = await self._sender.call(list_assistants)
+        return found
+
+    async def get(self, assistant: str) -> Assistant | None:
+        """One assistant by Id or external ID, or None."""
+        found: Assistant | None = _find(await self.list(), text("assistant", assistant), "external_assistant_id")
+        return found
+
+    async def disable(self, assistant: str) -> None:
+        """Disable an assistant (an operation the document names but does not describe; see the spec)."""
+        await self._sender.call(disable_assistant, text("assistant", assistant), idempotent=True)
+
+    async def delete(self, assistant: str, *, missing_ok: bool = False) -> None:
+        """Delete an assistant."""
+        try:
+            await self._sender.call(delete_assistant, text("assistant", assistant))
+        except NotFoundError:
+            if not missing_ok:
+                raise
+
+
+class Intakes:
+    """Intake forms created without sending them, and the tokens that sign a client into one."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def create(
+        self,
+        *,
+        questionnaire_id: str,
+        client_id: int | None = None,
+        external_client_id: str | None = None,
+        client_name: str | None = None,
+        client_email: str | None = None,
+        client_phone: str | None = None,
+        practitioner_id: str | None = None,
+    ) -> Intake:
+        """Create an intake form for a client named by exactly one of: `client_id`, `external_client_id`, or
+        `client_name` with `client_email` or `client_phone`. Not retried when in doubt (no key to look it up by).
+        """
+        if client_id is not None and (isinstance(client_id, bool) or not isinstance(client_id, int)):
+            raise InvalidRequestError("client_id must be an int")
+        by = exactly_one(client_id=client_id, external_client_id=external_client_id, client_name=client_name)
+        if by == "client_name" and client_email is None and client_phone is None:
+            raise InvalidRequestError("client_name needs client_email or client_phone")
+        body = IntakeCreate(
+            questionnaire_id=text("questionnaire_id", questionnaire_id),
+            client_id=client_id,
+            external_client_id=optional_text("external_client_id", external_client_id),
+            client_name=optional_text("client_name", client_name),
+            client_email=optional_text("client_email", client_email),
+            client_phone=optional_text("client_phone", client_phone),
+            practitioner_id=optional_text("practitioner_id", practitioner_id),
+        )
+        intake: Intake = await self._sender.call(create_intake, body=body)
+        return intake
+
+    async def create_token(self, intake_id: str) -> FormToken:
+        """A token that signs the client into this form; use `url_with_auth()` on the result."""
+        token: IntakeToken = await self._sender.call(create_intake_token, text("intake_id", intake_id))
+        return FormToken.from_wire(token.token, token.url, token.expiration)
+
+
+class PracticeClient:
+    """One practice's v1 API: `practitioners`, `assistants`, `intakes`."""
+
+    def __init__(
+        self,
+        practice_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        **options: Unpack[TransportOptions],
+    ) -> None:
+        key = practice_key if practice_key is not None else os.environ.get(PRACTICE_KEY_ENV)
+        if not key:
+            raise InvalidRequestError(f"no practice key: pass practice_key= or set ${PRACTICE_KEY_ENV}")
+        secret = Secret(text("practice_key", key))
+
+        async def with_own_key(send: SendWithKey) -> Any:
+            return await send(secret)
+
+        transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
+        self._setup(transport, Sender(transport, "practice", with_own_key), practice=None, owns_transport=True)
+
+    @classmethod
+    def _bound(cls, transport: Transport, practice: str, keys: PracticeKeyCache) -> PracticeClient:
+        """A client for `practice` that borrows a partner client's transport and practice-key cache."""
+
+        async def with_cached_key(send: SendWithKey) -> Any:
+            return await call_with_key(keys, practice, send)
+
+        client = cls.__new__(cls)
+        client._setup(
+            transport, Sender(transport, "practice", with_cached_key), practice=practice, owns_transport=False
+        )
+        return client
+
+    def _setup(self, transport: Transport, sender: Sender, *, practice: str | None, owns_transport: bool) -> None:
+        self._transport = transport
+        self._owns_transport = owns_transport
+        self.practice = practice
+        self.practitioners = Practitioners(sender)
+        self.assistants = Assistants(sender)
+        self.intakes = Intakes(sender)
+
+    def __repr__(self) -> str:
+        where = f"practice={self.practice!r}" if self.practice is not None else "own key"
+        return f"PracticeClient({where}, base_url={self._transport.base_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the pool if this client made it; a client from PartnerClient.practice() borrows its parent's."""
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
