@@ -18,9 +18,11 @@ demo: $(STAMP)
 test: $(STAMP) check-generated lint typecheck
 	$(PY) -m pytest
 
+LINT_DIRS := $(wildcard src tests generator bench examples)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests generator bench examples
-	$(VENV)/bin/ruff format --check src tests generator bench examples
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
