@@ -7,6 +7,7 @@ PracticeClient that `PartnerClient.practice()` hands out, which fetches and cach
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, Unpack
 
@@ -41,8 +42,9 @@ from .practice import PracticeClient
 class Practices:
     """Create, find, update and delete practices; fetch their keys and single-sign-on tokens."""
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Sender, on_delete: Callable[[str], None]) -> None:
         self._sender = sender
+        self._on_delete = on_delete  # drops the deleted practice's cached key
 
     async def create(
         self,
@@ -144,6 +146,8 @@ class Practices:
         except NotFoundError:
             if not missing_ok:
                 raise
+        finally:
+            self._on_delete(practice)
 
     async def api_key(self, practice: str) -> str:
         """The practice's own API key. Prefer `PartnerClient.practice()`, which fetches and caches it for you."""
@@ -211,10 +215,9 @@ class PartnerClient:
         self._key = Secret(text("partner_key", key))
         self._transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
         sender = Sender(self._transport, "partner", self._with_partner_key)
-        self.practices = Practices(sender)
+        self.practices = Practices(sender, on_delete=self.forget_practice_key)
         self.forms = Forms(sender)
         self._keys = PracticeKeyCache(self.practices._api_key)
-        self._practice_clients: dict[str, PracticeClient] = {}
 
     @property
     def base_url(self) -> str:
@@ -232,17 +235,12 @@ class PartnerClient:
         The practice key is fetched on first use, once even under concurrency, cached, and refetched once if
         IntakeQ refuses it (a rotated key).
         """
-        ref = text("practice", practice)
-        client = self._practice_clients.get(ref)
-        if client is None:
-            client = PracticeClient._bound(self._transport, ref, self._keys)
-            self._practice_clients[ref] = client
-        return client
+        # Cheap to make (the key cache and the pool are shared), so nothing per practice is kept but its key.
+        return PracticeClient._bound(self._transport, text("practice", practice), self._keys)
 
     def forget_practice_key(self, practice: str) -> None:
         """Drop a cached practice key (after deleting the practice, say)."""
         self._keys.drop(practice)
-        self._practice_clients.pop(practice, None)
 
     async def aclose(self) -> None:
         """Close the connection pool (not a user's own http_client)."""
