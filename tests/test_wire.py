@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from intakeq_partner._errors import ResponseValidationError
-from intakeq_partner._generated.models import FormTemplate, Intake, Practice, PracticeCreate
+from intakeq_partner._generated.models import EphemeralToken, FormTemplate, Intake, Practice, PracticeCreate
 from intakeq_partner._wire import WireError, decode_response, structure, structure_list, unstructure
 
 
@@ -93,3 +93,10 @@ def test_bad_success_bodies_become_response_validation_errors(content: bytes) ->
 def test_operations_without_a_documented_body_ignore_whatever_comes() -> None:
     response = httpx.Response(200, content=b"<html>ok</html>")
     assert decode_response(response, "DELETE", "/api/v1/assistants/a", None, False) is None
+
+
+def test_credentials_in_answers_stay_out_of_repr() -> None:
+    token = structure(EphemeralToken, {"Token": "one-time-secret", "UserId": "u1"})
+    intake = structure(Intake, {"Id": "i", "Password": "345835"})
+    assert token.token == "one-time-secret" and "one-time-secret" not in repr(token)
+    assert intake.password == "345835" and "345835" not in repr(intake)

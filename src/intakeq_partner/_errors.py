@@ -187,7 +187,7 @@ def _redact(text: str, response: httpx.Response) -> str:
 def _message(response: httpx.Response) -> str | None:
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a hostile body of deeply nested arrays
         return None
     if isinstance(data, dict):
         for name in ("Message", "message", "error"):

@@ -20,6 +20,9 @@ class Secret:
     def __init__(self, value: str) -> None:
         if not isinstance(value, str) or not value:
             raise InvalidRequestError("an API key must be a non-empty string")
+        if not all("!" <= c <= "~" for c in value):
+            # It goes in a header: a newline or non-ASCII character would fail there with the key in the message.
+            raise InvalidRequestError("an API key must be printable ASCII without spaces (a trailing newline?)")
         object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:

@@ -13,12 +13,29 @@ def text(name: str, value: object) -> str:
         raise InvalidRequestError(f"{name} must be a string, not {type(value).__name__}")
     if not value.strip():
         raise InvalidRequestError(f"{name} must not be empty")
+    return _encodable(name, value)
+
+
+def _encodable(name: str, value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: httpx would fail later with a bare UnicodeEncodeError
+        raise InvalidRequestError(f"{name} is not valid text (it holds a lone surrogate)") from None
     return value
 
 
 def optional_text(name: str, value: object) -> str | None:
     """None, or a non-blank string."""
     return None if value is None else text(name, value)
+
+
+def optional_string(name: str, value: object) -> str | None:
+    """None, or any string, blank included (free-text fields such as an address line)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a string, not {type(value).__name__}")
+    return _encodable(name, value)
 
 
 def flag(name: str, value: object) -> bool | None:
@@ -32,8 +49,8 @@ def id_list(name: str, values: Iterable[str] | None) -> list[str] | None:
     """None, or a list of non-blank strings (a bare string is refused: it would be read as characters)."""
     if values is None:
         return None
-    if isinstance(values, str):
-        raise InvalidRequestError(f"{name} must be a list of IDs, not a string")
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidRequestError(f"{name} must be a list of IDs, not {type(values).__name__}")
     return [text(f"{name}[{i}]", v) for i, v in enumerate(values)]
 
 

@@ -287,7 +287,7 @@ def decode_response(response: httpx.Response, method: str, path: str, model: typ
     try:
         data = loads(response.content)
         return structure_list(model, data) if many else structure(model, data)
-    except (WireError, ValueError) as exc:  # JSON errors are ValueErrors in both parsers
+    except (WireError, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors in both parsers
         reason = str(exc) if isinstance(exc, WireError) else "the body is not valid JSON"
         raise ResponseValidationError(
             status_code=response.status_code,

@@ -35,7 +35,7 @@ from ._keys import PracticeKeyCache
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
 from ._transport import Transport, TransportOptions
-from ._validate import exactly_one, flag, optional_text, text
+from ._validate import exactly_one, flag, optional_string, optional_text, text
 from .practice import PracticeClient
 
 
@@ -74,10 +74,10 @@ class Practices:
             email=text("email", email),
             external_practice_id=optional_text("external_practice_id", external_practice_id),
             external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
-            street_address=street_address,
-            city=city,
-            state=state,
-            postal_code=postal_code,
+            street_address=optional_string("street_address", street_address),
+            city=optional_string("city", city),
+            state=optional_string("state", state),
+            postal_code=optional_string("postal_code", postal_code),
             forms_enabled=flag("forms_enabled", forms_enabled),
             booking_enabled=flag("booking_enabled", booking_enabled),
         )
@@ -112,10 +112,10 @@ class Practices:
             first_name=text("first_name", first_name),
             last_name=text("last_name", last_name),
             email=text("email", email),
-            street_address=street_address,
-            city=city,
-            state=state,
-            postal_code=postal_code,
+            street_address=optional_string("street_address", street_address),
+            city=optional_string("city", city),
+            state=optional_string("state", state),
+            postal_code=optional_string("postal_code", postal_code),
             forms_enabled=flag("forms_enabled", forms_enabled),
             booking_enabled=flag("booking_enabled", booking_enabled),
         )

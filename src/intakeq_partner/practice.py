@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Self, Unpack
 
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
-from ._errors import InvalidRequestError, NotFoundError
+from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.assistants import (
     create_assistant,
     delete_assistant,
@@ -271,8 +271,14 @@ class Intakes:
 
     async def create_token(self, intake_id: str) -> FormToken:
         """A token that signs the client into this form; use `url_with_auth()` on the result."""
-        token: IntakeToken = await self._sender.call(create_intake_token, text("intake_id", intake_id))
-        return FormToken.from_wire(token.token, token.url, token.expiration)
+        request = create_intake_token.build_request(text("intake_id", intake_id))
+        token: IntakeToken = await self._sender.call(create_intake_token, intake_id)
+        try:
+            return FormToken.from_wire(token.token, token.url, token.expiration)
+        except InvalidRequestError as exc:  # e.g. an empty Token: the server's fault, not the caller's
+            raise ResponseValidationError(
+                status_code=200, method=request.method, path=request.path, body_excerpt="", reason=str(exc)
+            ) from None
 
 
 class PracticeClient:

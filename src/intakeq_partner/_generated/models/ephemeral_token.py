@@ -18,6 +18,6 @@ class EphemeralToken:
         additional_properties: wire fields this version does not know, kept as received.
     """
 
-    token: str = _attrs_field(metadata={"wire": "Token"})
+    token: str = _attrs_field(metadata={"wire": "Token"}, repr=False)
     user_id: str = _attrs_field(metadata={"wire": "UserId"})
     additional_properties: dict[str, Any] = _attrs_field(factory=dict, repr=False, metadata={"extra": True})

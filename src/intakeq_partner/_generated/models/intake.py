@@ -49,7 +49,7 @@ class Intake:
     practitioner_id: str | None = _attrs_field(default=None, metadata={"wire": "PractitionerId"})
     appointment_id: str | None = _attrs_field(default=None, metadata={"wire": "AppointmentId"})
     url: str | None = _attrs_field(default=None, metadata={"wire": "Url"})
-    password: str | None = _attrs_field(default=None, metadata={"wire": "Password"})
+    password: str | None = _attrs_field(default=None, metadata={"wire": "Password"}, repr=False)
     questions: list[Question] | None = _attrs_field(default=None, metadata={"wire": "Questions"})
     consent_forms: list[ConsentForm] | None = _attrs_field(default=None, metadata={"wire": "ConsentForms"})
     additional_properties: dict[str, Any] = _attrs_field(factory=dict, repr=False, metadata={"extra": True})

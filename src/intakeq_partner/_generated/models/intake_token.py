@@ -20,7 +20,7 @@ class IntakeToken:
         additional_properties: wire fields this version does not know, kept as received.
     """
 
-    token: str = _attrs_field(metadata={"wire": "Token"})
+    token: str = _attrs_field(metadata={"wire": "Token"}, repr=False)
     url: str = _attrs_field(metadata={"wire": "Url"})
     expiration: datetime.datetime = _attrs_field(metadata={"wire": "Expiration"})
     additional_properties: dict[str, Any] = _attrs_field(factory=dict, repr=False, metadata={"extra": True})

@@ -16,5 +16,5 @@ class PracticeApiKey:
         additional_properties: wire fields this version does not know, kept as received.
     """
 
-    api_key: str = _attrs_field(metadata={"wire": "ApiKey"})
+    api_key: str = _attrs_field(metadata={"wire": "ApiKey"}, repr=False)
     additional_properties: dict[str, Any] = _attrs_field(factory=dict, repr=False, metadata={"extra": True})

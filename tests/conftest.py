@@ -1,0 +1,201 @@
+"""Shared fixtures: a fake IntakeQ, and clients that reach it in-process or over a real loopback socket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from intakeq_partner import PartnerClient, Practice, PracticeClient
+from intakeq_partner.testing import FakeIntakeQ, Faults
+
+PARTNER_KEY = "fixture-partner-key-0f3c9a"
+FAST = {"initial_delay": 0.0, "max_delay": 0.0}  # retries without waiting, so fault tests stay quick
+
+
+@dataclass
+class Env:
+    """One way of reaching the fake: the fake itself, a partner client on it, and a 'browser' for web pages."""
+
+    mode: str
+    fake: FakeIntakeQ
+    partner: PartnerClient
+    browser: httpx.AsyncClient
+    base_url: str
+    options: Callable[[], dict[str, Any]]
+    """Fresh client options reaching the fake this way (in-process, each client needs its own transport)."""
+
+    def client(self, key: str = PARTNER_KEY, **options: Any) -> PartnerClient:
+        """Another partner client reaching the fake the same way (close it yourself)."""
+        return PartnerClient(key, base_url=self.base_url, **{**self.options(), **options})
+
+    def practice_client(self, key: str, **options: Any) -> PracticeClient:
+        """A practice client holding its own key, reaching the fake the same way (close it yourself)."""
+        return PracticeClient(key, base_url=self.base_url, **{**self.options(), **options})
+
+
+@pytest.fixture
+def fake() -> FakeIntakeQ:
+    return FakeIntakeQ(PARTNER_KEY, seed=20240528)
+
+
+@pytest.fixture(params=["in-process", "loopback"])
+async def env(request: pytest.FixtureRequest, fake: FakeIntakeQ) -> AsyncIterator[Env]:
+    if request.param == "in-process":
+
+        def in_process() -> dict[str, Any]:
+            return {**FAST, "transport": fake.transport()}
+
+        async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, **in_process()) as partner, fake.client() as web:
+            yield Env(request.param, fake, partner, web, fake.base_url, in_process)
+    else:
+        async with (
+            fake.serve() as base_url,
+            PartnerClient(PARTNER_KEY, base_url=base_url, **FAST) as partner,
+            httpx.AsyncClient() as web,
+        ):
+            yield Env(request.param, fake, partner, web, base_url, lambda: dict(FAST))
+
+
+class FaultOnce(httpx.AsyncBaseTransport):
+    """Wraps a transport so that the first request matching `method` and `path` meets `faults` on the fake.
+
+    Every other request meets no faults, so the lookups that follow an injected failure go through.
+    """
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, fake: FakeIntakeQ, method: str, path: str, faults: Faults
+    ) -> None:
+        self.inner, self.fake, self.method, self.path, self.faults = inner, fake, method, path, faults
+        self.used = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        hit = not self.used and request.method == self.method and request.url.path == self.path
+        if hit:
+            self.used = True
+            self.fake.faults = self.faults
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            if hit:
+                self.fake.faults = Faults()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def seed_whose_request_fails_after_applying(n: int) -> int:
+    """A fake seed whose n-th API request (1-based) meets its fault *after* the server applied it.
+
+    The fake draws the same random values for every request whatever the fault settings, so probing with
+    harmless GETs finds a seed whose plan for request n says "after".
+    """
+    for seed in range(500):
+        probe = FakeIntakeQ(PARTNER_KEY, seed=seed, faults=Faults(p5xx=1.0, statuses_5xx=(500,)))
+        async with probe.client(headers={"X-Auth-Key": PARTNER_KEY}) as http:
+            for _ in range(n):
+                await http.get("/api/partner/masterForms")
+        if probe.requests[n - 1].fault_when == "after":
+            return seed
+    raise AssertionError("no seed found")  # pragma: no cover
+
+
+def practice_fields(tag: str) -> dict[str, Any]:
+    return {
+        "practice_name": f"Clinic {tag}",
+        "first_name": "Ann",
+        "last_name": f"Lee-{tag}",
+        "email": f"ann-{tag}@example.com",
+    }
+
+
+async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: str) -> Practice:
+    """Drive all 24 operations for one new practice, checking each result against the fake's state.
+
+    Returns the practice, which is deleted at the end (the last operation).
+    """
+    # --- partner key: practices
+    practice = await partner.practices.create(**practice_fields(tag), external_practice_id=f"ext-{tag}", city="Oslo")
+    assert fake.practice(f"ext-{tag}").id == practice.id and practice.city == "Oslo"
+    updated = await partner.practices.update(external_practice_id=f"ext-{tag}", **practice_fields(tag), city="Rome")
+    assert updated.id == practice.id and fake.practice(practice.id).city == "Rome"
+    found = await partner.practices.get(email=f"ann-{tag}@example.com")
+    assert found is not None and found.id == practice.id and found.city == "Rome"
+    assert practice.id in [p.id for p in await partner.practices.list()]
+    assert await partner.practices.api_key(practice.id) == fake.practice_key(practice.id)
+    sign_in = await partner.practices.ephemeral_token(f"ext-{tag}")
+    assert sign_in.user_id == fake.practice(practice.id).main_practitioner_id and sign_in.token
+
+    # --- partner key: forms
+    masters = {form.name: form for form in await partner.forms.master()}
+    assert masters.keys() == {form.name for form in fake.master_forms}
+    copy = await partner.forms.copy(
+        source_master_form_id=masters["Intake Form"].id,
+        destination_practice=f"ext-{tag}",
+        copy_attached_consent_forms=True,
+    )
+    assert copy.name == "Intake Form" and copy.type_ == "Questionnaire"
+    in_practice = {form.id for form in await partner.forms.list(practice.id)}
+    assert in_practice == {form.id for form in fake.forms(practice.id)} and copy.id in in_practice
+
+    # --- practice key: practitioners
+    v1 = partner.practice(practice.id)
+    doc = await v1.practitioners.create(
+        first_name="Bo", last_name="Ek", email=f"bo-{tag}@example.com", external_practitioner_id=f"doc-{tag}"
+    )
+    assert doc.external_practitioner_id == f"doc-{tag}" and doc.role_name == "Administrator"
+    doc = await v1.practitioners.update(external_practitioner_id=f"doc-{tag}", last_name="Berg")
+    assert doc.complete_name == "Bo Berg"
+    await v1.practitioners.disable(doc.id)
+    assert doc.id not in [p.id for p in await v1.practitioners.list()]
+    assert [p.is_inactive for p in await v1.practitioners.list(include_inactive=True) if p.id == doc.id] == [True]
+    await v1.practitioners.enable(f"doc-{tag}")
+    assert fake.practitioner(practice.id, doc.id).is_inactive is False
+
+    # --- practice key: assistants
+    helper = await v1.assistants.create(
+        name="Al", email=f"al-{tag}@example.com", external_assistant_id=f"al-{tag}", practitioner_ids=[f"doc-{tag}"]
+    )
+    assert helper.practitioner_ids == [doc.id]
+    helper = await v1.assistants.update(id=helper.id, practitioner_ids=[])
+    assert helper.practitioner_ids == []
+    assert [a.id for a in await v1.assistants.list()] == [helper.id]
+    await v1.assistants.disable(f"al-{tag}")
+    assert fake.assistants(practice.id)[0].is_inactive is True
+    await v1.assistants.delete(helper.id)
+    assert fake.assistants(practice.id) == []
+
+    # --- practice key: intakes
+    intake = await v1.intakes.create(
+        questionnaire_id=copy.id, client_name="Cy", client_email=f"cy-{tag}@example.com", practitioner_id=doc.id
+    )
+    assert intake.practitioner_id == doc.id and intake.url and len(intake.consent_forms or []) == 2
+    form_token = await v1.intakes.create_token(intake.id)
+    assert form_token.url == intake.url and not form_token.is_expired()
+
+    # --- practice key: handing over and removing a practitioner
+    main = fake.practice(practice.id).main_practitioner_id
+    await v1.practitioners.transfer_client_ownership(doc.id, main)
+    await v1.practitioners.transfer_data(f"doc-{tag}", main)
+    assert fake.client_data(practice.id, doc.id) == 0 and fake.client_data(practice.id, main) == 1
+    await v1.practitioners.delete(doc.id)
+    assert [p.id for p in fake.practitioners(practice.id)] == [main]
+
+    # --- partner key: the practice goes
+    await partner.practices.delete(practice.id)
+    assert all(p.id != practice.id for p in fake.practices)
+    partner.forget_practice_key(practice.id)
+    return practice
+
+
+def api_routes(fake: FakeIntakeQ) -> set[tuple[str, str]]:
+    """The 24 (method, route template) pairs of the API, from the fake's router."""
+    return {(r.method, r.template) for r in fake.app.router.routes if r.template.startswith("/api/")}
+
+
+@pytest.fixture
+def every_operation() -> Callable[[PartnerClient, FakeIntakeQ, str], Any]:
+    return touch_every_operation
