@@ -1,0 +1,373 @@
+"""The `intakeq-partner` command: provision a plan, list practices, make an SSO link, run the fake server.
+
+Keys come only from the environment ($INTAKEQ_PARTNER_KEY; $INTAKEQ_BASE_URL picks the target), so they never
+appear in shell history or process listings, and nothing here prints one. Exit codes: 0 everything converged,
+1 something failed, 2 bad usage or a bad plan (rejected before any call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ._constants import BASE_URL_ENV, PARTNER_KEY_ENV
+from ._errors import IntakeQError, InvalidRequestError
+from .partner import PartnerClient
+from .provisioning import ItemKind, ItemResult, ItemStatus, Plan, PlanError, ProvisionReport, load_plan, provision
+from .tokens import SSO_PATHS, sso_url
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["build_parser", "main", "print_summary", "run_provision"]
+
+SSO_HOST_ENV = "INTAKEQ_SSO_HOST"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_FAILURES_SHOWN = 20
+
+
+def _rich_available() -> bool:
+    return importlib.util.find_spec("rich") is not None
+
+
+def _console(out: IO[str] | None) -> Console | None:
+    """A rich console on `out`, or None when rich (the `cli` extra) is not installed."""
+    if not _rich_available():
+        return None
+    from rich.console import Console
+
+    return Console(file=out or sys.stdout, highlight=False)
+
+
+# ----- provisioning with progress (also used by examples/demo.py)
+
+
+async def run_provision(
+    partner: PartnerClient,
+    plan: Plan,
+    *,
+    concurrency: int = 20,
+    dry_run: bool = False,
+    title: str = "Provisioning",
+    out: IO[str] | None = None,
+    plain: bool = False,
+) -> ProvisionReport:
+    """Run `provision` with a live progress bar (rich), or periodic plain lines without rich or with `plain`."""
+    total = plan.item_count
+    console = None if plain else _console(out)
+    if console is None:
+        return await _run_plain(partner, plan, concurrency, dry_run, title, out or sys.stdout, total)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    tally = dict.fromkeys(ItemStatus, 0)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[tally]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(title, total=total, tally="")
+
+        def on_item(item: ItemResult) -> None:
+            tally[item.status] += 1
+            progress.update(task, advance=1, tally=_tally_text(tally, dry_run, markup=True))
+
+        return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item)
+
+
+async def _run_plain(
+    partner: PartnerClient, plan: Plan, concurrency: int, dry_run: bool, title: str, out: IO[str], total: int
+) -> ProvisionReport:
+    tally = dict.fromkeys(ItemStatus, 0)
+    done = 0
+    step = max(1, total // 10)
+
+    def on_item(item: ItemResult) -> None:
+        nonlocal done
+        done += 1
+        tally[item.status] += 1
+        if item.status is ItemStatus.FAILED:
+            print(f"failed: {item.kind.value} {item.key} of {item.practice}: {item.reason}", file=out)
+        if done % step == 0 or done == total:
+            print(f"{title}: {done}/{total} items ({_tally_text(tally, dry_run, markup=False)})", file=out, flush=True)
+
+    return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item)
+
+
+def _labels(dry_run: bool) -> dict[ItemStatus, str]:
+    return {
+        ItemStatus.CREATED: "would create" if dry_run else "created",
+        ItemStatus.UPDATED: "would update" if dry_run else "updated",
+        ItemStatus.UNCHANGED: "unchanged",
+        ItemStatus.FAILED: "failed",
+        ItemStatus.SKIPPED: "skipped",
+    }
+
+
+_STYLES = {
+    ItemStatus.CREATED: "green",
+    ItemStatus.UPDATED: "yellow",
+    ItemStatus.UNCHANGED: "dim",
+    ItemStatus.FAILED: "bold red",
+    ItemStatus.SKIPPED: "red",
+}
+
+
+def _tally_text(tally: dict[ItemStatus, int], dry_run: bool, *, markup: bool) -> str:
+    labels = _labels(dry_run)
+    parts = []
+    for status, n in tally.items():
+        if n:
+            text = f"{n} {labels[status]}"
+            parts.append(f"[{_STYLES[status]}]{text}[/]" if markup else text)
+    return ", ".join(parts)
+
+
+def print_summary(report: ProvisionReport, *, title: str = "Summary", out: IO[str] | None = None) -> None:
+    """The per-kind table of outcomes and the first failures with their reasons."""
+    console = _console(out)
+    labels = _labels(report.dry_run)
+    by_kind = report.counts_by_kind()
+    failures = report.failures
+    if console is None:
+        _print_plain_summary(report, title, out or sys.stdout)
+        return
+    from rich.table import Table
+
+    table = Table(title=title + (" (dry run: nothing was written)" if report.dry_run else ""))
+    table.add_column("kind")
+    for status in ItemStatus:
+        table.add_column(labels[status], justify="right", style=_STYLES[status])
+    for kind in ItemKind:
+        table.add_row(kind.value + "s", *(str(by_kind[kind][status]) for status in ItemStatus))
+    counts = report.counts
+    table.add_row("[bold]total", *(f"[bold]{counts[status]}" for status in ItemStatus), end_section=True)
+    console.print(table)
+    if failures:
+        rows = Table(title=f"Failed or skipped ({len(failures)})", show_lines=False)
+        for name in ("practice", "kind", "key", "status", "reason"):
+            rows.add_column(name, overflow="fold")
+        for item in failures[:_FAILURES_SHOWN]:
+            rows.add_row(item.practice, item.kind.value, item.key, item.status.value, item.reason or "")
+        console.print(rows)
+        if len(failures) > _FAILURES_SHOWN:
+            console.print(f"... and {len(failures) - _FAILURES_SHOWN} more (see --report)")
+    style = "bold green" if report.ok else "bold red"
+    console.print(f"[{style}]{_verdict(report)}[/]: {len(report.items)} items in {report.elapsed:.2f} s")
+
+
+def _print_plain_summary(report: ProvisionReport, title: str, out: IO[str]) -> None:
+    labels = _labels(report.dry_run)
+    by_kind = report.counts_by_kind()
+    print(title + (" (dry run: nothing was written)" if report.dry_run else ""), file=out)
+    header = f"{'kind':<14}" + "".join(f"{labels[s]:>14}" for s in ItemStatus)
+    print(header, file=out)
+    for kind in ItemKind:
+        print(f"{kind.value + 's':<14}" + "".join(f"{by_kind[kind][s]:>14}" for s in ItemStatus), file=out)
+    counts = report.counts
+    print(f"{'total':<14}" + "".join(f"{counts[s]:>14}" for s in ItemStatus), file=out)
+    failures = report.failures
+    for item in failures[:_FAILURES_SHOWN]:
+        print(f"{item.status.value}: {item.kind.value} {item.key} of {item.practice}: {item.reason}", file=out)
+    if len(failures) > _FAILURES_SHOWN:
+        print(f"... and {len(failures) - _FAILURES_SHOWN} more (see --report)", file=out)
+    print(f"{_verdict(report)}: {len(report.items)} items in {report.elapsed:.2f} s", file=out)
+
+
+def _verdict(report: ProvisionReport) -> str:
+    if not report.ok:
+        return "not converged"
+    if report.dry_run:
+        return (
+            f"{report.changes} change{'s' * (report.changes != 1)} to make" if report.changes else "nothing to change"
+        )
+    return "converged"
+
+
+# ----- commands
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="intakeq-partner",
+        description="IntakeQ Partner API tools.",
+        epilog=f"The partner key is read from ${PARTNER_KEY_ENV}; ${BASE_URL_ENV} overrides the target URL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("provision", help="make IntakeQ match a plan file (.toml or .json)")
+    p.add_argument("plan", type=Path, help="the plan file")
+    p.add_argument("--concurrency", type=_positive_int, default=20, help="practices worked on at once (20)")
+    p.add_argument("--rate", type=_positive_float, help="at most this many requests per second")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the full report to FILE as JSON")
+    p.add_argument("--dry-run", action="store_true", help="read only; show what would be created or updated")
+    p.add_argument("--plain", action="store_true", help="plain progress lines instead of a live bar")
+
+    practices = commands.add_parser("practices", help="practice commands")
+    sub = practices.add_subparsers(dest="practices_command", required=True, metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="list the partner's practices")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    s = commands.add_parser("sso-url", help="print a one-time single-sign-on URL for a practice user")
+    s.add_argument("practice", help="practice Id or external ID")
+    s.add_argument("--user", help="practitioner Id or external ID (default: the practice's main user)")
+    s.add_argument("--path", choices=sorted(SSO_PATHS - {"intake"}), help="page to open after signing in")
+    s.add_argument("--host", help=f"your white-labelled host (default ${SSO_HOST_ENV}, else ${BASE_URL_ENV})")
+
+    commands.add_parser(
+        "fake-server",
+        help="run the fake IntakeQ server on loopback (options: see `fake-server --help`)",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["fake-server"]:
+        return _fake_server(args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "provision": _provision,
+        "practices": _practices,
+        "sso-url": _sso_url,
+    }
+    try:
+        return commands[args.command](args)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidRequestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except IntakeQError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; run the same plan again to finish", file=sys.stderr)
+        return 130
+
+
+def _client(**options: Any) -> PartnerClient:
+    if not os.environ.get(PARTNER_KEY_ENV):
+        raise InvalidRequestError(f"set ${PARTNER_KEY_ENV} to your partner key")
+    return PartnerClient(**options)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)  # a bad plan stops here, before any client or call exists
+    if args.report is not None and not args.report.parent.is_dir():
+        raise InvalidRequestError(f"--report: no such folder: {args.report.parent}")
+    # Each practice has at most one request in flight, so the pool only needs room for the workers.
+    partner = _client(max_concurrency=max(args.concurrency, 8), rate_limit=args.rate)
+
+    async def go() -> ProvisionReport:
+        async with partner:
+            return await run_provision(
+                partner,
+                plan,
+                concurrency=args.concurrency,
+                dry_run=args.dry_run,
+                title="Dry run" if args.dry_run else "Provisioning",
+                plain=args.plain,
+            )
+
+    report = asyncio.run(go())
+    print_summary(report)
+    if args.report is not None:
+        args.report.write_text(report.to_json() + "\n", encoding="utf-8")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _practices(args: argparse.Namespace) -> int:
+    async def go() -> list[Any]:
+        async with _client() as partner:
+            return await partner.practices.list()
+
+    practices = asyncio.run(go())
+    columns = ("id", "external_practice_id", "practice_name", "email")
+    if args.json:
+        print(json.dumps([{name: getattr(p, name) for name in columns} for p in practices], indent=2))
+        return EXIT_OK
+    console = _console(None)
+    if console is None:
+        for p in practices:
+            print("\t".join(str(getattr(p, name) or "") for name in columns))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"{len(practices)} practices")
+    for name in ("Id", "External ID", "Name", "Email"):
+        table.add_column(name)
+    for p in practices:
+        table.add_row(*(str(getattr(p, name) or "") for name in columns))
+    console.print(table)
+    return EXIT_OK
+
+
+def _sso_url(args: argparse.Namespace) -> int:
+    host = args.host or os.environ.get(SSO_HOST_ENV) or os.environ.get(BASE_URL_ENV)
+    if not host:
+        raise InvalidRequestError(f"give --host (your white-labelled domain) or set ${SSO_HOST_ENV}")
+
+    async def go() -> str:
+        async with _client() as partner:
+            token = await partner.practices.ephemeral_token(args.practice, args.user)
+        return sso_url(host, token, path=args.path)
+
+    print(asyncio.run(go()))
+    return EXIT_OK
+
+
+def _fake_server(argv: list[str]) -> int:
+    """Hand over to the fake's own runner (the `testing` extra), which has its own --help."""
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        print("error: the fake server needs the testing extra: pip install 'intakeq-partner[testing]'", file=sys.stderr)
+        return EXIT_USAGE
+    from .testing.__main__ import main as fake_main
+
+    try:
+        fake_main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The `intakeq-partner` command, run in-process against the fake served over loopback in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intakeq_partner import cli
+from intakeq_partner.testing import FakeIntakeQ
+
+WRITES = ("POST", "PUT", "DELETE")
+
+
+class Served:
+    """The fake on a loopback port, run by its own event loop in a thread, so `main()` can call asyncio.run."""
+
+    def __init__(self, fake: FakeIntakeQ) -> None:
+        self.fake = fake
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),), daemon=True)
+
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        async with self.fake.serve() as url:
+            self.url = url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> Served:
+        self._thread.start()
+        assert self._ready.wait(10), "the fake did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    with Served(FakeIntakeQ(seed=3)) as server:
+        monkeypatch.setenv("INTAKEQ_PARTNER_KEY", server.fake.partner_key)
+        monkeypatch.setenv("INTAKEQ_BASE_URL", server.url)
+        monkeypatch.delenv("INTAKEQ_SSO_HOST", raising=False)
+        yield server
+
+
+def writes(fake: FakeIntakeQ) -> int:
+    return sum(n for (method, _), n in fake.stats.calls.items() if method in WRITES)
+
+
+def plan_file(tmp_path: Path, n: int = 3, *, role: str = "Practitioner", name: str = "plan.json") -> Path:
+    practices: list[dict[str, Any]] = [
+        {
+            "external_id": f"ext-{i}",
+            "practice_name": f"Practice {i}",
+            "first_name": "Ann",
+            "last_name": "Lee",
+            "email": f"ann{i}@example.com",
+            "main_practitioner_external_id": f"main-{i}",
+            "practitioners": [
+                {"external_id": "dr-1", "first_name": "Bo", "last_name": "Kim", "email": "bo@x.io", "role_name": role}
+            ],
+            "assistants": [
+                {"external_id": "desk", "name": "Cy", "email": "cy@x.io", "practitioners": ["dr-1", f"main-{i}"]}
+            ],
+        }
+        for i in range(n)
+    ]
+    path = tmp_path / name
+    path.write_text(json.dumps({"defaults": {"forms": ["Intake Form"]}, "practices": practices}), encoding="utf-8")
+    return path
+
+
+def test_provision_converges_writes_a_report_and_exits_0(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "out.json"
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--report", str(report), "--concurrency", "2"]) == 0
+    data = json.loads(report.read_text())
+    assert data["ok"] is True and data["counts"]["created"] == 12 and len(data["items"]) == 12
+    assert len(served.fake.practices) == 3
+    out = capsys.readouterr()
+    assert "converged" in out.out and "practices" in out.out
+    assert served.fake.partner_key not in out.out + out.err
+
+    served.fake.reset_stats()
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--report", str(report), "--plain"]) == 0
+    assert writes(served.fake) == 0
+    assert json.loads(report.read_text())["counts"]["unchanged"] == 12
+
+
+def test_provision_exits_1_when_items_fail(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "out.json"
+    code = cli.main(["provision", str(plan_file(tmp_path, role="Astronaut")), "--report", str(report)])
+    assert code == 1
+    data = json.loads(report.read_text())
+    assert data["ok"] is False
+    assert data["counts"]["failed"] == 3 and data["counts"]["skipped"] == 3
+    failed = next(item for item in data["items"] if item["status"] == "failed")
+    assert failed["kind"] == "practitioner" and "400" in failed["reason"]
+    assert "not converged" in capsys.readouterr().out
+
+
+def test_a_bad_plan_exits_2_before_any_call(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+[[practices]]
+external_id = "a"
+practice_name = "A"
+first_name = "B"
+email = 42
+
+[[practices]]
+external_id = "a"
+practice_name = "A2"
+first_name = "B"
+last_name = "C"
+email = "x@y.z"
+""",
+        encoding="utf-8",
+    )
+    assert cli.main(["provision", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: practices[0] (a): last_name: required field is missing" in err
+    assert f"{path}: practices[0] (a): email: must be a string, not an integer" in err
+    assert f"{path}: practices[1] (a): external_id: duplicate practice external ID" in err
+    assert served.fake.requests == []
+
+
+def test_an_unknown_master_form_exits_2_with_no_writes(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = plan_file(tmp_path)
+    path.write_text(path.read_text().replace('"Intake Form"', '"Intake Formm"'), encoding="utf-8")
+    assert cli.main(["provision", str(path)]) == 2
+    assert "defaults.forms[0]: 'Intake Formm' is not a master form" in capsys.readouterr().err
+    assert writes(served.fake) == 0
+
+
+def test_dry_run_writes_nothing(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "dry.json"
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--dry-run", "--report", str(report)]) == 0
+    assert writes(served.fake) == 0 and not served.fake.practices
+    data = json.loads(report.read_text())
+    assert data["dry_run"] is True and data["counts"]["created"] == 12
+    assert "would create" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli.main([]) == 2
+    assert cli.main(["provision"]) == 2
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--concurrency", "0"]) == 2
+    assert cli.main(["provision", str(tmp_path / "missing.toml")]) == 2
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--report", str(tmp_path / "no" / "r.json")]) == 2
+    monkeypatch.delenv("INTAKEQ_PARTNER_KEY")
+    assert cli.main(["provision", str(plan_file(tmp_path))]) == 2
+    assert cli.main(["--help"]) == 0
+
+
+def test_practices_list_and_sso_url(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["provision", str(plan_file(tmp_path, 2)), "--plain"]) == 0
+    capsys.readouterr()
+    assert cli.main(["practices", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["external_practice_id"] for p in listed] == ["ext-0", "ext-1"]
+    assert cli.main(["practices", "list"]) == 0
+    assert "ext-1" in capsys.readouterr().out
+
+    assert cli.main(["sso-url", "ext-1", "--user", "dr-1", "--path", "settings"]) == 0
+    out = capsys.readouterr()
+    url = out.out.strip()
+    dr = served.fake.practitioner("ext-1", "dr-1")
+    assert url.startswith(f"{served.url}/signin/authenticate?token=") and f"userId={dr.id}" in url
+    assert url.endswith("&path=settings")
+    assert served.fake.partner_key not in out.out + out.err
+    assert cli.main(["sso-url", "ext-1", "--host", "http://forms.example.com"]) == 2  # plain http off loopback
+
+
+def test_the_console_script_runs_as_a_process(served: Served, tmp_path: Path) -> None:
+    env = dict(os.environ, INTAKEQ_PARTNER_KEY=served.fake.partner_key, INTAKEQ_BASE_URL=served.url)
+    done = subprocess.run(
+        [sys.executable, "-m", "intakeq_partner.cli", "provision", str(plan_file(tmp_path, 2)), "--plain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "converged: 8 items" in done.stdout
+    assert served.fake.partner_key not in done.stdout + done.stderr
+
+
+def test_fake_server_help_is_the_fake_runner(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["fake-server", "--help"]) == 0
+    assert "--p429" in capsys.readouterr().out
+
+
+def test_plain_output_without_rich(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_rich_available", lambda: False)
+    assert cli.main(["provision", str(plan_file(tmp_path, 2))]) == 0
+    out = capsys.readouterr().out
+    assert "Provisioning: 8/8 items" in out and "converged: 8 items" in out
+    assert "┃" not in out

@@ -1,0 +1,479 @@
+"""The provisioning job and plan files, driven through the fake IntakeQ and judged by what the fake holds and saw."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from intakeq_partner import PartnerClient
+from intakeq_partner.provisioning import (
+    ItemKind,
+    ItemResult,
+    ItemStatus,
+    Plan,
+    PlanError,
+    load_plan,
+    parse_plan,
+    provision,
+)
+from intakeq_partner.provisioning import job as job_module
+from intakeq_partner.testing import FakeIntakeQ, Faults
+
+WRITES = ("POST", "PUT", "DELETE")
+
+
+def plan_data(n: int, *, first: int = 0) -> dict[str, Any]:
+    """n practices, each: main user listed as a practitioner, one more practitioner, an assistant, two forms."""
+    practices = []
+    for i in range(first, first + n):
+        ext = f"ext-{i:04d}"
+        practices.append(
+            {
+                "external_id": ext,
+                "practice_name": f"Practice {i}",
+                "first_name": "Ann",
+                "last_name": f"Lee{i}",
+                "email": f"ann{i}@example.com",
+                "city": "Oslo",
+                "main_practitioner_external_id": f"{ext}-main",
+                "practitioners": [
+                    {
+                        "external_id": f"{ext}-main",
+                        "first_name": "Ann",
+                        "last_name": f"Lee{i}",
+                        "email": f"ann{i}@example.com",
+                    },
+                    {
+                        "external_id": f"{ext}-dr",
+                        "first_name": "Bo",
+                        "last_name": "Kim",
+                        "email": f"bo{i}@example.com",
+                        "role_name": "Practitioner",
+                    },
+                ],
+                "assistants": [
+                    {
+                        "external_id": f"{ext}-desk",
+                        "name": "Cy Desk",
+                        "email": f"desk{i}@example.com",
+                        "practitioners": [f"{ext}-dr"],
+                    }
+                ],
+            }
+        )
+    return {"defaults": {"forms": ["Intake Form", "Progress Note"], "copy_consent_forms": True}, "practices": practices}
+
+
+def writes(fake: FakeIntakeQ) -> int:
+    return sum(n for (method, _), n in fake.stats.calls.items() if method in WRITES)
+
+
+def client(fake: FakeIntakeQ, **options: Any) -> PartnerClient:
+    options.setdefault("initial_delay", 0.001)
+    options.setdefault("max_delay", 0.01)
+    return PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport(), **options)
+
+
+@pytest.fixture
+def fake() -> FakeIntakeQ:
+    return FakeIntakeQ(seed=11)
+
+
+@pytest.fixture
+async def partner(fake: FakeIntakeQ) -> AsyncIterator[PartnerClient]:
+    async with client(fake) as p:
+        yield p
+
+
+def assert_converged(fake: FakeIntakeQ, plan: Plan) -> None:
+    """The fake holds exactly one of everything the plan names, with the plan's values."""
+    by_ext = {p.external_id: p for p in fake.practices}
+    assert len(by_ext) == len(fake.practices), "duplicate practice"
+    for spec in plan.practices:
+        practice = by_ext[spec.external_id]
+        assert (practice.practice_name, practice.first_name, practice.email) == (
+            spec.practice_name,
+            spec.first_name,
+            spec.email,
+        )
+        if spec.city is not None:
+            assert practice.city == spec.city
+        people = fake.practitioners(practice)
+        exts = [p.external_id for p in people]
+        assert len(exts) == len(set(exts)), f"duplicate practitioner in {spec.external_id}"
+        ids = {p.external_id: p.id for p in people}
+        for want in spec.practitioners:
+            got = fake.practitioner(practice, want.external_id)
+            assert (got.first_name, got.last_name, got.email) == (want.first_name, want.last_name, want.email)
+            if want.role_name:
+                assert got.role_name == want.role_name
+        assistants = fake.assistants(practice)
+        assert len({a.external_id for a in assistants}) == len(assistants), "duplicate assistant"
+        for want_a in spec.assistants:
+            (got_a,) = [a for a in assistants if a.external_id == want_a.external_id]
+            assert (got_a.name, got_a.email) == (want_a.name, want_a.email)
+            if want_a.practitioners is not None:
+                assert set(got_a.practitioner_ids) == {ids[r] for r in want_a.practitioners}
+        forms = [(f.name, f.type) for f in fake.forms(practice) if f.type != "ConsentForm"]
+        assert len(forms) == len(set(forms)), f"duplicate form in {spec.external_id}"
+        assert {name for name, _ in forms} == {f.name for f in spec.forms}
+
+
+# ----- converging
+
+
+async def test_a_plan_converges_and_a_second_run_writes_nothing(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    plan = parse_plan(plan_data(12))
+    seen: list[ItemResult] = []
+    first = await provision(partner, plan, concurrency=4, on_progress=seen.append)
+    assert first.ok and len(first.items) == plan.item_count == len(seen)
+    assert_converged(fake, plan)
+    # The main user comes with the practice, so it is found, not made.
+    mains = [i for i in first.items if i.kind is ItemKind.PRACTITIONER and i.key.endswith("-main")]
+    assert {i.status for i in mains} == {ItemStatus.UNCHANGED}
+    assert fake.stats.calls[("GET", "/api/partner/practice")] == 1  # one listing, not one lookup per practice
+
+    fake.reset_stats()
+    second = await provision(partner, plan, concurrency=4)
+    assert writes(fake) == 0
+    assert second.ok and second.counts[ItemStatus.UNCHANGED] == plan.item_count
+    assert fake.stats.calls[("GET", "/api/partner/practice")] == 1
+
+
+async def test_changed_fields_make_exactly_the_expected_updates(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    data = plan_data(3)
+    await provision(partner, parse_plan(data))
+    p0, p1 = data["practices"][0], data["practices"][1]
+    p0["city"] = "Bergen"
+    p0["practitioners"][1]["last_name"] = "Kimura"
+    p1["assistants"][0]["practitioners"] = ["ext-0001-dr", "ext-0001-main"]
+    p1["forms"] = ["Intake Form", "Progress Note", "Adult History"]
+    plan = parse_plan(data)
+    fake.reset_stats()
+    report = await provision(partner, plan)
+
+    changed = {(i.kind, i.key): i.changed for i in report.items if i.status is ItemStatus.UPDATED}
+    assert changed == {
+        (ItemKind.PRACTICE, "ext-0000"): ("city",),
+        (ItemKind.PRACTITIONER, "ext-0000-dr"): ("last_name",),
+        (ItemKind.ASSISTANT, "ext-0001-desk"): ("practitioners",),
+    }
+    created = [(i.kind, i.practice, i.key) for i in report.items if i.status is ItemStatus.CREATED]
+    assert created == [(ItemKind.FORM, "ext-0001", "Adult History")]
+    assert fake.stats.calls[("PUT", "/api/partner/practice")] == 1
+    assert fake.stats.calls[("PUT", "/api/v1/practitioners")] == 1
+    assert fake.stats.calls[("PUT", "/api/v1/assistants")] == 1
+    assert fake.stats.calls[("POST", "/api/partner/practice/copyForm")] == 1
+    assert writes(fake) == 4
+    assert_converged(fake, plan)
+
+
+async def test_a_practice_made_outside_the_plan_is_adopted_not_duplicated(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    fake.add_practice(ExternalPracticeId="ext-0000", PracticeName="Old name", FirstName="Ann", LastName="Lee0")
+    fake.add_practice_form("ext-0000", "Intake Form", "Questionnaire")
+    plan = parse_plan(plan_data(1))
+    report = await provision(partner, plan)
+    assert report.ok
+    statuses = {(i.kind, i.key): i.status for i in report.items}
+    assert statuses[(ItemKind.PRACTICE, "ext-0000")] is ItemStatus.UPDATED
+    assert statuses[(ItemKind.FORM, "Intake Form")] is ItemStatus.UNCHANGED
+    # The main user predates the plan and has no external ID, so the plan's "main" is added as a practitioner.
+    assert statuses[(ItemKind.PRACTITIONER, "ext-0000-main")] is ItemStatus.CREATED
+    assert_converged(fake, plan)
+
+
+async def test_dry_run_reads_only_and_says_what_it_would_do(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    data = plan_data(2)
+    await provision(partner, parse_plan(plan_data(1)))
+    data["practices"][0]["practice_name"] = "Renamed"
+    fake.reset_stats()
+    report = await provision(partner, parse_plan(data), dry_run=True)
+    assert writes(fake) == 0
+    assert report.dry_run and not report.failures
+    statuses = {(i.practice, i.kind, i.key): i.status for i in report.items}
+    assert statuses[("ext-0000", ItemKind.PRACTICE, "ext-0000")] is ItemStatus.UPDATED
+    assert {s for (p, _, _), s in statuses.items() if p == "ext-0001"} == {ItemStatus.CREATED, ItemStatus.UNCHANGED}
+    assert statuses[("ext-0001", ItemKind.PRACTITIONER, "ext-0001-main")] is ItemStatus.UNCHANGED
+    # Nothing was sent for the missing practice: no key, no listings.
+    assert fake.stats.calls[("GET", "/api/partner/practice/{practiceId}/key")] == 1
+
+
+# ----- failures
+
+
+async def test_one_failing_practice_does_not_stop_the_others(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    data = plan_data(3)
+    data["practices"][1]["practitioners"][1]["role_name"] = "No Such Role"  # IntakeQ refuses unknown roles
+    report = await provision(partner, parse_plan(data))
+    assert not report.ok
+    bad = {(i.kind, i.key): i for i in report.failures}
+    assert set(bad) == {(ItemKind.PRACTITIONER, "ext-0001-dr"), (ItemKind.ASSISTANT, "ext-0001-desk")}
+    assert bad[(ItemKind.PRACTITIONER, "ext-0001-dr")].status is ItemStatus.FAILED
+    assert "400" in (bad[(ItemKind.PRACTITIONER, "ext-0001-dr")].reason or "")
+    skipped = bad[(ItemKind.ASSISTANT, "ext-0001-desk")]
+    assert skipped.status is ItemStatus.SKIPPED and "ext-0001-dr" in (skipped.reason or "")
+    # The same practice's forms do not depend on its practitioners; the other practices are whole.
+    assert {f.name for f in fake.forms("ext-0001") if f.type != "ConsentForm"} == {"Intake Form", "Progress Note"}
+    assert len(fake.assistants("ext-0000")) == len(fake.assistants("ext-0002")) == 1
+    assert all(fake.partner_key not in (i.reason or "") for i in report.items)
+
+
+async def test_a_bug_is_reported_per_item_and_does_not_hang_the_job(
+    fake: FakeIntakeQ, partner: PartnerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await provision(partner, parse_plan(plan_data(3)))
+    real = job_module._practice_changes
+
+    def broken(spec: Any, current: Any) -> tuple[str, ...]:
+        if spec.external_id == "ext-0001":
+            raise TypeError("boom")
+        return real(spec, current)
+
+    monkeypatch.setattr(job_module, "_practice_changes", broken)
+    report = await asyncio.wait_for(provision(partner, parse_plan(plan_data(3))), 10)
+    failed = [i for i in report.items if i.status is ItemStatus.FAILED]
+    assert {i.practice for i in failed} == {"ext-0001"} and len(failed) == 6
+    assert all("internal error: TypeError: boom" in (i.reason or "") for i in failed)
+    assert len(report.items) == 18
+
+
+class DropAfterFirstCopy(httpx.AsyncBaseTransport):
+    """Lets the first form copy reach the server, then loses the answer: the copy's outcome is unknown."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.dropped = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/copyForm") and not self.dropped:
+            self.dropped += 1
+            await response.aread()
+            raise httpx.ReadError("connection lost after the request was sent", request=request)
+        return response
+
+
+async def test_a_copy_whose_answer_was_lost_is_checked_before_copying_again(fake: FakeIntakeQ) -> None:
+    transport = DropAfterFirstCopy(fake.transport())
+    plan = parse_plan(plan_data(1))
+    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=transport) as partner:
+        report = await provision(partner, plan)
+    assert transport.dropped == 1 and report.ok
+    assert fake.stats.calls[("POST", "/api/partner/practice/copyForm")] == 2  # two forms, no second try of the first
+    assert fake.stats.calls[("GET", "/api/partner/practice/{practiceId}/forms")] == 1  # the look after the lost answer
+    assert_converged(fake, plan)
+
+
+async def test_master_forms_are_checked_before_any_write(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    data = plan_data(2)
+    data["practices"][1]["forms"] = ["Intake Form", "Intake Frm"]
+    with pytest.raises(PlanError) as caught:
+        await provision(partner, parse_plan(data, source="plan.json"))
+    text = str(caught.value)
+    assert "plan.json: practices[1] (ext-0001).forms[1]" in text and "'Intake Frm'" in text
+    assert "Intake Form" in text  # the message lists the master forms there are
+    assert writes(fake) == 0 and not fake.practices
+
+
+# ----- crashes and faults
+
+
+async def test_a_run_cancelled_midway_is_finished_by_the_next_run(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    plan = parse_plan(plan_data(20))
+    done: list[ItemResult] = []
+    enough = asyncio.Event()
+
+    def on_item(item: ItemResult) -> None:
+        done.append(item)
+        if len(done) == 40:
+            enough.set()
+
+    task = asyncio.create_task(provision(partner, plan, concurrency=5, on_progress=on_item))
+    await enough.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(done) < plan.item_count and fake.practices
+    report = await provision(partner, plan, concurrency=5)
+    assert report.ok
+    assert_converged(fake, plan)
+
+
+async def test_a_fatal_spell_then_a_rerun_converges_without_duplicates(fake: FakeIntakeQ) -> None:
+    plan = parse_plan(plan_data(20))
+    fake.faults = Faults(p5xx=0.5, p_drop=0.2)
+    async with client(fake, max_retries=0) as partner:
+        broken = await provision(partner, plan, concurrency=5)
+        assert not broken.ok
+        assert len(broken.items) == plan.item_count  # every item accounted for, even in a bad spell
+        fake.faults = Faults()
+        report = await provision(partner, plan, concurrency=5)
+    assert report.ok
+    assert_converged(fake, plan)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_a_few_percent_of_faults_converge_in_a_couple_of_runs(seed: int) -> None:
+    faults = Faults(p429=0.02, p5xx=0.02, p_drop=0.02, p_malformed=0.02, retry_after=0)
+    fake = FakeIntakeQ(seed=seed, faults=faults)
+    plan = parse_plan(plan_data(40))
+    async with client(fake) as partner:
+        for _ in range(3):
+            report = await provision(partner, plan, concurrency=8)
+            assert len(report.items) == plan.item_count  # nothing lost: each item converged or is reported
+            if report.ok:
+                break
+    assert report.ok
+    assert sum(fake.stats.faults.values()) > 0
+    assert_converged(fake, plan)
+
+
+async def test_soak_300_practices_under_5_percent_mixed_faults() -> None:
+    faults = Faults(
+        p429=0.01,
+        p5xx=0.012,
+        p_drop=0.01,
+        p_hang=0.006,
+        p_malformed=0.012,
+        retry_after=0,
+        p_retry_after_missing=0.5,
+        hang_seconds=0.5,
+    )
+    fake = FakeIntakeQ(seed=5, faults=faults)
+    plan = parse_plan(plan_data(300))
+    timeout = httpx.Timeout(5.0, read=0.2)
+    async with client(fake, timeout=timeout, max_concurrency=64) as partner:
+        for _ in range(3):
+            report = await provision(partner, plan, concurrency=32)
+            assert len(report.items) == plan.item_count
+            if report.ok:
+                break
+    assert report.ok, report.failures[:5]
+    for kind in ("429", "500", "502", "503", "drop", "hang", "malformed"):
+        assert fake.stats.faults[kind] > 0, kind
+    assert len(fake.practices) == 300
+    assert_converged(fake, plan)
+
+
+# ----- plan files
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_toml_and_json_plans_load_alike(tmp_path: Path) -> None:
+    toml = write(
+        tmp_path,
+        "plan.toml",
+        """
+[defaults]
+forms = ["Intake Form", { name = "Progress Note", copy_consent_forms = false }]
+copy_consent_forms = true
+booking_enabled = false
+
+[practices.ext-1]
+practice_name = "A"
+first_name = "B"
+last_name = "C"
+email = "a@b.c"
+forms_enabled = true
+
+[practices.ext-1.practitioners.dr-1]
+first_name = "D"
+last_name = "E"
+email = "d@e.f"
+
+[[practices.ext-1.assistants]]
+external_id = "as-1"
+name = "F"
+email = "f@g.h"
+practitioners = ["dr-1"]
+""",
+    )
+    data = json.loads(json.dumps(plan_data(1)))
+    as_json = write(tmp_path, "plan.json", json.dumps(data))
+    plan = load_plan(toml)
+    (p,) = plan.practices
+    assert (p.external_id, p.forms_enabled, p.booking_enabled) == ("ext-1", True, False)
+    assert [(f.name, f.copy_consent_forms) for f in p.forms] == [("Intake Form", True), ("Progress Note", False)]
+    assert p.practitioners[0].external_id == "dr-1" and p.assistants[0].practitioners == ("dr-1",)
+    assert plan.item_count == 5
+    assert load_plan(as_json) == parse_plan(data, source=str(as_json))
+
+
+def test_a_bad_plan_names_file_item_and_field_for_every_problem(tmp_path: Path) -> None:
+    data = plan_data(3)
+    del data["practices"][0]["email"]
+    data["practices"][1]["forms_enabled"] = "yes"
+    data["practices"][1]["colour"] = "blue"
+    data["practices"][2]["external_id"] = "ext-0000"
+    data["practices"][2]["assistants"][0]["practitioners"] = ["dr-nobody"]
+    data["practices"][2]["practitioners"][1]["external_id"] = "ext-0002-main"
+    path = write(tmp_path, "bad.json", json.dumps(data))
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    error = caught.value
+    lines = str(error)
+    expected = [
+        "practices[0] (ext-0000): email: required field is missing",
+        "practices[1] (ext-0001): forms_enabled: must be true or false, not a string",
+        "practices[1] (ext-0001): colour: unknown field",
+        "practices[2] (ext-0000): external_id: duplicate practice external ID (also practices[0] (ext-0000))",
+        "practices[2] (ext-0000).assistants[0] (ext-0002-desk): practitioners: 'dr-nobody' is not a practitioner",
+        "practices[2] (ext-0000).practitioners[1] (ext-0002-main): external_id: duplicate practitioner external ID",
+    ]
+    for text in expected:
+        assert f"{path}: {text}" in lines, text
+    assert len(error.problems) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("p.toml", "practices = [\n  { external_id = 'a' ", "not valid TOML"),
+        ("p.json", '{"practices": [}', "not valid JSON"),
+        ("p.json", '{"practices": {"a": {}, "a": {}}}', "key 'a' appears twice"),
+        ("p.yaml", "practices: []", "must end in .toml or .json"),
+        ("p.json", "[]", "must be a table/object"),
+        ("p.json", '{"practices": [{"practice_name": 3}]}', "practices[0]: external_id: required field is missing"),
+    ],
+)
+def test_unreadable_plans_are_refused_with_the_reason(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+def test_practice_forms_override_defaults_and_keep_the_consent_flag() -> None:
+    data = plan_data(2)
+    data["practices"][0]["forms"] = ["Adult History"]
+    data["practices"][1]["copy_consent_forms"] = False
+    plan = parse_plan(data)
+    assert [(f.name, f.copy_consent_forms) for f in plan.practices[0].forms] == [("Adult History", True)]
+    assert [f.copy_consent_forms for f in plan.practices[1].forms] == [False, False]
+    assert plan.form_names == {"Intake Form", "Progress Note", "Adult History"}
+
+
+async def test_the_report_serialises_to_json(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    report = await provision(partner, parse_plan(plan_data(1)))
+    data = json.loads(report.to_json())
+    assert data["ok"] is True and data["dry_run"] is False
+    assert data["counts"] == {"created": 5, "updated": 0, "unchanged": 1, "failed": 0, "skipped": 0}
+    assert {"kind": "practice", "practice": "ext-0000", "key": "ext-0000", "status": "created"} in data["items"]
+
+
+async def test_concurrency_must_be_positive(partner: PartnerClient) -> None:
+    with pytest.raises(ValueError):
+        await provision(partner, parse_plan(plan_data(1)), concurrency=0)
