@@ -341,6 +341,6 @@ async def test_a_seeded_storm_of_faults_only_ever_raises_typed_errors() -> None:
                 outcomes.append("ok")
             except IntakeQError as exc:
                 outcomes.append(type(exc).__name__)
-    assert "ok" in outcomes and len(set(outcomes)) > 1
+    assert "ok" in outcomes and sum(fake.stats.faults.values()) >= 10  # the storm really hit
     created = [p.external_id for p in fake.practices]
     assert len(created) == len(set(created))  # never a duplicate, whatever failed

@@ -309,9 +309,12 @@ async def test_a_run_cancelled_midway_is_finished_by_the_next_run(fake: FakeInta
 
 async def test_a_fatal_spell_then_a_rerun_converges_without_duplicates(fake: FakeIntakeQ) -> None:
     plan = parse_plan(plan_data(20))
-    fake.faults = Faults(p5xx=0.5, p_drop=0.2)
+
+    def spell_begins(_: object) -> None:  # the outage starts once the run is under way
+        fake.faults = Faults(p5xx=0.5, p_drop=0.2)
+
     async with client(fake, max_retries=0) as partner:
-        broken = await provision(partner, plan, concurrency=5)
+        broken = await provision(partner, plan, concurrency=5, on_progress=spell_begins)
         assert not broken.ok
         assert len(broken.items) == plan.item_count  # every item accounted for, even in a bad spell
         fake.faults = Faults()

@@ -22,6 +22,7 @@ from intakeq_partner._errors import (
     IntakeQError,
     InvalidRequestError,
     RateLimitError,
+    ResponseValidationError,
     ServerError,
     is_ambiguous,
 )
@@ -199,12 +200,14 @@ async def test_a_get_marked_not_idempotent_is_not_retried_after_a_503(router: re
     assert route.call_count == 1
 
 
-async def test_a_500_is_not_retried_even_for_a_get(router: respx.MockRouter) -> None:
-    route = router.get(PATH).mock(side_effect=[httpx.Response(500), OK])
+async def test_a_500_is_retried_for_a_get_but_not_for_a_post(router: respx.MockRouter) -> None:
+    read = router.get(PATH).mock(side_effect=[httpx.Response(500), OK])
+    write = router.post(PATH).mock(side_effect=[httpx.Response(500), OK])
     async with make() as t:
+        assert (await t.request("GET", PATH, key=KEY)).status_code == 200
         with pytest.raises(ServerError):
-            await t.request("GET", PATH, key=KEY)
-    assert route.call_count == 1
+            await t.request("POST", PATH, key=KEY, json={})
+    assert read.call_count == 2 and write.call_count == 1
 
 
 async def test_client_errors_are_raised_without_retry_and_the_path_is_sent_as_given(
@@ -224,7 +227,8 @@ def test_should_retry_decisions() -> None:
     assert should_retry(httpx.Response(429), idempotent=False)
     assert not should_retry(httpx.Response(503), idempotent=False)
     assert should_retry(httpx.Response(503), idempotent=True)
-    assert not should_retry(httpx.Response(500), idempotent=True)
+    assert should_retry(httpx.Response(500), idempotent=True)
+    assert not should_retry(httpx.Response(500), idempotent=False)
     assert not should_retry(httpx.Response(404), idempotent=True)
     assert should_retry(httpx.ConnectError("x"), idempotent=False)
     assert not should_retry(httpx.ReadError("x"), idempotent=False)
@@ -470,3 +474,23 @@ async def test_no_log_line_over_a_real_socket_contains_the_key(caplog: pytest.Lo
     assert MARKER.encode() in seen[0]  # the key did go on the wire...
     assert any(r.name.startswith("httpcore") for r in caplog.records)
     assert MARKER not in caplog.text  # ...and into no log line
+
+
+def _strict(response: httpx.Response) -> Any:
+    """A parser that refuses anything but {"ok": true}, as the wire decoder refuses a wrong shape."""
+    if response.content != b'{"ok":true}':
+        raise ResponseValidationError(
+            status_code=response.status_code, method="X", path=PATH, body_excerpt="", reason="wrong shape"
+        )
+    return "parsed"
+
+
+async def test_an_unreadable_answer_is_asked_again_for_a_get_but_raised_for_a_post(router: respx.MockRouter) -> None:
+    garbled = httpx.Response(200, content=b"<html>maintenance</html>")
+    read = router.get(PATH).mock(side_effect=[garbled, OK])
+    write = router.post(PATH).mock(side_effect=[garbled, OK])
+    async with make() as t:
+        assert await t.request("GET", PATH, key=KEY, parse=_strict) == "parsed"
+        with pytest.raises(ResponseValidationError):
+            await t.request("POST", PATH, key=KEY, json={}, parse=_strict)
+    assert read.call_count == 2 and write.call_count == 1

@@ -9,6 +9,8 @@ import httpx
 from ._constants import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, MAX_RETRY_AFTER
 
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+# A 500 may mean the server acted and then failed: resent only when repeating the request is harmless.
+IDEMPOTENT_ONLY = frozenset({500})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 # Failures that happen before any request byte leaves: safe to resend even a POST.
@@ -35,7 +37,7 @@ def should_retry(outcome: httpx.Response | httpx.TransportError, *, idempotent: 
     if isinstance(outcome, httpx.Response):
         if outcome.status_code == 429:
             return True
-        return idempotent and outcome.status_code in RETRY_STATUSES
+        return idempotent and (outcome.status_code in RETRY_STATUSES or outcome.status_code in IDEMPOTENT_ONLY)
     if isinstance(outcome, NOTHING_SENT):
         return True
     return idempotent and isinstance(outcome, TRANSIENT)

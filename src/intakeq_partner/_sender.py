@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
+import httpx
+
 from ._errors import ConflictError, IntakeQError, InvalidRequestError, is_ambiguous
 from ._secret import Secret
 from ._transport import Transport
@@ -41,17 +43,20 @@ class Sender:
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
 
+        def parse(response: httpx.Response) -> Any:
+            return decode_response(
+                response, request.method, request.path, operation.RESPONSE_MODEL, operation.RESPONSE_IS_LIST
+            )
+
         async def send(key: Secret) -> Any:
-            response = await self.transport.request(
+            return await self.transport.request(
                 request.method,
                 request.path,
                 key=key,
                 params=request.params or None,
                 json=request.json,
                 idempotent=idempotent,
-            )
-            return decode_response(
-                response, request.method, request.path, operation.RESPONSE_MODEL, operation.RESPONSE_IS_LIST
+                parse=parse,
             )
 
         return await self._with_key(send)

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
 import random as _random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypedDict
+from typing import Any, Self, TypedDict, TypeVar, overload
 
 import httpx
 
@@ -20,6 +22,7 @@ from ._errors import (
     APITimeoutError,
     IntakeQError,
     InvalidRequestError,
+    ResponseValidationError,
     error_from_response,
     is_ambiguous,
     parse_retry_after,
@@ -30,6 +33,7 @@ from ._secret import Secret
 __all__ = ["Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
+T = TypeVar("T")
 
 
 def default_timeout() -> httpx.Timeout:
@@ -71,20 +75,47 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
 
 
 class _RateLimiter:
-    """Evenly spaced start slots shared by every caller; reserving is synchronous, so no lock is needed."""
+    """At most `rate` starts a second, evenly spaced, and never more than `rate` requests in any one second as
+    the server counts them, however late some of them arrive.
+
+    Even spacing alone is not enough: a request delayed on its way (a new connection, a busy event loop) can
+    land in the same server-side second as one sent a full second later, and a sliding-window limiter then
+    answers 429. So start number k also waits until request k - floor(rate) has *finished*, plus one second:
+    that request arrived before it finished, so the two can never fall in one window. Reserving a slot is
+    synchronous, so no lock is needed.
+    """
 
     def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]) -> None:
         self._interval = 1.0 / rate
+        self._window = max(1, math.floor(rate))
         self._clock = clock
         self._sleep = sleep
         self._next = float("-inf")
+        # When each of the last `_window` requests finished (a future until it has), oldest first.
+        self._ends: deque[asyncio.Future[float]] = deque()
 
-    async def wait(self) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for this request's turn; hold the slot while it is in flight."""
         now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await self._sleep(slot - now)
+        start = max(now, self._next)
+        self._next = start + self._interval
+        end: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        earlier = self._ends.popleft() if len(self._ends) >= self._window else None
+        self._ends.append(end)
+        try:
+            if start > now:
+                await self._sleep(start - now)
+            if earlier is not None:
+                finished = await asyncio.shield(earlier)
+                wait = finished + 1.0 - max(self._clock(), start)
+                if wait > 0:
+                    await self._sleep(wait)
+            yield
+        finally:
+            # Also on failure or cancellation: whoever waits on this slot must not wait forever.
+            if not end.done():
+                end.set_result(self._clock())
 
 
 class TransportOptions(TypedDict, total=False):
@@ -149,6 +180,7 @@ class Transport:
             headers={"User-Agent": C.USER_AGENT},
         )
 
+    @overload
     async def request(
         self,
         method: str,
@@ -158,8 +190,38 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         idempotent: bool | None = None,
-    ) -> httpx.Response:
-        """Send with retries; return the 2xx response or raise a typed IntakeQError."""
+        parse: None = None,
+    ) -> httpx.Response: ...
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: Secret,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        parse: Callable[[httpx.Response], T],
+    ) -> T: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: Secret,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        parse: Callable[[httpx.Response], Any] | None = None,
+    ) -> Any:
+        """Send with retries; return the 2xx response (or `parse` of it) or raise a typed IntakeQError.
+
+        `parse` runs inside the retry loop: an unreadable success body (ResponseValidationError) is retried
+        like a 502 when the request is idempotent, and is ambiguous otherwise.
+        """
         if not isinstance(key, Secret):
             raise InvalidRequestError("key must be a Secret")
         if not path.startswith("/") or "?" in path or "#" in path:
@@ -173,17 +235,29 @@ class Transport:
             outcome = await self._send_once(method, path, key, params, json)
             elapsed_ms = (self._clock() - started) * 1000
             label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
-            ok = isinstance(outcome, httpx.Response) and outcome.is_success
-            delay = None if ok else self._delay_before_retry(outcome, attempt, safe)
+            unreadable: ResponseValidationError | None = None
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                try:
+                    result = outcome if parse is None else parse(outcome)
+                except ResponseValidationError as exc:
+                    unreadable, label = exc, f"{outcome.status_code} with an unreadable body"
+                else:
+                    logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1)
+                    return result
+            if unreadable is not None:
+                delay = self._backoff(attempt) if safe and attempt < self.max_retries else None
+            else:
+                delay = self._delay_before_retry(outcome, attempt, safe)
             suffix = f", retry in {delay:.2f} s" if delay is not None else ""
             logger.debug("%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix)
-            if ok:
-                assert isinstance(outcome, httpx.Response)
-                return outcome
             if delay is None:
-                raise self._error(outcome, method, path)
+                raise unreadable or self._error(outcome, method, path)
             await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
             attempt += 1
+
+    def _backoff(self, attempt: int) -> float:
+        delay = retry_delay(attempt, initial_delay=self._initial_delay, max_delay=self._max_delay, random=self._random)
+        return delay or 0.0
 
     def _delay_before_retry(
         self, outcome: httpx.Response | httpx.TransportError, attempt: int, idempotent: bool
@@ -202,9 +276,7 @@ class Transport:
         self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
     ) -> httpx.Response | httpx.TransportError:
         """One attempt; a transport failure is returned, not raised, so the retry loop can judge it."""
-        async with self._slot():
-            if self._limiter is not None:
-                await self._limiter.wait()
+        async with self._slot(), self._limiter.slot() if self._limiter is not None else contextlib.nullcontext():
             try:
                 return await self._client.request(
                     method,
@@ -218,6 +290,9 @@ class Transport:
                 )
             except httpx.TransportError as exc:
                 return exc
+            except httpx.DecodingError as exc:
+                # A body that cannot be decompressed or decoded: no usable answer, like a broken connection.
+                return httpx.RemoteProtocolError(f"undecodable response body: {exc}")
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -243,8 +318,7 @@ class Transport:
 
     async def pause(self, attempt: int) -> None:
         """Back off before a caller's own retry (e.g. a create retried after looking it up)."""
-        delay = retry_delay(attempt, initial_delay=self._initial_delay, max_delay=self._max_delay, random=self._random)
-        await self._sleep(delay or 0.0)
+        await self._sleep(self._backoff(attempt))
 
     async def aclose(self) -> None:
         """Close the HTTP client if we made it; a client handed in belongs to its owner."""

@@ -16,17 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .._errors import (
-    APIConnectionError,
     IntakeQError,
     InvalidRequestError,
-    RateLimitError,
-    ResponseValidationError,
-    ServerError,
     is_ambiguous,
 )
 from .._generated.models import Assistant, FormTemplate, Practice, Practitioner
@@ -41,27 +37,11 @@ logger = logging.getLogger("intakeq_partner.provisioning")
 COPY_ATTEMPTS = 3
 """Copies of one form tried in one run when each outcome is unknown (each after a fresh look at the forms)."""
 
-IDEMPOTENT_ATTEMPTS = 3
-"""Tries of a read or an update in one run: the transport does not resend a GET after a 500 or a garbled
-200, and one such answer should not cost a whole practice a re-run."""
-
-_TRANSIENT = (ServerError, ResponseValidationError, APIConnectionError, RateLimitError)
 _REASON_LIMIT = 300
 _DEFAULT_ROLE = "Administrator"  # what IntakeQ gives a user created without a role, the main user included
 
 ProgressCallback = Callable[[ItemResult], None]
 T = TypeVar("T")
-
-
-async def _idempotent(partner: PartnerClient, call: Callable[..., Awaitable[T]], **kwargs: Any) -> T:
-    """Run a call that is safe to repeat, again after a transient failure, with the client's own backoff."""
-    for attempt in range(IDEMPOTENT_ATTEMPTS - 1):
-        try:
-            return await call(**kwargs)
-        except _TRANSIENT as exc:
-            logger.debug("retrying a read or update after %s", type(exc).__name__)
-            await partner._transport.pause(attempt)
-    return await call(**kwargs)
 
 
 async def provision(
@@ -91,7 +71,7 @@ async def provision(
     masters = await _master_forms(partner, plan) if plan.form_names else {}
     wanted = {spec.external_id for spec in plan.practices}
     existing: dict[str, Practice] = {}
-    for practice in await _idempotent(partner, partner.practices.list):
+    for practice in await partner.practices.list():
         if practice.external_practice_id in wanted:
             existing[practice.external_practice_id] = practice
     del wanted
@@ -113,7 +93,7 @@ async def provision(
 async def _master_forms(partner: PartnerClient, plan: Plan) -> dict[str, FormTemplate]:
     """The master form behind each name in the plan; unknown or ambiguous names fail the plan before any write."""
     by_name: dict[str, list[FormTemplate]] = {}
-    for form in await _idempotent(partner, partner.forms.master):
+    for form in await partner.forms.master():
         if form.name is not None and not form.archived:
             by_name.setdefault(form.name, []).append(form)
     problems: list[PlanProblem] = []
@@ -232,9 +212,6 @@ class _PracticeRun:
         for kind, key in self.items():
             self.emit(kind, key, status, reason)
 
-    def again(self, call: Callable[..., Awaitable[T]], **kwargs: Any) -> Awaitable[T]:
-        return _idempotent(self.partner, call, **kwargs)
-
     async def run(self) -> None:
         practice_id: str | None = None
         try:
@@ -304,8 +281,7 @@ class _PracticeRun:
             self.emit(ItemKind.PRACTICE, key, ItemStatus.UPDATED, changed=changed)
         else:
             try:
-                await self.again(
-                    self.partner.practices.update,
+                await self.partner.practices.update(
                     id=current.id,
                     practice_name=spec.practice_name,
                     first_name=spec.first_name,
@@ -340,7 +316,7 @@ class _PracticeRun:
             assert practice_id is not None
             try:
                 practitioners = self.partner.practice(practice_id).practitioners
-                listed = await self.again(practitioners.list, include_inactive=True)
+                listed = await practitioners.list(include_inactive=True)
             except IntakeQError as exc:
                 reason = f"listing practitioners failed: {_reason(exc)}"
                 for p in spec.practitioners:
@@ -381,8 +357,7 @@ class _PracticeRun:
             else:
                 assert practice_id is not None
                 try:
-                    await self.again(
-                        self.partner.practice(practice_id).practitioners.update,
+                    await self.partner.practice(practice_id).practitioners.update(
                         id=current.id,
                         external_practitioner_id=None if current.id else ext,
                         first_name=p.first_name,
@@ -405,7 +380,7 @@ class _PracticeRun:
         if not fresh:
             assert practice_id is not None
             try:
-                listed = await self.again(self.partner.practice(practice_id).assistants.list)
+                listed = await self.partner.practice(practice_id).assistants.list()
             except IntakeQError as exc:
                 reason = f"listing assistants failed: {_reason(exc)}"
                 for a in spec.assistants:
@@ -444,8 +419,7 @@ class _PracticeRun:
                     )
                 else:
                     found_id = found.id
-                    await self.again(
-                        client.update,
+                    await client.update(
                         id=found_id,
                         name=a.name,
                         email=a.email,
@@ -465,7 +439,7 @@ class _PracticeRun:
         if not fresh:
             assert practice_id is not None
             try:
-                have = _present(await self.again(self.partner.forms.list, practice=practice_id))
+                have = _present(await self.partner.forms.list(practice=practice_id))
             except IntakeQError as exc:
                 reason = f"listing the practice's forms failed: {_reason(exc)}"
                 for f in spec.forms:
@@ -503,7 +477,7 @@ class _PracticeRun:
                 if not is_ambiguous(exc) or attempt == COPY_ATTEMPTS - 1:
                     raise
                 logger.debug("copy of %r into %s may have landed; listing forms", form.name, practice_id)
-                have = _present(await self.again(self.partner.forms.list, practice=practice_id))
+                have = _present(await self.partner.forms.list(practice=practice_id))
                 if wanted in have:
                     return have
             else:

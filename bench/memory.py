@@ -1,0 +1,170 @@
+"""Memory: resident-set growth while `provision()` makes 10,000 practices (fake in-process, `fake.transport()`).
+
+Runs in a fresh child process so that nothing measured before pollutes the numbers. VmRSS is read before the
+run (client, fake and plan already built, one warm-up practice done) and after it. The fake lives in the same
+process and its state grows with every practice, so afterwards the report and then the fake's state are
+dropped, freed memory is handed back to the OS (`malloc_trim`), and each drop in RSS is attributed to what
+was dropped; the client-side growth is the total minus the fake's share. Freed memory that the allocator keeps
+(fragmentation) stays counted against the client, so the client figure is an upper bound.
+
+The fake's request routing compares a key against every practice's key (linear in practices, so quadratic
+over the run); the benchmark gives it a key index to keep the run short. That changes only the fake's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import itertools
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from ._common import ROOT, Result, rss_mb
+
+TARGET_MB = 50.0
+
+
+def _trim() -> None:
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: RSS then drops less, and the client figure is higher
+        pass
+
+
+async def _child(n: int, concurrency: int) -> dict[str, Any]:
+    from intakeq_partner import PartnerClient
+    from intakeq_partner.provisioning import provision
+    from intakeq_partner.testing import FakeIntakeQ
+
+    from ._plan import build_plan
+
+    class IndexedFake(FakeIntakeQ):
+        """The fake with a key index (see the module docstring); practices are only ever added here."""
+
+        _index: dict[str, str]
+        _indexed = 0
+
+        def _classify(self, key: str | None) -> str:
+            if not key:
+                return "none"
+            if key == self.partner_key:
+                return "partner"
+            practices = self.state.practices
+            if not hasattr(self, "_index"):
+                self._index = {}
+            if key not in self._index and len(practices) > self._indexed:
+                for p in itertools.islice(practices.values(), self._indexed, None):
+                    self._index[p.key] = p.id
+                self._indexed = len(practices)
+            found = self._index.get(key)
+            return f"practice:{found}" if found in practices and practices[found].key == key else "invalid"
+
+    fake = IndexedFake(seed=11)
+    partner = PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport())
+    await provision(partner, build_plan(1, prefix="warm-up"), concurrency=1)
+    plan = build_plan(n)
+    _trim()
+    before = rss_mb()
+    started = time.perf_counter()
+    report = await provision(partner, plan, concurrency=concurrency)
+    elapsed = time.perf_counter() - started
+    assert report.ok, report.failures[:3]
+    items, calls = len(report.items), sum(fake.stats.statuses.values())
+    _trim()
+    after = rss_mb()
+    await partner.aclose()
+    return {"n": n, "items": items, "calls": calls, "elapsed": elapsed, "before": before, "after": after}
+
+
+def _fake_only(n: int) -> dict[str, Any]:
+    """The same state changes and request log, applied to a fake directly: what the fake alone grows by."""
+    from intakeq_partner.testing import FakeIntakeQ, RequestRecord
+
+    from ._plan import build_plan
+
+    fake = FakeIntakeQ(seed=11)
+    state = fake.state
+    masters = {f.name: f.id for f in fake.master_forms}
+    plan = build_plan(n)
+    _trim()
+    before = rss_mb()
+    for spec in plan.practices:
+        practice = state.create_practice(
+            {"PracticeName": spec.practice_name, "FirstName": spec.first_name, "LastName": spec.last_name,
+             "Email": spec.email, "ExternalPracticeId": spec.external_id, "City": spec.city}
+        )  # fmt: skip
+        for p in spec.practitioners:
+            body = {"FirstName": p.first_name, "LastName": p.last_name, "Email": p.email, "RoleName": p.role_name}
+            state.create_practitioner(practice, {**body, "ExternalPractitionerId": p.external_id})
+        for a in spec.assistants:
+            body = {"Name": a.name, "Email": a.email, "ExternalAssistantId": a.external_id}
+            state.create_assistant(practice, {**body, "PractitionerIds": list(a.practitioners or ())})
+        for f in spec.forms:
+            state.copy_form(
+                {"SourceMasterFormId": masters[f.name], "DestinationPracticeId": practice.id,
+                 "CopyAttachedConsentForms": f.copy_consent_forms}
+            )  # fmt: skip
+        auth = f"practice:{practice.id}"
+        for method, route, who in (("POST", "/practice", "partner"), ("GET", "/practice/{practiceId}/key", "partner"),
+                                   ("POST", "/practitioners", auth), ("POST", "/practitioners", auth),
+                                   ("POST", "/assistants", auth), ("POST", "/practice/copyForm", "partner"),
+                                   ("POST", "/practice/copyForm", "partner")):  # fmt: skip
+            fake.stats.log.append(RequestRecord(method, f"/api{route}/{practice.id}", route, 200, who))
+            fake.stats.calls[(method, route)] += 1
+            fake.stats.statuses[200] += 1
+    _trim()
+    return {"fake_only": rss_mb() - before}
+
+
+def run(n: int = 10_000, concurrency: int = 50) -> Result:
+    started = time.perf_counter()
+    result = Result("Memory")
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.memory", str(n), str(concurrency)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.memory", str(n), "fake-only"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    fake_only = json.loads(out.strip().splitlines()[-1])["fake_only"]
+    total = got["after"] - got["before"]
+    client = total - fake_only
+    result.add(
+        f"client-side RSS growth, {n:,} practices", f"{client:.1f} MB", f"< {TARGET_MB:.0f} MB", client < TARGET_MB
+    )
+    result.add("total RSS growth (client + in-process fake)", f"{total:.1f} MB", "(information)")
+    result.add("the fake's own growth (same state, replayed without HTTP)", f"{fake_only:.1f} MB", "(information)")
+    result.details += [
+        f"{n:,} practices, {got['calls']:,} calls in {got['elapsed']:.1f} s, concurrency {concurrency}",
+        f"VmRSS before {got['before']:.1f} MB, after {got['after']:.1f} MB (+{total:.1f} MB)",
+        f"the fake alone grows by {fake_only:.1f} MB for the same practices, forms and request log (measured in a "
+        "separate process by applying the same changes to its state directly); client = total - fake",
+        f"the client-side figure includes the returned report ({got['items']:,} items), which grows with the plan",
+    ]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_quick() -> Result:
+    return run(n=1000)
+
+
+if __name__ == "__main__":
+    count = int(sys.argv[1])
+    if sys.argv[2] == "fake-only":
+        print(json.dumps(_fake_only(count)))
+    else:
+        print(json.dumps(asyncio.run(_child(count, int(sys.argv[2])))))
