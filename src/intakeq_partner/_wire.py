@@ -140,12 +140,6 @@ def _strings(model: str, wire: str, value: Any) -> list[str]:
     return result
 
 
-def _models(model: str, wire: str, value: Any, decoder: Decoder) -> list[Any]:
-    if value.__class__ is not list:
-        _fail(model, wire, "an array", value)
-    return [decoder(item) for item in value]
-
-
 def _field_kind(hint: Any) -> tuple[str, Any]:
     """Reduce a field's type hint to (kind, detail); `X | None` is just X (None is handled by optionality)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -168,10 +162,33 @@ def _field_kind(hint: Any) -> tuple[str, Any]:
 _EXPECTED = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}
 
 
+def _nested_decoder(cls: type[Any]) -> Decoder:
+    """The decoder of a nested model, compiled now so the outer decoder calls it directly; a model that
+    (indirectly) contains itself gets a late-bound call instead, since its decoder does not exist yet."""
+    decoder = _decoders.get(cls)
+    if decoder is not None:
+        return decoder
+    if cls in _compiling:
+        return lambda data: structure(cls, data)
+    return _compile_decoder(cls)
+
+
+_compiling: set[type] = set()
+
+
 def _compile_decoder(cls: type[Any]) -> Decoder:
-    """Write, compile and cache a straight-line decoder for `cls` (and, lazily, for its nested models)."""
+    """Write, compile and cache a straight-line decoder for `cls` (and for the models nested in it)."""
+    _compiling.add(cls)
+    try:
+        decoder = _build_decoder(cls)
+    finally:
+        _compiling.discard(cls)
+    _decoders[cls] = decoder
+    return decoder
+
+
+def _build_decoder(cls: type[Any]) -> Decoder:
     hints = typing.get_type_hints(cls)
-    name = cls.__name__
     env: dict[str, Any] = {
         "cls": cls,
         "WireError": WireError,
@@ -179,9 +196,7 @@ def _compile_decoder(cls: type[Any]) -> Decoder:
         "_kind": _kind,
         "_datetime": _datetime,
         "_strings": _strings,
-        "_models": _models,
-        "structure": structure,
-        "M": name,
+        "M": cls.__name__,
     }
     lines = [
         "def decode(d):",
@@ -193,46 +208,49 @@ def _compile_decoder(cls: type[Any]) -> Decoder:
     known: list[str] = []
     for i, field in enumerate(attrs.fields(cls)):
         if field.metadata.get("extra"):
+            # Subset test first: it allocates nothing, and unknown fields are rare.
             env["KNOWN"] = frozenset(known)
-            lines += ["    extra = d.keys() - KNOWN", "    x = {k: d[k] for k in extra} if extra else {}"]
+            lines.append("    x = {} if d.keys() <= KNOWN else {k: d[k] for k in d.keys() - KNOWN}")
             args.append("x")
             continue
         wire = field.metadata["wire"]
         known.append(wire)
-        required = field.default is attrs.NOTHING
         var = f"v{i}"
         args.append(var)
-        kind, detail = _field_kind(hints[field.name])
         lines.append(f"    {var} = get({wire!r})")
-        guard = "" if required else f"if {var} is not None:"
-        indent = "    " if required else "        "
-        if not required:
-            lines.append(f"    {guard}")
-        if kind == "scalar":
-            check = f"{var}.__class__ is not {detail.__name__}"
-            if detail is float:
-                check = f"{var}.__class__ is not float and {var}.__class__ is not int"
-            lines.append(f"{indent}if {check}: _fail(M, {wire!r}, {_EXPECTED[detail]!r}, {var})")
-        elif kind == "datetime":
-            lines.append(f"{indent}{var} = _datetime(M, {wire!r}, {var})")
-        elif kind == "strings":
-            lines.append(f"{indent}_strings(M, {wire!r}, {var})")
-        elif kind == "models":
-            env[f"T{i}"] = detail
-            lines.append(f"{indent}{var} = _models(M, {wire!r}, {var}, lambda o: structure(T{i}, o))")
-        elif kind == "model":
-            env[f"T{i}"] = detail
-            lines.append(f"{indent}{var} = structure(T{i}, {var})")
-        elif required:
-            lines.append(f"    if {var} is None: _fail(M, {wire!r}, 'a value', None)")
-        else:
-            lines.pop()  # "any": nothing to check
+        lines += _field_lines(var, wire, _field_kind(hints[field.name]), field.default is attrs.NOTHING, env, i)
     lines.append(f"    return cls({', '.join(args)})")
     source = "\n".join(lines)
-    exec(compile(source, f"<intakeq_partner._wire decoder for {name}>", "exec"), env)
+    exec(compile(source, f"<intakeq_partner._wire decoder for {cls.__name__}>", "exec"), env)
     decoder: Decoder = env["decode"]
-    _decoders[cls] = decoder
     return decoder
+
+
+def _field_lines(var: str, wire: str, kind: tuple[str, Any], required: bool, env: dict[str, Any], i: int) -> list[str]:
+    """The checks and conversions of one field; an optional field skips them when absent or null."""
+    what, detail = kind
+    if what == "scalar":
+        check = f"{var}.__class__ is not {detail.__name__}"
+        if detail is float:
+            check = f"({check} and {var}.__class__ is not int)"
+        cond = check if required else f"{var} is not None and {check}"
+        return [f"    if {cond}: _fail(M, {wire!r}, {_EXPECTED[detail]!r}, {var})"]
+    elif what == "datetime":
+        statement = f"{var} = _datetime(M, {wire!r}, {var})"
+    elif what == "strings":
+        statement = f"_strings(M, {wire!r}, {var})"
+    elif what == "model":
+        env[f"D{i}"] = _nested_decoder(detail)
+        statement = f"{var} = D{i}({var})"
+    elif what == "models":
+        env[f"D{i}"] = _nested_decoder(detail)
+        fail = f"_fail(M, {wire!r}, 'an array', {var})"
+        statement = f"{var} = [D{i}(o) for o in {var}] if {var}.__class__ is list else {fail}"
+    elif required:  # "any": only presence is checked
+        return [f"    if {var} is None: _fail(M, {wire!r}, 'a value', None)"]
+    else:
+        return []
+    return [f"    {statement}" if required else f"    if {var} is not None: {statement}"]
 
 
 # -- encoding ---------------------------------------------------------------------------------------------------
