@@ -6,9 +6,6 @@ process and its state grows with every practice, so afterwards the report and th
 dropped, freed memory is handed back to the OS (`malloc_trim`), and each drop in RSS is attributed to what
 was dropped; the client-side growth is the total minus the fake's share. Freed memory that the allocator keeps
 (fragmentation) stays counted against the client, so the client figure is an upper bound.
-
-The fake's request routing compares a key against every practice's key (linear in practices, so quadratic
-over the run); the benchmark gives it a key index to keep the run short. That changes only the fake's speed.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
-import itertools
 import json
 import subprocess
 import sys
@@ -43,28 +39,7 @@ async def _child(n: int, concurrency: int) -> dict[str, Any]:
 
     from ._plan import build_plan
 
-    class IndexedFake(FakeIntakeQ):
-        """The fake with a key index (see the module docstring); practices are only ever added here."""
-
-        _index: dict[str, str]
-        _indexed = 0
-
-        def _classify(self, key: str | None) -> str:
-            if not key:
-                return "none"
-            if key == self.partner_key:
-                return "partner"
-            practices = self.state.practices
-            if not hasattr(self, "_index"):
-                self._index = {}
-            if key not in self._index and len(practices) > self._indexed:
-                for p in itertools.islice(practices.values(), self._indexed, None):
-                    self._index[p.key] = p.id
-                self._indexed = len(practices)
-            found = self._index.get(key)
-            return f"practice:{found}" if found in practices and practices[found].key == key else "invalid"
-
-    fake = IndexedFake(seed=11)
+    fake = FakeIntakeQ(seed=11)
     partner = PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport())
     await provision(partner, build_plan(1, prefix="warm-up"), concurrency=1)
     plan = build_plan(n)
@@ -114,7 +89,7 @@ def _fake_only(n: int) -> dict[str, Any]:
                                    ("POST", "/practitioners", auth), ("POST", "/practitioners", auth),
                                    ("POST", "/assistants", auth), ("POST", "/practice/copyForm", "partner"),
                                    ("POST", "/practice/copyForm", "partner")):  # fmt: skip
-            fake.stats.log.append(RequestRecord(method, f"/api{route}/{practice.id}", route, 200, who))
+            fake.stats.record(RequestRecord(method, f"/api{route}/{practice.id}", route, 200, who))
             fake.stats.calls[(method, route)] += 1
             fake.stats.statuses[200] += 1
     _trim()

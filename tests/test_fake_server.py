@@ -511,6 +511,53 @@ async def test_counters_and_reset(fake: FakeIntakeQ, http: httpx.AsyncClient) ->
 # ----- faults over real loopback
 
 
+async def test_a_capped_request_log_keeps_the_newest_and_the_counters_count_all() -> None:
+    fake = FakeIntakeQ(PARTNER, seed=7, log_limit=3)
+    async with fake.client(headers={"X-Auth-Key": PARTNER}) as http:
+        for n in range(5):
+            await http.get(f"/api/partner/practice/P{n}/key")
+    assert [r.raw_path for r in fake.requests] == [f"/api/partner/practice/P{n}/key" for n in (2, 3, 4)]
+    assert fake.stats.logged == 5 and fake.stats.statuses[404] == 5
+    assert fake.stats.calls[("GET", "/api/partner/practice/{practiceId}/key")] == 5
+    fake.reset_stats()
+    assert fake.requests == [] and fake.stats.logged == 0
+    silent = FakeIntakeQ(PARTNER, log_limit=0)
+    async with silent.client(headers={"X-Auth-Key": PARTNER}) as http:
+        await http.get("/api/partner/masterForms")
+    assert silent.requests == [] and silent.stats.logged == 1 and silent.stats.statuses[200] == 1
+    with pytest.raises(ValueError):
+        FakeIntakeQ(log_limit=-1)
+
+
+async def test_key_and_external_id_lookups_follow_rotation_renames_and_deletion(
+    fake: FakeIntakeQ, http: httpx.AsyncClient
+) -> None:
+    first, first_key = await new_practice(http, 1, ExternalPracticeId="ext-a")
+    await new_practice(http, 2, ExternalPracticeId="ext-b")
+    moved = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "ext-c"})
+    assert moved.status_code == 200
+    assert (await http.get("/api/partner/practice/ext-a/key")).status_code == 404
+    assert (await http.get("/api/partner/practice/ext-c/key")).json()["ApiKey"] == first_key["X-Auth-Key"]
+    assert (await http.get("/api/partner/practice", params={"externalPracticeId": "ext-c"})).json()[0]["Id"] == first[
+        "Id"
+    ]
+    assert (await http.get("/api/partner/practice", params={"externalPracticeId": "ext-a"})).json() == []
+    taken = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "ext-b"})
+    assert taken.status_code == 409
+    assert (
+        await http.post("/api/partner/practice", json=practice_body(3, ExternalPracticeId="ext-a"))
+    ).status_code == 200
+    new_key = fake.rotate_practice_key(first["Id"])
+    assert (await http.get("/api/v1/practitioners", headers=first_key)).status_code == 401
+    assert (await http.get("/api/v1/practitioners", headers={"X-Auth-Key": new_key})).status_code == 200
+    assert (await http.delete("/api/partner/practice/ext-c")).status_code == 200
+    assert (await http.get("/api/v1/practitioners", headers={"X-Auth-Key": new_key})).status_code == 401
+    assert (await http.get("/api/partner/practice/ext-c/key")).status_code == 404
+    again = await http.post("/api/partner/practice", json=practice_body(4, ExternalPracticeId="ext-c"))
+    assert again.status_code == 200
+    assert fake.practice("ext-c").id == again.json()["Id"]
+
+
 async def test_drop_and_hang_over_loopback() -> None:
     fake = FakeIntakeQ(PARTNER, seed=5, faults=Faults(p_drop=1.0))
     started = time.perf_counter()

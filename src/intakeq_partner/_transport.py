@@ -27,6 +27,7 @@ from ._errors import (
     is_ambiguous,
     parse_retry_after,
 )
+from ._pool import SHARD_SIZE, ShardedTransport, env_proxies_configured
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
 
@@ -173,6 +174,9 @@ class Transport:
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._limiter = _RateLimiter(rate_limit, clock, sleep) if rate_limit else None
         self._owns_client = http_client is None
+        if http_client is None and transport is None and max_concurrency and max_concurrency > SHARD_SIZE:
+            if not env_proxies_configured():  # a transport of our own would make httpx ignore them
+                transport = ShardedTransport(max_concurrency)
         self._client = http_client or httpx.AsyncClient(
             transport=transport,
             timeout=self._timeout,

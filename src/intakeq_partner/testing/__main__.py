@@ -29,6 +29,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hang-seconds", type=float, default=30.0)
     parser.add_argument("--retry-after", type=int, default=1, help="seconds in Retry-After of injected 429s")
     parser.add_argument("--rate-limit", type=float, help="requests per second per key")
+    parser.add_argument(
+        "--log-limit",
+        type=int,
+        default=10_000,
+        help="request records kept in memory (the newest; the counters count all); -1 keeps every one",
+    )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -47,7 +53,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         retry_after=args.retry_after,
         rate_limit=args.rate_limit,
     )
-    fake = FakeIntakeQ(args.partner_key, seed=args.seed, faults=faults, page_size=args.page_size)
+    fake = FakeIntakeQ(
+        args.partner_key,
+        seed=args.seed,
+        faults=faults,
+        page_size=args.page_size,
+        log_limit=None if args.log_limit < 0 else args.log_limit,
+    )
     asyncio.run(_run(fake, args, print_key=args.partner_key is None))
 
 

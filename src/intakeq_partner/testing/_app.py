@@ -23,7 +23,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from ._faults import Plan, RequestRecord, draw_plan
-from ._state import JSON, ApiError, Practice, iso
+from ._state import JSON, ApiError, Practice, State, iso
 
 if TYPE_CHECKING:
     from ._fake import FakeIntakeQ
@@ -205,7 +205,7 @@ class FakeApp:
             fake.stats.faults[fault] += 1
             await self._fault(plan, apply, swallow, scope, receive, recording_send)
         finally:
-            fake.stats.log.append(
+            fake.stats.record(
                 RequestRecord(
                     method,
                     raw_path,
@@ -355,8 +355,7 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
 
     async def ephemeral(ctx: Ctx) -> Response:
         practice = state.practice(ctx.params["practiceId"])
-        token = state.ephemeral_token(practice, ctx.query("userId"))
-        value = next(k for k, v in state.ephemeral_tokens.items() if v is token)
+        value, token = state.issue_ephemeral_token(practice, ctx.query("userId"))
         return JSONResponse({"Token": value, "UserId": token.user_id})
 
     async def practice_forms(ctx: Ctx) -> Response:
@@ -513,13 +512,16 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
     return routes
 
 
-def classify(partner_key: str, key: str | None, practices: dict[str, Practice]) -> str:
-    """Name the key class of a request without keeping the key."""
+def classify(partner_key: str, key: str | None, state: State) -> str:
+    """Name the key class of a request without keeping the key.
+
+    Practice keys are found through the state's key index (a dict lookup, O(1) however many practices there
+    are), which is not constant-time the way comparing with `hmac.compare_digest` is; a test double need not
+    resist timing attacks.
+    """
     if not key:
         return "none"
     if hmac.compare_digest(key.encode(), partner_key.encode()):
         return "partner"
-    for practice in practices.values():
-        if hmac.compare_digest(key.encode(), practice.key.encode()):
-            return f"practice:{practice.id}"
-    return "invalid"
+    practice = state.practice_by_key(key)
+    return "invalid" if practice is None else f"practice:{practice.id}"

@@ -37,6 +37,9 @@ class FakeIntakeQ:
 
     Use ``fake.client()`` (or ``fake.transport()``) to talk to it in-process, or ``async with fake.serve()``
     to reach it over loopback. Both run the same ASGI app, ``fake.app``.
+
+    ``log_limit`` caps ``requests`` (the request log) at the newest that many records; None (the default)
+    keeps them all. The counters in ``stats`` count every request either way.
     """
 
     base_url = "http://127.0.0.1"
@@ -56,6 +59,7 @@ class FakeIntakeQ:
         form_token_ttl: timedelta = timedelta(hours=1),
         ephemeral_token_ttl: timedelta = timedelta(minutes=5),
         session_ttl: timedelta = timedelta(hours=1),
+        log_limit: int | None = None,
     ) -> None:
         seeds = random.Random(seed)
         # Two streams: creating data never shifts the fault sequence, and vice versa.
@@ -66,7 +70,7 @@ class FakeIntakeQ:
         self.partner_key = partner_key or f"{data_rng.getrandbits(128):032x}"
         self.faults = faults or Faults()
         self.page_size = page_size
-        self.stats = Stats()
+        self.stats = Stats(log_limit=log_limit)
         self.state = State(
             rng=data_rng,
             clock=self.now,
@@ -124,7 +128,7 @@ class FakeIntakeQ:
                 waiter.get_loop().call_soon_threadsafe(_finish, waiter)
 
     def _classify(self, key: str | None) -> str:
-        return classify(self.partner_key, key, self.state.practices)
+        return classify(self.partner_key, key, self.state)
 
     # ----- inspection
 
@@ -135,7 +139,10 @@ class FakeIntakeQ:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """Every request seen, oldest first (method, raw path, route template, status, key class, fault)."""
+        """Every request seen, oldest first (method, raw path, route template, status, key class, fault).
+
+        Only the newest ``log_limit`` when the fake was made with one; ``stats.logged`` counts them all.
+        """
         return self.stats.log
 
     def reset_stats(self) -> None:

@@ -134,15 +134,39 @@ class RequestRecord:
 
 @dataclass
 class Stats:
-    """Counters for tests and benchmarks."""
+    """Counters for tests and benchmarks.
+
+    The counters count every request. The log keeps every record unless ``log_limit`` is set; then only the
+    newest ``log_limit`` (a long-running fake would otherwise grow without bound), and ``logged`` still
+    counts them all.
+    """
 
     statuses: Counter[int] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     log: list[RequestRecord] = field(default_factory=list)
+    log_limit: int | None = None
+    logged: int = 0
+    """Records ever passed to ``record`` since the last reset, including those the limit dropped."""
+
+    def __post_init__(self) -> None:
+        if self.log_limit is not None and self.log_limit < 0:
+            raise ValueError(f"log_limit must be None or >= 0, got {self.log_limit!r}")
+
+    def record(self, entry: RequestRecord) -> None:
+        """Append to the log, dropping the oldest record once the log holds ``log_limit``."""
+        self.logged += 1
+        limit = self.log_limit
+        if limit is None:
+            self.log.append(entry)
+        elif limit > 0:
+            self.log.append(entry)
+            if len(self.log) > limit:
+                del self.log[0]  # a memmove of `limit` pointers: cheap next to serving the request
 
     def reset(self) -> None:
         self.statuses.clear()
         self.faults.clear()
         self.calls.clear()
         self.log.clear()
+        self.logged = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -309,6 +309,10 @@ class State:
         self.roles: list[str] = list(roles)
         self.master_forms: dict[str, Form] = {}
         self.practices: dict[str, Practice] = {}
+        # Indexes kept in step with `practices` by every method below that adds, removes, re-keys or renames
+        # a practice, so that per-request lookups stay O(1) however many practices there are.
+        self._by_key: dict[str, Practice] = {}
+        self._by_external: dict[str, Practice] = {}
         self.ephemeral_tokens: dict[str, EphemeralToken] = {}
         self.form_tokens: dict[str, FormToken] = {}
         self.sessions: dict[str, Session] = {}
@@ -376,15 +380,34 @@ class State:
     def practice(self, ref: str) -> Practice:
         found = self.practices.get(ref)
         if found is None:
-            found = next(
-                (p for p in self.practices.values() if p.external_id is not None and p.external_id == ref), None
-            )
+            found = self.practice_by_external_id(ref)
         if found is None:
             raise ApiError(404, "Practice not found.")
         return found
 
+    def practice_by_external_id(self, external_id: str) -> Practice | None:
+        found = self._by_external.get(external_id)
+        # Checked against the practice itself, so an index gone stale (a field set directly) answers "no".
+        if found is None or found.external_id != external_id or self.practices.get(found.id) is not found:
+            return None
+        return found
+
     def practice_by_key(self, key: str) -> Practice | None:
-        return next((p for p in self.practices.values() if p.key == key), None)
+        found = self._by_key.get(key)
+        if found is None or found.key != key or self.practices.get(found.id) is not found:
+            return None
+        return found
+
+    def _index(self, practice: Practice) -> None:
+        self._by_key[practice.key] = practice
+        if practice.external_id is not None:
+            self._by_external[practice.external_id] = practice
+
+    def _unindex(self, practice: Practice) -> None:
+        if self._by_key.get(practice.key) is practice:
+            del self._by_key[practice.key]
+        if practice.external_id is not None and self._by_external.get(practice.external_id) is practice:
+            del self._by_external[practice.external_id]
 
     @staticmethod
     def practitioner(practice: Practice, ref: str) -> Practitioner:
@@ -420,7 +443,7 @@ class State:
         external = opt_str(body, "ExternalPracticeId") or None
         external_practitioner = opt_str(body, "ExternalPractitionerId") or None
         self._check_address(body)
-        if external is not None and any(p.external_id == external for p in self.practices.values()):
+        if external is not None and self.practice_by_external_id(external) is not None:
             raise ApiError(409, "ExternalPracticeId is already in use.")
         practice_id = self.hex_id(8, upper=True)
         while practice_id in self.practices:
@@ -431,6 +454,7 @@ class State:
         practice.practitioners[main.id] = main
         self._apply_practice_fields(practice, body)
         self.practices[practice.id] = practice
+        self._index(practice)
         return practice
 
     @staticmethod
@@ -470,11 +494,13 @@ class State:
             if practice is None:
                 raise ApiError(404, "Practice not found.")
             if external is not None and external != practice.external_id:
-                if any(p.external_id == external for p in self.practices.values()):
+                if self.practice_by_external_id(external) is not None:
                     raise ApiError(409, "ExternalPracticeId is already in use.")
+                self._unindex(practice)
                 practice.external_id = external
+                self._index(practice)
         elif external:
-            practice = next((p for p in self.practices.values() if p.external_id == external), None)
+            practice = self.practice_by_external_id(external)
             if practice is None:
                 raise ApiError(404, "Practice not found.")
         else:
@@ -484,6 +510,7 @@ class State:
 
     def delete_practice(self, practice: Practice) -> None:
         del self.practices[practice.id]
+        self._unindex(practice)
         for store in (self.ephemeral_tokens, self.form_tokens, self.sessions):
             for token in [t for t, v in store.items() if v.practice_id == practice.id]:
                 del store[token]
@@ -491,9 +518,14 @@ class State:
     def list_practices(
         self, id: str | None, email: str | None, external_id: str | None, page: int | None, page_size: int
     ) -> list[Practice]:
+        candidates: Iterable[Practice] = self.practices.values()
+        if id is not None:
+            candidates = [p for p in (self.practices.get(id),) if p is not None]
+        elif external_id is not None:
+            candidates = [p for p in (self.practice_by_external_id(external_id),) if p is not None]
         found = [
             p
-            for p in self.practices.values()
+            for p in candidates
             if (id is None or p.id == id)
             and (email is None or p.email.casefold() == email.casefold())
             and (external_id is None or p.external_id == external_id)
@@ -503,14 +535,21 @@ class State:
         return found
 
     def rotate_key(self, practice: Practice) -> str:
+        self._unindex(practice)
         practice.key = self.new_key()
+        self._index(practice)
         return practice.key
 
     def ephemeral_token(self, practice: Practice, user_ref: str | None) -> EphemeralToken:
+        return self.issue_ephemeral_token(practice, user_ref)[1]
+
+    def issue_ephemeral_token(self, practice: Practice, user_ref: str | None) -> tuple[str, EphemeralToken]:
+        """A new one-time sign-in token: (its value, what it grants)."""
         user = practice.main_practitioner if user_ref is None else self.practitioner(practice, user_ref)
         token = EphemeralToken(practice.id, user.id, self.clock() + self.ephemeral_token_ttl)
-        self.ephemeral_tokens[self.hex_id(40)] = token
-        return token
+        value = self.hex_id(40)
+        self.ephemeral_tokens[value] = token
+        return value, token
 
     def sign_in(self, token: str | None, user_ref: str | None) -> str:
         """Consume an ephemeral token; return a new session id."""
