@@ -64,15 +64,19 @@ class Sender:
     async def create_once(
         self,
         operation: ModuleType,
-        find_existing: Callable[[], Awaitable[T | None]],
+        find_existing: Callable[[], Awaitable[T | None]] | None,
         **kwargs: Any,
     ) -> T:
-        """POST a create that carries an external ID without ever making a duplicate.
+        """POST a create without ever making a duplicate.
 
         IntakeQ has no idempotency keys, so when an attempt may have landed (a dropped connection, a timeout,
         a 5xx, a garbled answer) we look the object up by its external ID before posting again; a 409 after
-        such an attempt means our earlier attempt won, and the lookup returns it.
+        such an attempt means our earlier attempt won, and the lookup returns it. Without an external ID
+        (`find_existing` is None) there is nothing to look up by, so such an attempt is not repeated.
         """
+        if find_existing is None:
+            only: T = await self.call(operation, **kwargs)
+            return only
         attempt = 0
         uncertain = False
         while True:

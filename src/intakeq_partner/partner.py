@@ -81,11 +81,9 @@ class Practices:
             forms_enabled=flag("forms_enabled", forms_enabled),
             booking_enabled=flag("booking_enabled", booking_enabled),
         )
-        if external_practice_id is None:
-            created: Practice = await self._sender.call(create_practice, body=body)
-            return created
         ref = external_practice_id
-        return await self._sender.create_once(create_practice, lambda: self.get(external_practice_id=ref), body=body)
+        find = None if ref is None else lambda: self.get(external_practice_id=ref)
+        return await self._sender.create_once(create_practice, find, body=body)
 
     async def update(
         self,

@@ -86,11 +86,9 @@ class Practitioners:
             role_name=optional_text("role_name", role_name),
             external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
         )
-        if external_practitioner_id is None:
-            created: Practitioner = await self._sender.call(create_practitioner, body=body)
-            return created
         ref = external_practitioner_id
-        return await self._sender.create_once(create_practitioner, lambda: self.get(ref), body=body)
+        find = None if ref is None else lambda: self.get(ref)
+        return await self._sender.create_once(create_practitioner, find, body=body)
 
     async def update(
         self,
@@ -180,11 +178,9 @@ class Assistants:
             external_assistant_id=optional_text("external_assistant_id", external_assistant_id),
             practitioner_ids=id_list("practitioner_ids", practitioner_ids),
         )
-        if external_assistant_id is None:
-            created: Assistant = await self._sender.call(create_assistant, body=body)
-            return created
         ref = external_assistant_id
-        return await self._sender.create_once(create_assistant, lambda: self.get(ref), body=body)
+        find = None if ref is None else lambda: self.get(ref)
+        return await self._sender.create_once(create_assistant, find, body=body)
 
     async def update(
         self,
