@@ -105,6 +105,17 @@ async def test_a_duplicate_external_id_is_a_conflict_and_nothing_is_duplicated(e
     assert len(env.fake.practitioners(practice_id)) == 2 and len(env.fake.assistants(practice_id)) == 1
 
 
+async def test_an_object_made_without_an_external_id_can_be_given_one(env: Env) -> None:
+    practice_id = await new_practice(env, "adopt")  # its main user has no external ID
+    clinic = env.partner.practice(practice_id)
+    [main] = await clinic.practitioners.list()
+    assert main.external_practitioner_id is None
+    updated = await clinic.practitioners.update(id=main.id, external_practitioner_id="owner", role_name="Practitioner")
+    assert updated.id == main.id and updated.external_practitioner_id == "owner"
+    assert (await clinic.practitioners.get("owner")) == updated
+    assert len(env.fake.practitioners(practice_id)) == 1  # found by Id and renamed, not made again
+
+
 async def test_a_practitioner_with_client_data_can_be_deleted_only_after_transfer(env: Env) -> None:
     practice_id = await new_practice(env)
     v1 = env.partner.practice(practice_id)

@@ -177,7 +177,13 @@ async def test_changed_fields_make_exactly_the_expected_updates(fake: FakeIntake
 async def test_a_practice_made_outside_the_plan_is_adopted_not_duplicated(
     fake: FakeIntakeQ, partner: PartnerClient
 ) -> None:
-    fake.add_practice(ExternalPracticeId="ext-0000", PracticeName="Old name", FirstName="Ann", LastName="Lee0")
+    fake.add_practice(
+        ExternalPracticeId="ext-0000",
+        PracticeName="Old name",
+        FirstName="Ann",
+        LastName="Lee0",
+        Email="ANN0@example.com",
+    )
     fake.add_practice_form("ext-0000", "Intake Form", "Questionnaire")
     plan = parse_plan(plan_data(1))
     report = await provision(partner, plan)
@@ -185,9 +191,30 @@ async def test_a_practice_made_outside_the_plan_is_adopted_not_duplicated(
     statuses = {(i.kind, i.key): i.status for i in report.items}
     assert statuses[(ItemKind.PRACTICE, "ext-0000")] is ItemStatus.UPDATED
     assert statuses[(ItemKind.FORM, "Intake Form")] is ItemStatus.UNCHANGED
-    # The main user predates the plan and has no external ID, so the plan's "main" is added as a practitioner.
-    assert statuses[(ItemKind.PRACTITIONER, "ext-0000-main")] is ItemStatus.CREATED
+    # The main user predates the plan and has no external ID: found by email and given it, not made twice.
+    assert statuses[(ItemKind.PRACTITIONER, "ext-0000-main")] is ItemStatus.UPDATED
+    adopted = next(i for i in report.items if i.key == "ext-0000-main")
+    assert adopted.changed[0] == "external_id"
+    main = fake.practitioner("ext-0000", "ext-0000-main")
+    assert main.id == fake.practice("ext-0000").main_practitioner_id
     assert_converged(fake, plan)
+
+
+async def test_an_assistant_made_by_hand_is_adopted_by_email_not_duplicated(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    plan = parse_plan(plan_data(1))
+    await provision(partner, plan)
+    desk = fake.assistants("ext-0000")[0]
+    await partner.practice("ext-0000").assistants.delete(desk.id)
+    made_by_hand = await partner.practice("ext-0000").assistants.create(name="Cy", email="DESK0@example.com")
+    fake.reset_stats()
+    report = await provision(partner, plan)
+    assert report.ok and fake.stats.calls[("POST", "/api/v1/assistants")] == 0
+    [assistant] = fake.assistants("ext-0000")
+    assert assistant.id == made_by_hand.id and assistant.external_id == "ext-0000-desk"
+    [item] = [i for i in report.items if i.key == "ext-0000-desk"]
+    assert item.status is ItemStatus.UPDATED and item.changed[0] == "external_id"
 
 
 async def test_dry_run_reads_only_and_says_what_it_would_do(fake: FakeIntakeQ, partner: PartnerClient) -> None:

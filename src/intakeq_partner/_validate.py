@@ -62,3 +62,11 @@ def exactly_one(**named: object) -> str:
         got = ", ".join(given) if given else "none"
         raise InvalidRequestError(f"give exactly one of {names} (got {got})")
     return given[0]
+
+
+def at_least_one(**named: object) -> list[str]:
+    """The names of the arguments given; fail naming all of them when none is."""
+    given = [name for name, value in named.items() if value is not None]
+    if not given:
+        raise InvalidRequestError(f"give at least one of {', '.join(named)}")
+    return given

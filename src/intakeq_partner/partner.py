@@ -35,7 +35,7 @@ from ._keys import PracticeKeyCache
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
 from ._transport import Transport, TransportOptions
-from ._validate import exactly_one, flag, optional_string, optional_text, text
+from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
 from .practice import PracticeClient
 
 
@@ -101,8 +101,9 @@ class Practices:
         forms_enabled: bool | None = None,
         booking_enabled: bool | None = None,
     ) -> Practice:
-        """Replace a practice's details; it is found by exactly one of `id` or `external_practice_id`."""
-        exactly_one(id=id, external_practice_id=external_practice_id)
+        """Replace a practice's details. It is found by `id`, else by `external_practice_id`; give both to find
+        it by `id` and set its external ID (how a practice made elsewhere joins your records)."""
+        at_least_one(id=id, external_practice_id=external_practice_id)
         body = PracticeUpdate(
             id=optional_text("id", id),
             external_practice_id=optional_text("external_practice_id", external_practice_id),

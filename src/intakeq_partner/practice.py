@@ -47,7 +47,7 @@ from ._keys import PracticeKeyCache, call_with_key
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
 from ._transport import Transport, TransportOptions
-from ._validate import exactly_one, flag, id_list, optional_text, text
+from ._validate import at_least_one, exactly_one, flag, id_list, optional_text, text
 from .tokens import FormToken
 
 
@@ -100,8 +100,9 @@ class Practitioners:
         email: str | None = None,
         role_name: str | None = None,
     ) -> Practitioner:
-        """Change name, email or role of the practitioner found by exactly one of `id` or its external ID."""
-        exactly_one(id=id, external_practitioner_id=external_practitioner_id)
+        """Change a practitioner's name, email or role. It is found by `id`, else by its external ID; give both
+        to find it by `id` and set its external ID (e.g. a practice's main user, made without one)."""
+        at_least_one(id=id, external_practitioner_id=external_practitioner_id)
         body = PractitionerUpdate(
             id=optional_text("id", id),
             external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
@@ -192,8 +193,9 @@ class Assistants:
         role_name: str | None = None,
         practitioner_ids: Iterable[str] | None = None,
     ) -> Assistant:
-        """Change the assistant found by exactly one of `id` or its external ID. `[]` means all practitioners."""
-        exactly_one(id=id, external_assistant_id=external_assistant_id)
+        """Change an assistant, found by `id`, else by its external ID (both: found by `id`, external ID set).
+        `practitioner_ids=[]` means all practitioners."""
+        at_least_one(id=id, external_assistant_id=external_assistant_id)
         body = AssistantUpdate(
             id=optional_text("id", id),
             external_assistant_id=optional_text("external_assistant_id", external_assistant_id),

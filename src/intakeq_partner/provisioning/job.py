@@ -307,6 +307,7 @@ class _PracticeRun:
         """Converge practitioners, filling `ids` (external ID -> Id) and `failed`; False if they cannot be listed."""
         spec = self.spec
         known: dict[str, _Known] = {}
+        unclaimed: dict[str, _Known] = {}  # listed without an external ID, by email: adopted, never duplicated
         if fresh:
             # A practice made just now holds only its main user, made from the practice's own fields.
             main = spec.main_practitioner_external_id
@@ -326,9 +327,12 @@ class _PracticeRun:
                 if found.external_practitioner_id:
                     known[found.external_practitioner_id] = _Known.of(found)
                     ids[found.external_practitioner_id] = found.id
+                elif found.email:
+                    unclaimed.setdefault(found.email.casefold(), _Known.of(found))
         for p in spec.practitioners:
             ext = p.external_id
             current = known.get(ext)
+            adopted = current is None and (current := unclaimed.pop(p.email.casefold(), None)) is not None
             if current is None:
                 if self.dry_run:
                     self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.CREATED)
@@ -349,7 +353,11 @@ class _PracticeRun:
                     ids[ext] = created.id
                     self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.CREATED)
                 continue
-            changed = _practitioner_changes(p, current)
+            changed = (
+                ("external_id", *_practitioner_changes(p, current)) if adopted else _practitioner_changes(p, current)
+            )
+            if current.id is not None:
+                ids[ext] = current.id
             if not changed:
                 self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.UNCHANGED)
             elif self.dry_run:
@@ -358,8 +366,8 @@ class _PracticeRun:
                 assert practice_id is not None
                 try:
                     await self.partner.practice(practice_id).practitioners.update(
-                        id=current.id,
-                        external_practitioner_id=None if current.id else ext,
+                        id=current.id,  # None for a new practice's main user: then found by its external ID
+                        external_practitioner_id=ext,
                         first_name=p.first_name,
                         last_name=p.last_name,
                         email=p.email,
@@ -377,6 +385,7 @@ class _PracticeRun:
     async def _assistants(self, practice_id: str | None, fresh: bool, ids: dict[str, str], failed: set[str]) -> None:
         spec = self.spec
         current: dict[str, Assistant] = {}
+        unclaimed: dict[str, Assistant] = {}
         if not fresh:
             assert practice_id is not None
             try:
@@ -387,6 +396,9 @@ class _PracticeRun:
                     self.emit(ItemKind.ASSISTANT, a.external_id, ItemStatus.FAILED, reason)
                 return
             current = {a.external_assistant_id: a for a in listed if a.external_assistant_id}
+            for listed_one in listed:  # made without an external ID: adopted by email, never duplicated
+                if not listed_one.external_assistant_id and listed_one.email:
+                    unclaimed.setdefault(listed_one.email.casefold(), listed_one)
         for a in spec.assistants:
             ext = a.external_id
             blocked = [ref for ref in a.practitioners or () if ref in failed]
@@ -395,11 +407,13 @@ class _PracticeRun:
                 self.emit(ItemKind.ASSISTANT, ext, ItemStatus.SKIPPED, reason)
                 continue
             found = current.get(ext)
+            adopted = found is None and (found := unclaimed.pop(a.email.casefold(), None)) is not None
             changed: tuple[str, ...] = ()
             if found is None:
                 status = ItemStatus.CREATED
             else:
                 changed = _assistant_changes(a, found, ids)
+                changed = ("external_id", *changed) if adopted else changed
                 status = ItemStatus.UPDATED if changed else ItemStatus.UNCHANGED
             if status is ItemStatus.UNCHANGED or self.dry_run:
                 self.emit(ItemKind.ASSISTANT, ext, status, changed=changed)
@@ -418,9 +432,9 @@ class _PracticeRun:
                         practitioner_ids=refs,
                     )
                 else:
-                    found_id = found.id
                     await client.update(
-                        id=found_id,
+                        id=found.id,
+                        external_assistant_id=ext,
                         name=a.name,
                         email=a.email,
                         role_name=a.role_name,
