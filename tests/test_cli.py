@@ -116,6 +116,63 @@ def test_provision_exits_1_when_items_fail(served: Served, tmp_path: Path, capsy
     assert "not converged" in capsys.readouterr().out
 
 
+def test_an_unwritable_report_is_a_clean_error_not_a_traceback(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A folder given as the report file is refused before any call.
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--report", str(tmp_path), "--plain"]) == 2
+    assert "--report" in capsys.readouterr().err and writes(served.fake) == 0
+    # A report that cannot be written after the run: the error is named, the exit code says so.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # parent is a file: caught by the folder check (exit 2), nothing written
+    assert cli.main(["provision", str(plan_file(tmp_path)), "--report", str(blocker / "r.json")]) == 2
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    target = locked / "r.json"
+    real_write = Path.write_text
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_write(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "write_text", refuse)
+        code = cli.main(["provision", str(plan_file(tmp_path)), "--report", str(target), "--plain"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cannot write the report" in err and "Traceback" not in err
+
+
+def test_an_interrupt_writes_a_report_listing_every_item_once(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "out.json"
+    report.write_text(json.dumps({"ok": True, "items": []}))  # an older run's report must not survive as this one's
+    real = cli.provision
+
+    async def interrupted(*args: Any, on_progress: Any, **kwargs: Any) -> Any:
+        def on_item(item: Any) -> None:
+            on_progress(item)
+            if item.kind == "assistant":
+                raise KeyboardInterrupt
+
+        return await real(*args, on_progress=on_item, **kwargs)
+
+    monkeypatch.setattr(cli, "provision", interrupted)
+    code = cli.main(["provision", str(plan_file(tmp_path)), "--report", str(report), "--plain", "--concurrency", "1"])
+    assert code == 130
+    data = json.loads(report.read_text())
+    assert data["ok"] is False
+    keys = [(i["practice"], i["kind"], i["key"]) for i in data["items"]]
+    assert len(keys) == len(set(keys)) == 12
+    assert data["counts"]["skipped"] >= 9 and all(
+        i["reason"] == "interrupted" for i in data["items"] if i["status"] == "skipped"
+    )
+    assert "interrupted" in capsys.readouterr().err
+
+
 def test_a_bad_plan_exits_2_before_any_call(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(

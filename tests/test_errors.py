@@ -101,6 +101,14 @@ def test_a_key_echoed_by_the_server_is_masked_everywhere() -> None:
     assert "Invalid key ****" in str(err)
 
 
+def test_a_key_echoed_across_the_message_length_cut_leaves_no_prefix_in_the_message() -> None:
+    message = "x" * (2048 - 8) + MARKER  # the key starts 8 characters before the cut
+    err = error_from_response(response(401, json.dumps({"Message": message})), "GET", PATH)
+    assert err.message is not None
+    for text in (str(err), err.message, err.body_excerpt):
+        assert MARKER[:8] not in text
+
+
 def test_rate_limit_error_carries_retry_after() -> None:
     assert error_from_response(response(429, "", {"Retry-After": "12"}), "GET", PATH).retry_after == 12.0  # type: ignore[attr-defined]
     err = error_from_response(response(429), "GET", PATH)

@@ -424,6 +424,26 @@ async def test_each_failure_reaches_the_caller_as_its_error_class(
         assert route.call_count == 1
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"apiKey": PRACTICE}, PRACTICE, [PRACTICE], {"ApiKey": PRACTICE + "\n"}, {"ApiKey": ""}],
+    ids=["camel-case", "bare-string", "array", "trailing-newline", "empty"],
+)
+async def test_a_practice_key_answer_of_the_wrong_shape_is_a_validation_error_that_holds_no_key(
+    router: respx.MockRouter, partner: PartnerClient, body: Any
+) -> None:
+    router.get("/api/partner/practice/P1/key").mock(return_value=httpx.Response(200, json=body))
+    v1 = router.get("/api/v1/assistants").mock(return_value=httpx.Response(200, json=[]))
+    for call in (partner.practices.api_key("P1"), partner.practice("P1").assistants.list()):
+        with pytest.raises(ResponseValidationError) as caught:
+            await call
+        exc = caught.value
+        assert exc.path == "/api/partner/practice/P1/key"
+        for text in (str(exc), repr(exc), repr(vars(exc))):
+            assert PRACTICE not in text
+    assert v1.call_count == 0
+
+
 async def test_a_404_on_delete_is_fine_with_missing_ok(router: respx.MockRouter, partner: PartnerClient) -> None:
     router.delete(path__startswith="/api/").mock(return_value=httpx.Response(404, json={"Message": "gone"}))
     router.get("/api/partner/practice/P1/key").mock(return_value=httpx.Response(200, json={"ApiKey": PRACTICE}))

@@ -133,6 +133,21 @@ async def test_one_waiter_giving_up_does_not_cancel_the_shared_fetch() -> None:
     assert fetch.calls == 1
 
 
+async def test_a_shutdown_that_cancels_every_task_does_not_leave_the_practice_stuck() -> None:
+    """A server shutting down cancels every task, the shared fetch too, perhaps before it ever ran."""
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch)
+    waiter = asyncio.create_task(cache.get("p1"))
+    await asyncio.sleep(0)  # the waiter has started the shared fetch, which has not run yet
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await settle()
+    assert await cache.get("p1") == Secret(f"p1-key-{fetch.calls}")
+
+
 async def test_invalidate_drops_only_the_stale_key() -> None:
     cache = PracticeKeyCache(Fetcher())
     cache.put("p1", Secret("new"))

@@ -217,6 +217,30 @@ async def test_an_assistant_made_by_hand_is_adopted_by_email_not_duplicated(
     assert item.status is ItemStatus.UPDATED and item.changed[0] == "external_id"
 
 
+async def test_the_owner_listed_as_a_practitioner_is_adopted_in_a_new_practice(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    # No main_practitioner_external_id, but the practice's own email listed as a practitioner: that is the
+    # main user IntakeQ makes with the practice, and must be given the external ID, not made a second time.
+    data = plan_data(1)
+    del data["practices"][0]["main_practitioner_external_id"]
+    plan = parse_plan(data)
+    dry = await provision(partner, plan, dry_run=True)
+    assert {(i.key, i.status) for i in dry.items if i.kind is ItemKind.PRACTITIONER} == {
+        ("ext-0000-main", ItemStatus.UPDATED),
+        ("ext-0000-dr", ItemStatus.CREATED),
+    }
+    assert writes(fake) == 0
+    report = await provision(partner, plan)
+    assert report.ok
+    people = fake.practitioners("ext-0000")
+    assert sorted(p.email for p in people) == ["ann0@example.com", "bo0@example.com"]
+    main = fake.practitioner("ext-0000", "ext-0000-main")
+    assert main.id == fake.practice("ext-0000").main_practitioner_id
+    fake.reset_stats()
+    assert (await provision(partner, plan)).ok and writes(fake) == 0
+
+
 async def test_dry_run_reads_only_and_says_what_it_would_do(fake: FakeIntakeQ, partner: PartnerClient) -> None:
     data = plan_data(2)
     await provision(partner, parse_plan(plan_data(1)))
@@ -484,6 +508,21 @@ def test_unreadable_plans_are_refused_with_the_reason(tmp_path: Path, name: str,
     with pytest.raises(PlanError) as caught:
         load_plan(path)
     assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+def test_text_that_could_never_be_sent_is_a_plan_error(tmp_path: Path) -> None:
+    # JSON can spell a lone surrogate; the client refuses to send one, so the plan must refuse it up front.
+    path = tmp_path / "plan.json"
+    practice = {"practice_name": "P\\ud800", "first_name": "A", "last_name": "L", "email": "a@x.com"}
+    bad_ext = {**practice, "practice_name": "P", "external_id": "e\\udc00"}
+    text = json.dumps({"defaults": {"forms": ["F\\ud800"]}, "practices": [{**practice, "external_id": "e1"}, bad_ext]})
+    path.write_text(text.replace("\\\\", "\\"), encoding="utf-8")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    problems = [str(p) for p in caught.value.problems]
+    assert any("practices[0] (e1): practice_name" in p and "surrogate" in p for p in problems)
+    assert any("practices[1]: external_id" in p and "surrogate" in p for p in problems)
+    assert any(p.startswith("defaults.forms[0]") for p in problems)
 
 
 def test_practice_forms_override_defaults_and_keep_the_consent_flag() -> None:

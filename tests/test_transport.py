@@ -277,7 +277,14 @@ async def test_https_and_loopback_http_base_urls_are_accepted(url: str) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_retries": -1}, {"max_concurrency": 0}, {"rate_limit": 0.0}, {"initial_delay": -1.0}],
+    [
+        {"max_retries": -1},
+        {"max_concurrency": 0},
+        {"rate_limit": 0.0},
+        {"initial_delay": -1.0},
+        {"rate_limit": float("inf")},
+        {"max_concurrency": float("inf")},
+    ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequestError):
@@ -421,6 +428,50 @@ async def test_rate_limit_slots_are_reserved_for_concurrent_callers(router: resp
     async with make(sleep, rate_limit=4.0, clock=lambda: 100.0) as t:
         await asyncio.gather(*(t.request("GET", PATH, key=KEY) for _ in range(5)))
     assert sorted(sleep.delays) == pytest.approx([0.25, 0.5, 0.75, 1.0])
+
+
+async def test_a_caller_cancelled_while_waiting_for_its_rate_slot_does_not_let_a_later_one_jump_the_window(
+    router: respx.MockRouter,
+) -> None:
+    """With rate 1/s, C must wait for A to finish (plus a second) even if B, queued between them, gave up."""
+    clock = FakeClock()
+    release_a = asyncio.Event()
+    sent: list[str] = []
+
+    async def sleep(delay: float) -> None:
+        clock.now += delay
+        await asyncio.sleep(0)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        await release_a.wait()
+        return httpx.Response(200, json={})
+
+    def fast(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(200, json={})
+
+    router.get(PATH + "/a").mock(side_effect=slow)
+    router.get(PATH + "/c").mock(side_effect=fast)
+
+    async def settle() -> None:
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    async with Transport(base_url=BASE, rate_limit=1.0, sleep=sleep, clock=clock) as t:
+        a = asyncio.create_task(t.request("GET", PATH + "/a", key=KEY))
+        await settle()
+        b = asyncio.create_task(t.request("GET", PATH + "/b", key=KEY))
+        await settle()  # B now waits for A to finish
+        b.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await b
+        c = asyncio.create_task(t.request("GET", PATH + "/c", key=KEY))
+        await settle()
+        assert sent == [PATH + "/a"]  # A is still in flight: C would make two in one second
+        release_a.set()
+        await asyncio.gather(a, c)
+    assert sent == [PATH + "/a", PATH + "/c"]
 
 
 # --- secrecy ---------------------------------------------------------------------------------------------------

@@ -100,3 +100,20 @@ def test_credentials_in_answers_stay_out_of_repr() -> None:
     intake = structure(Intake, {"Id": "i", "Password": "345835"})
     assert token.token == "one-time-secret" and "one-time-secret" not in repr(token)
     assert intake.password == "345835" and "345835" not in repr(intake)
+
+
+@pytest.mark.parametrize(
+    ("model", "content"),
+    [
+        (EphemeralToken, b'{"token": "one-time-secret", "userId": "u1"}'),
+        (EphemeralToken, b'"one-time-secret"'),
+        (Intake, b'{"Id": 7, "Password": "one-time-secret"}'),
+    ],
+)
+def test_an_answer_of_the_wrong_shape_that_carries_a_credential_keeps_no_excerpt_of_it(
+    model: type, content: bytes
+) -> None:
+    response = httpx.Response(200, content=content, request=httpx.Request("GET", "https://x.test/api/partner/t"))
+    with pytest.raises(ResponseValidationError) as caught:
+        decode_response(response, "GET", "/api/partner/t", model, False)
+    assert "one-time-secret" not in repr(vars(caught.value))

@@ -192,7 +192,8 @@ def _message(response: httpx.Response) -> str | None:
     if isinstance(data, dict):
         for name in ("Message", "message", "error"):
             if isinstance(data.get(name), str) and data[name]:
-                return _redact(data[name][:ERROR_BODY_LIMIT], response)
+                # Mask before cutting, as in body_excerpt: a cut through the key would leave its prefix.
+                return _redact(data[name], response)[:ERROR_BODY_LIMIT]
     return None
 
 

@@ -31,7 +31,8 @@ class PracticeKeyCache:
         if key is not None:
             return key, True
         task = self._inflight.get(practice_ref)
-        if task is None:
+        # A done task still listed was cancelled before it ever ran (so `_load` could not unlist it): start afresh.
+        if task is None or task.done():
             task = asyncio.ensure_future(self._load(practice_ref))
             task.add_done_callback(_consume_exception)
             self._inflight[practice_ref] = task

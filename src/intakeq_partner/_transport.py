@@ -73,6 +73,8 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
         return
     if value is None or isinstance(value, bool) or not (value > 0 or (allow_zero and value == 0)):
         raise InvalidRequestError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    if math.isinf(value):  # e.g. rate_limit=inf: would fail later with a bare OverflowError; None means no limit
+        raise InvalidRequestError(f"{name} must be finite, got {value!r}")
 
 
 class _RateLimiter:
@@ -104,6 +106,7 @@ class _RateLimiter:
         end: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         earlier = self._ends.popleft() if len(self._ends) >= self._window else None
         self._ends.append(end)
+        sent = False
         try:
             if start > now:
                 await self._sleep(start - now)
@@ -112,11 +115,24 @@ class _RateLimiter:
                 wait = finished + 1.0 - max(self._clock(), start)
                 if wait > 0:
                     await self._sleep(wait)
+            sent = True
             yield
         finally:
             # Also on failure or cancellation: whoever waits on this slot must not wait forever.
             if not end.done():
-                end.set_result(self._clock())
+                if not sent and earlier is not None and not earlier.done():
+                    # Cancelled before sending: the one who waits on us inherits our wait for `earlier`,
+                    # or it could start while `earlier` is still in flight.
+                    earlier.add_done_callback(lambda f: _pass_on(f, end))
+                elif not sent and earlier is not None:
+                    end.set_result(earlier.result())
+                else:
+                    end.set_result(self._clock())
+
+
+def _pass_on(earlier: asyncio.Future[float], end: asyncio.Future[float]) -> None:
+    if not end.done():
+        end.set_result(earlier.result())
 
 
 class TransportOptions(TypedDict, total=False):

@@ -311,9 +311,15 @@ def decode_response(response: httpx.Response, method: str, path: str, model: typ
             status_code=response.status_code,
             method=method,
             path=path,
-            body_excerpt=body_excerpt(response),
+            # A body that should hold a credential (a key, token or password) may hold it still: keep none of it.
+            body_excerpt="" if _holds_credentials(model) else body_excerpt(response),
             reason=reason,
         ) from None
+
+
+def _holds_credentials(model: type[Any]) -> bool:
+    """Whether the model has a credential field (the generator keeps those out of repr)."""
+    return any(not field.repr and not field.metadata.get("extra") for field in attrs.fields(model))
 
 
 async def send_plain(

@@ -58,12 +58,14 @@ async def run_provision(
     title: str = "Provisioning",
     out: IO[str] | None = None,
     plain: bool = False,
+    on_progress: Callable[[ItemResult], None] | None = None,
 ) -> ProvisionReport:
-    """Run `provision` with a live progress bar (rich), or periodic plain lines without rich or with `plain`."""
+    """Run `provision` with a live progress bar (rich), or periodic plain lines without rich or with `plain`.
+    `on_progress` also sees each finished item."""
     total = plan.item_count
     console = None if plain else _console(out)
     if console is None:
-        return await _run_plain(partner, plan, concurrency, dry_run, title, out or sys.stdout, total)
+        return await _run_plain(partner, plan, concurrency, dry_run, title, out or sys.stdout, total, on_progress)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     tally = dict.fromkeys(ItemStatus, 0)
@@ -78,6 +80,8 @@ async def run_provision(
         task = progress.add_task(title, total=total, tally="")
 
         def on_item(item: ItemResult) -> None:
+            if on_progress is not None:
+                on_progress(item)
             tally[item.status] += 1
             progress.update(task, advance=1, tally=_tally_text(tally, dry_run, markup=True))
 
@@ -85,7 +89,14 @@ async def run_provision(
 
 
 async def _run_plain(
-    partner: PartnerClient, plan: Plan, concurrency: int, dry_run: bool, title: str, out: IO[str], total: int
+    partner: PartnerClient,
+    plan: Plan,
+    concurrency: int,
+    dry_run: bool,
+    title: str,
+    out: IO[str],
+    total: int,
+    on_progress: Callable[[ItemResult], None] | None,
 ) -> ProvisionReport:
     tally = dict.fromkeys(ItemStatus, 0)
     done = 0
@@ -93,6 +104,8 @@ async def _run_plain(
 
     def on_item(item: ItemResult) -> None:
         nonlocal done
+        if on_progress is not None:
+            on_progress(item)
         done += 1
         tally[item.status] += 1
         if item.status is ItemStatus.FAILED:
@@ -292,6 +305,8 @@ def _provision(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)  # a bad plan stops here, before any client or call exists
     if args.report is not None and not args.report.parent.is_dir():
         raise InvalidRequestError(f"--report: no such folder: {args.report.parent}")
+    if args.report is not None and args.report.is_dir():
+        raise InvalidRequestError(f"--report: {args.report} is a folder; give a file name")
     # Each practice has at most one request in flight, so the pool only needs room for the workers.
     partner = _client(max_concurrency=max(args.concurrency, 8), rate_limit=args.rate)
 
@@ -304,13 +319,45 @@ def _provision(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 title="Dry run" if args.dry_run else "Provisioning",
                 plain=args.plain,
+                on_progress=finished.append,
             )
 
-    report = asyncio.run(go())
+    finished: list[ItemResult] = []
+    try:
+        report = asyncio.run(go())
+    except KeyboardInterrupt:
+        # Never leave an older run's report at that path looking like this run's: write what is known.
+        if args.report is not None:
+            _write_report(args.report, _interrupted(plan, finished, args.dry_run))
+        raise
     print_summary(report)
-    if args.report is not None:
-        args.report.write_text(report.to_json() + "\n", encoding="utf-8")
+    if args.report is not None and not _write_report(args.report, report):
+        return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _interrupted(plan: Plan, finished: list[ItemResult], dry_run: bool) -> ProvisionReport:
+    """The items finished before an interrupt, then every other plan item as skipped."""
+    report = ProvisionReport(items=list(finished), dry_run=dry_run)
+    seen = {(item.kind, item.practice, item.key) for item in finished}
+    for spec in plan.practices:
+        keys = [(ItemKind.PRACTICE, spec.external_id)]
+        keys += [(ItemKind.PRACTITIONER, p.external_id) for p in spec.practitioners]
+        keys += [(ItemKind.ASSISTANT, a.external_id) for a in spec.assistants]
+        keys += [(ItemKind.FORM, f.name) for f in spec.forms]
+        for kind, key in keys:
+            if (kind, spec.external_id, key) not in seen:
+                report.items.append(ItemResult(kind, spec.external_id, key, ItemStatus.SKIPPED, "interrupted"))
+    return report
+
+
+def _write_report(path: Path, report: ProvisionReport) -> bool:
+    try:
+        path.write_text(report.to_json() + "\n", encoding="utf-8")
+    except OSError as exc:  # the run is done; say so plainly rather than end on a traceback
+        print(f"error: cannot write the report to {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _practices(args: argparse.Namespace) -> int:

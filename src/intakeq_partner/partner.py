@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Self, Unpack
 
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
-from ._errors import InvalidRequestError, NotFoundError
+from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.forms import copy_form, list_master_forms, list_practice_forms
 from ._generated.api.practices import (
     create_practice,
@@ -153,8 +153,15 @@ class Practices:
         return (await self._api_key(practice)).reveal()
 
     async def _api_key(self, practice: str) -> Secret:
-        answer: PracticeApiKey = await self._sender.call(get_practice_api_key, text("practice", practice))
-        return Secret(answer.api_key)
+        ref = text("practice", practice)
+        answer: PracticeApiKey = await self._sender.call(get_practice_api_key, ref)
+        try:
+            return Secret(answer.api_key)
+        except InvalidRequestError as exc:  # e.g. an empty key: the server's fault, not the caller's
+            request = get_practice_api_key.build_request(ref)
+            raise ResponseValidationError(
+                status_code=200, method=request.method, path=request.path, body_excerpt="", reason=str(exc)
+            ) from None
 
     async def ephemeral_token(self, practice: str, user_id: str | None = None) -> EphemeralToken:
         """A single-use sign-in token for a practice user (default: its main user); see `sso_url`."""

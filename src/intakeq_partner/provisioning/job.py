@@ -308,12 +308,17 @@ class _PracticeRun:
         spec = self.spec
         known: dict[str, _Known] = {}
         unclaimed: dict[str, _Known] = {}  # listed without an external ID, by email: adopted, never duplicated
-        if fresh:
+        main = spec.main_practitioner_external_id
+        owner_listed = main is None and any(_same_email(p.email, spec.email) for p in spec.practitioners)
+        if fresh and (practice_id is None or not owner_listed):
             # A practice made just now holds only its main user, made from the practice's own fields.
-            main = spec.main_practitioner_external_id
+            owner = _Known(None, spec.first_name, spec.last_name, spec.email, _DEFAULT_ROLE)
             if main is not None:
-                known[main] = _Known(None, spec.first_name, spec.last_name, spec.email, _DEFAULT_ROLE)
+                known[main] = owner
+            elif owner_listed:  # a dry run: the real run would list the practice and adopt its main user
+                unclaimed[spec.email.casefold()] = owner
         else:
+            # Also a new practice whose main user the plan lists without naming it: its Id is needed to adopt it.
             assert practice_id is not None
             try:
                 practitioners = self.partner.practice(practice_id).practitioners

@@ -238,6 +238,14 @@ def _type_name(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -303,8 +311,11 @@ class _Parser:
             else:
                 fields = dict(item)
             ext = fields.get("external_id")
-            if isinstance(ext, str) and ext.strip():
+            if isinstance(ext, str) and ext.strip() and _encodable(ext):
                 yield f"{label} ({ext})", ext, fields
+            elif isinstance(ext, str) and ext.strip():
+                self.problem(label, "external_id", "is not valid text (it holds a lone surrogate)")
+                yield label, None, fields
             else:
                 if "external_id" not in fields:
                     self.problem(label, "external_id", "required field is missing")
@@ -323,6 +334,9 @@ class _Parser:
             return None
         if not value.strip():
             self.problem(where, name, "must not be empty")
+            return None
+        if not _encodable(value):  # JSON allows "\ud800"; it could never be sent, so every run would fail
+            self.problem(where, name, "is not valid text (it holds a lone surrogate)")
             return None
         if name == "email" and "@" not in value:
             self.problem(where, name, "is not an email address")
@@ -366,7 +380,7 @@ class _Parser:
                 name = self.text(spot, entry, "name", required=True)
                 flag = self.flag(spot, entry, "copy_consent_forms")
                 consent = consent if flag is None else flag
-            elif isinstance(entry, str) and entry.strip():
+            elif isinstance(entry, str) and entry.strip() and _encodable(entry):
                 name = entry
             else:
                 self.problem(spot, None, f"must be a form name or a table with `name`, not {_type_name(entry)}")
