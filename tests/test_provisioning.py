@@ -200,6 +200,30 @@ async def test_a_practice_made_outside_the_plan_is_adopted_not_duplicated(
     assert_converged(fake, plan)
 
 
+async def test_an_unlisted_main_user_of_an_existing_practice_is_named_so_assistants_can_use_it(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    fake.add_practice(
+        ExternalPracticeId="ext-0000",
+        PracticeName="Practice 0",
+        FirstName="Ann",
+        LastName="Lee0",
+        Email="ann0@example.com",
+    )
+    data = plan_data(1)
+    practice = data["practices"][0]
+    practice["practitioners"] = [p for p in practice["practitioners"] if p["external_id"] != "ext-0000-main"]
+    practice["assistants"][0]["practitioners"] = ["ext-0000-main"]
+    plan = parse_plan(data)
+    report = await provision(partner, plan)
+    assert report.ok, report.failures
+    main = fake.practitioner("ext-0000", "ext-0000-main")
+    assert main.id == fake.practice("ext-0000").main_practitioner_id
+    assert fake.assistants("ext-0000")[0].practitioner_ids == [main.id]
+    fake.reset_stats()
+    assert (await provision(partner, plan)).ok and writes(fake) == 0
+
+
 async def test_an_assistant_made_by_hand_is_adopted_by_email_not_duplicated(
     fake: FakeIntakeQ, partner: PartnerClient
 ) -> None:

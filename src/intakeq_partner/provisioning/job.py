@@ -334,6 +334,8 @@ class _PracticeRun:
                     ids[found.external_practitioner_id] = found.id
                 elif found.email:
                     unclaimed.setdefault(found.email.casefold(), _Known.of(found))
+            if main is not None and main not in known and all(p.external_id != main for p in spec.practitioners):
+                await self._name_main_user(practice_id, main, unclaimed, ids)
         for p in spec.practitioners:
             ext = p.external_id
             current = known.get(ext)
@@ -384,6 +386,24 @@ class _PracticeRun:
                 else:
                     self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.UPDATED, changed=changed)
         return True
+
+    async def _name_main_user(
+        self, practice_id: str, main: str, unclaimed: dict[str, _Known], ids: dict[str, str]
+    ) -> None:
+        """Give an existing practice's main user the plan's `main_practitioner_external_id`, so assistants can
+        name it. It is part of the practice item, not an item of its own; a failure shows on those assistants."""
+        owner = unclaimed.pop(self.spec.email.casefold(), None)
+        if owner is None or owner.id is None:
+            return
+        if not self.dry_run:
+            try:
+                await self.partner.practice(practice_id).practitioners.update(
+                    id=owner.id, external_practitioner_id=main
+                )
+            except IntakeQError as exc:
+                logger.debug("naming the main user of %s failed: %s", self.spec.external_id, _reason(exc))
+                return
+        ids[main] = owner.id
 
     # ----- assistants
 
