@@ -135,6 +135,21 @@ def _pass_on(earlier: asyncio.Future[float], end: asyncio.Future[float]) -> None
         end.set_result(earlier.result())
 
 
+class AsyncCloseable:
+    """`async with` support for anything with an `aclose()`: the transport and both clients."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
 class TransportOptions(TypedDict, total=False):
     """The sending options a client accepts and shares with every practice client it hands out."""
 
@@ -148,7 +163,7 @@ class TransportOptions(TypedDict, total=False):
     rate_limit: float | None
 
 
-class Transport:
+class Transport(AsyncCloseable):
     """Sends requests to IntakeQ; shared by the partner key and every practice key, so keys go per request."""
 
     def __init__(
@@ -344,11 +359,3 @@ class Transport:
         """Close the HTTP client if we made it; a client handed in belongs to its owner."""
         if self._owns_client:
             await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Unpack
 
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
@@ -34,7 +33,7 @@ from ._generated.models import (
 from ._keys import PracticeKeyCache
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
-from ._transport import Transport, TransportOptions
+from ._transport import AsyncCloseable, Transport, TransportOptions
 from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
 from .practice import PracticeClient
 
@@ -200,7 +199,7 @@ class Forms:
         return form
 
 
-class PartnerClient:
+class PartnerClient(AsyncCloseable):
     """The IntakeQ partner API. One per process is right: it holds the connection pool and the limits.
 
     `partner_key` defaults to $INTAKEQ_PARTNER_KEY and `base_url` to $INTAKEQ_BASE_URL or intakeq.com.
@@ -251,11 +250,3 @@ class PartnerClient:
     async def aclose(self) -> None:
         """Close the connection pool (not a user's own http_client)."""
         await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

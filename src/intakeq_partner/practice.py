@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Unpack
 
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
@@ -46,7 +45,7 @@ from ._generated.models import (
 from ._keys import PracticeKeyCache, call_with_key
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
-from ._transport import Transport, TransportOptions
+from ._transport import AsyncCloseable, Transport, TransportOptions
 from ._validate import at_least_one, exactly_one, flag, id_list, optional_text, text
 from .tokens import FormToken
 
@@ -279,7 +278,7 @@ class Intakes:
             ) from None
 
 
-class PracticeClient:
+class PracticeClient(AsyncCloseable):
     """One practice's v1 API: `practitioners`, `assistants`, `intakes`."""
 
     def __init__(
@@ -329,11 +328,3 @@ class PracticeClient:
         """Close the pool if this client made it; a client from PartnerClient.practice() borrows its parent's."""
         if self._owns_transport:
             await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
