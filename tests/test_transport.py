@@ -545,3 +545,17 @@ async def test_an_unreadable_answer_is_asked_again_for_a_get_but_raised_for_a_po
         with pytest.raises(ResponseValidationError):
             await t.request("POST", PATH, key=KEY, json={}, parse=_strict)
     assert read.call_count == 2 and write.call_count == 1
+
+
+async def test_a_connection_error_does_not_carry_the_request_and_its_key_along(router: respx.MockRouter) -> None:
+    router.get(PATH).mock(side_effect=httpx.ConnectError("refused"))
+    async with make(max_retries=0) as t:
+        with pytest.raises(APIConnectionError) as caught:
+            await t.request("GET", PATH, key=KEY)
+    chained: list[BaseException] = []
+    exc: BaseException | None = caught.value
+    while exc is not None:
+        chained.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    assert not any(isinstance(e, httpx.HTTPError) for e in chained)
+    assert "ConnectError: refused" in str(caught.value)

@@ -348,7 +348,8 @@ class Transport(AsyncCloseable):
             message=f"{type(outcome).__name__}: {str(outcome)[:200]}".rstrip(": "),
             maybe_sent=not isinstance(outcome, NOTHING_SENT),
         )
-        error.__cause__ = outcome
+        # Not chained to `outcome`: httpx's exception holds the request, X-Auth-Key header included, where
+        # tools that capture exception objects deeply would find it. Its class and text are in the message.
         return error
 
     async def pause(self, attempt: int) -> None:
