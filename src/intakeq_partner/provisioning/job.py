@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from .._errors import (
     IntakeQError,
@@ -41,7 +40,6 @@ _REASON_LIMIT = 300
 _DEFAULT_ROLE = "Administrator"  # what IntakeQ gives a user created without a role, the main user included
 
 ProgressCallback = Callable[[ItemResult], None]
-T = TypeVar("T")
 
 
 async def provision(
