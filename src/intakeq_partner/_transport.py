@@ -9,7 +9,6 @@ import logging
 import math
 import random as _random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, overload
@@ -17,6 +16,7 @@ from typing import Any, Self, TypedDict, TypeVar, overload
 import httpx
 
 from . import _constants as C
+from ._budgets import Budgets
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -75,64 +75,6 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
         raise InvalidRequestError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     if math.isinf(value):  # e.g. rate_limit=inf: would fail later with a bare OverflowError; None means no limit
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
-
-
-class _RateLimiter:
-    """At most `rate` starts a second, evenly spaced, and never more than `rate` requests in any one second as
-    the server counts them, however late some of them arrive.
-
-    Even spacing alone is not enough: a request delayed on its way (a new connection, a busy event loop) can
-    land in the same server-side second as one sent a full second later, and a sliding-window limiter then
-    answers 429. So start number k also waits until request k - floor(rate) has *finished*, plus one second:
-    that request arrived before it finished, so the two can never fall in one window. Reserving a slot is
-    synchronous, so no lock is needed.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]) -> None:
-        self._interval = 1.0 / rate
-        self._window = max(1, math.floor(rate))
-        self._clock = clock
-        self._sleep = sleep
-        self._next = float("-inf")
-        # When each of the last `_window` requests finished (a future until it has), oldest first.
-        self._ends: deque[asyncio.Future[float]] = deque()
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for this request's turn; hold the slot while it is in flight."""
-        now = self._clock()
-        start = max(now, self._next)
-        self._next = start + self._interval
-        end: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        earlier = self._ends.popleft() if len(self._ends) >= self._window else None
-        self._ends.append(end)
-        sent = False
-        try:
-            if start > now:
-                await self._sleep(start - now)
-            if earlier is not None:
-                finished = await asyncio.shield(earlier)
-                wait = finished + 1.0 - max(self._clock(), start)
-                if wait > 0:
-                    await self._sleep(wait)
-            sent = True
-            yield
-        finally:
-            # Also on failure or cancellation: whoever waits on this slot must not wait forever.
-            if not end.done():
-                if not sent and earlier is not None and not earlier.done():
-                    # Cancelled before sending: the one who waits on us inherits our wait for `earlier`,
-                    # or it could start while `earlier` is still in flight.
-                    earlier.add_done_callback(lambda f: _pass_on(f, end))
-                elif not sent and earlier is not None:
-                    end.set_result(earlier.result())
-                else:
-                    end.set_result(self._clock())
-
-
-def _pass_on(earlier: asyncio.Future[float], end: asyncio.Future[float]) -> None:
-    if not end.done():
-        end.set_result(earlier.result())
 
 
 class AsyncCloseable:
@@ -203,7 +145,7 @@ class Transport(AsyncCloseable):
         self._random = random
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        self._limiter = _RateLimiter(rate_limit, clock, sleep) if rate_limit else None
+        self._budgets = Budgets(rate_limit=rate_limit, clock=clock, sleep=sleep)
         self._owns_client = http_client is None
         if http_client is None and transport is None and max_concurrency and max_concurrency > SHARD_SIZE:
             if not env_proxies_configured():  # a transport of our own would make httpx ignore them
@@ -311,7 +253,7 @@ class Transport(AsyncCloseable):
         self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
     ) -> httpx.Response | httpx.TransportError:
         """One attempt; a transport failure is returned, not raised, so the retry loop can judge it."""
-        async with self._slot(), self._limiter.slot() if self._limiter is not None else contextlib.nullcontext():
+        async with self._slot(), self._budgets.slot(key):
             try:
                 return await self._client.request(
                     method,
