@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck generate check-generated bench soak clean
+.PHONY: demo test lint typecheck generate check-generated api-diff doc-check bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ generate: $(STAMP)
 
 check-generated: $(STAMP)
 	$(PY) -m generator --check
+
+# What changed in the API since BASE (default: the last release tag, else origin/main, else main), and what breaks.
+api-diff: $(STAMP)
+	$(PY) -m generator.api_diff $(if $(BASE),--base $(BASE))
+
+# The spec against IntakeQ's API document: make doc-check DOC=path/to/saved-page.html (or .txt)
+doc-check: $(STAMP)
+	@test -n "$(DOC)" || { echo "usage: make doc-check DOC=<the IntakeQ partner API page, saved as .html or .txt>"; exit 2; }
+	$(PY) -m generator.doc_check "$(DOC)"
 
 bench: $(STAMP)
 	$(PY) -m bench
