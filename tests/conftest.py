@@ -139,7 +139,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
         destination_practice=f"ext-{tag}",
         copy_attached_consent_forms=True,
     )
-    assert copy.name == "Intake Form" and copy.type_ == "Questionnaire"
+    assert copy.name == "Intake Form" and copy.type == "Questionnaire"
     in_practice = {form.id for form in await partner.forms.list(practice.id)}
     assert in_practice == {form.id for form in fake.forms(practice.id)} and copy.id in in_practice
 

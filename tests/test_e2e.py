@@ -293,3 +293,31 @@ async def test_each_fault_of_the_server_reaches_the_caller_as_its_error(
         with pytest.raises(error):
             await partner.forms.master()
     assert env.fake.stats.calls[("GET", "/api/partner/masterForms")] == attempts  # max_retries=1
+
+
+# ----- readings of the document the fake can play
+
+
+@pytest.mark.parametrize("form", ["documented", "iso", "unix-ms", "mixed"])
+async def test_every_timestamp_decodes_to_an_aware_datetime_whichever_form_the_server_writes(form: str) -> None:
+    fake = FakeIntakeQ(PARTNER_KEY, seed=3, timestamps=form)  # type: ignore[arg-type]
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
+        for tag in ("a", "b", "c"):
+            await partner.practices.create(**practice_fields(tag), external_practice_id=f"ext-{tag}")
+        v1 = partner.practice("ext-a")
+        await v1.practitioners.create(first_name="Bo", last_name="Ek", email="bo@example.com")
+        await v1.assistants.create(name="Al", email="al@example.com")
+        [master] = [f for f in await partner.forms.master() if f.name == "Intake Form"]
+        copy = await partner.forms.copy(source_master_form_id=master.id, destination_practice="ext-a")
+        intake = await v1.intakes.create(questionnaire_id=copy.id, client_name="Cy", client_email="cy@example.com")
+        token = await v1.intakes.create_token(intake.id)
+        stamps = [p.date_created for p in await partner.practices.list()]
+        stamps += [p.date_created for p in await v1.practitioners.list()]
+        stamps += [a.date_created for a in await v1.assistants.list()]
+        stamps += [intake.date_created, token.expiration]
+    created = {p.id: p.date_created for p in fake.practices}
+    assert len(stamps) == 3 + 2 + 1 + 2
+    for stamp in stamps:
+        assert stamp is not None and stamp.tzinfo is not None
+        assert abs(stamp - fake.now()) < timedelta(hours=2)  # the same moments, whichever form they came in
+    assert sorted(created.values())[0] <= fake.now()

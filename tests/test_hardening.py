@@ -291,7 +291,7 @@ async def test_unknown_fields_are_kept_and_unknown_enum_values_tolerated() -> No
         router.get("/api/partner/masterForms").mock(return_value=httpx.Response(200, json=[form]))
         async with PartnerClient("partner-key", base_url=BASE) as partner:
             [found] = await partner.forms.master()
-    assert isinstance(found, FormTemplate) and found.type_ == "Survey" and found.archived is None
+    assert isinstance(found, FormTemplate) and found.type == "Survey" and found.archived is None
     assert found.additional_properties == {"Brand": {"Color": "teal"}}
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import shutil
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import yaml
 from openapi_spec_validator import validate
 
 from generator.__main__ import SPEC, TARGET, differences, generate
+from intakeq_partner._generated import models
 
 METHODS = ("get", "post", "put", "delete")
 
@@ -77,10 +80,26 @@ def test_a_hand_edit_is_detected(tmp_path: Path) -> None:
 
 def test_one_new_field_changes_only_its_model(tmp_path: Path) -> None:
     changed = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
-    changed["components"]["schemas"]["Practice"]["properties"]["TimeZone"] = {"type": ["string", "null"]}
+    properties = changed["components"]["schemas"]["Practice"]["properties"]
+    properties["TimeZone"] = {"type": ["string", "null"]}
+    properties["Class"] = {"type": ["string", "null"]}  # a keyword: the one case that keeps a trailing "_"
+    properties["Format"] = {"type": ["string", "null"]}  # a builtin's name: kept as it is
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(changed, sort_keys=False))
     generate(tmp_path / "out", spec=spec_path)
     problems = differences(tmp_path / "out", TARGET)
     assert [p.splitlines()[0] for p in problems] == ["differs: models/practice.py"]
-    assert "time_zone: str | None" in (tmp_path / "out" / "models" / "practice.py").read_text()
+    source = (tmp_path / "out" / "models" / "practice.py").read_text()
+    assert "time_zone: str | None" in source and "class_: str | None" in source and "format: str | None" in source
+
+
+def test_generated_names_carry_no_trailing_underscore() -> None:
+    fields = [(cls.__name__, f.name) for cls in map(vars(models).get, models.__all__) for f in attrs.fields(cls)]
+    assert ("FormTemplate", "type") in fields
+    assert [name for name in fields if name[1].endswith("_")] == []
+    for package in TARGET.joinpath("api").iterdir():
+        for module_path in package.glob("*.py"):
+            if module_path.stem == "__init__":
+                continue
+            module = importlib.import_module(f"intakeq_partner._generated.api.{package.name}.{module_path.stem}")
+            assert not [p for p in inspect.signature(module.build_request).parameters if p.endswith("_")]

@@ -8,7 +8,17 @@ import httpx
 import pytest
 
 from intakeq_partner._errors import ResponseValidationError
-from intakeq_partner._generated.models import EphemeralToken, FormTemplate, Intake, Practice, PracticeCreate
+from intakeq_partner._generated.models import (
+    Assistant,
+    ConsentForm,
+    EphemeralToken,
+    FormTemplate,
+    Intake,
+    IntakeToken,
+    Practice,
+    PracticeCreate,
+    Practitioner,
+)
 from intakeq_partner._wire import WireError, decode_response, structure, structure_list, unstructure
 
 
@@ -35,10 +45,10 @@ def test_unknown_fields_are_kept_and_sent_back() -> None:
 
 
 def test_a_new_enum_value_decodes() -> None:
-    assert structure(FormTemplate, {"Id": "f", "Type": "Invoice"}).type_ == "Invoice"
+    assert structure(FormTemplate, {"Id": "f", "Type": "Invoice"}).type == "Invoice"
 
 
-def test_unix_millisecond_timestamps_stay_integers_and_nested_models_decode() -> None:
+def test_nested_models_decode_and_unix_milliseconds_become_datetimes() -> None:
     intake = structure(
         Intake,
         {
@@ -49,10 +59,48 @@ def test_unix_millisecond_timestamps_stay_integers_and_nested_models_decode() ->
             "ConsentForms": [{"Id": "c", "Signed": True}],
         },
     )
-    assert intake.date_created == 1458526480368 and intake.date_submitted is None
+    assert intake.date_created == dt.datetime(2016, 3, 21, 2, 14, 40, 368000, tzinfo=dt.UTC)
+    assert intake.date_submitted is None
     assert intake.questions is not None and intake.questions[0].rows is not None
     assert intake.questions[0].rows[0].answers == ["a"]
     assert intake.consent_forms is not None and intake.consent_forms[0].signed is True
+
+
+MOMENT = dt.datetime(2024, 5, 28, 9, 30, 15, 123000, tzinfo=dt.UTC)
+TIMESTAMP_FIELDS = [
+    (Practice, "DateCreated", "date_created"),
+    (Practitioner, "DateCreated", "date_created"),
+    (Assistant, "DateCreated", "date_created"),
+    (Intake, "DateCreated", "date_created"),
+    (Intake, "DateSubmitted", "date_submitted"),
+    (ConsentForm, "DateSubmitted", "date_submitted"),
+    (IntakeToken, "Expiration", "expiration"),
+]
+
+
+@pytest.mark.parametrize(("model", "wire", "attr"), TIMESTAMP_FIELDS)
+@pytest.mark.parametrize("form", ["2024-05-28T09:30:15.123Z", "2024-05-28T11:30:15.123+02:00", 1716888615123])
+def test_every_timestamp_field_decodes_either_form_to_the_same_aware_datetime(
+    model: type, wire: str, attr: str, form: object
+) -> None:
+    data = {"Id": "x", "Token": "t", "Url": "u", "Expiration": MOMENT.isoformat(), wire: form}
+    value = getattr(structure(model, data), attr)
+    assert isinstance(value, dt.datetime) and value.tzinfo is not None and value == MOMENT
+
+
+def test_a_list_whose_objects_use_different_timestamp_forms_decodes_whole() -> None:
+    practices = structure_list(
+        Practice, [{"Id": "a", "DateCreated": "2024-05-28T09:30:15.123Z"}, {"Id": "b", "DateCreated": 1716888615123}]
+    )
+    assert [p.date_created for p in practices] == [MOMENT, MOMENT]
+
+
+def test_timestamps_before_1970_and_with_seven_fraction_digits_decode() -> None:
+    assert structure(Intake, {"Id": "i", "DateCreated": -1000}).date_created == dt.datetime(
+        1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC
+    )
+    dotnet = structure(Practice, {"Id": "p", "DateCreated": "2024-05-28T09:30:15.1230000Z"})
+    assert dotnet.date_created == MOMENT
 
 
 @pytest.mark.parametrize(
@@ -62,6 +110,17 @@ def test_unix_millisecond_timestamps_stay_integers_and_nested_models_decode() ->
         (Practice, {"Id": 5}, "Practice.Id: expected a string, got int"),
         (Practice, {"Id": "P", "FormsEnabled": "yes"}, "Practice.FormsEnabled: expected a boolean, got str"),
         (Practice, {"Id": "P", "DateCreated": "yesterday"}, "Practice.DateCreated: not an ISO 8601 timestamp"),
+        (
+            Intake,
+            {"Id": "i", "DateCreated": 1.5},
+            "Intake.DateCreated: expected an ISO 8601 string or Unix milliseconds, got float",
+        ),
+        (
+            Intake,
+            {"Id": "i", "DateCreated": True},
+            "Intake.DateCreated: expected an ISO 8601 string or Unix milliseconds, got bool",
+        ),
+        (Intake, {"Id": "i", "DateCreated": 10**20}, "Intake.DateCreated: Unix milliseconds out of range"),
         (Practice, ["Id"], "expected a Practice object, got list"),
         (Intake, {"Id": "i", "ClientId": True}, "Intake.ClientId: expected an integer, got bool"),
         (Intake, {"Id": "i", "Questions": {"Id": "q"}}, "Intake.Questions: expected an array, got dict"),

@@ -4,7 +4,8 @@ Generated models are plain attrs classes whose fields name their JSON key in met
 This module holds every rule about turning JSON into those models and back:
 
 - PascalCase wire names (from field metadata), camelCase query values (``encode_query``);
-- ISO 8601 strings become aware ``datetime``; Unix-millisecond integers stay ``int`` (the spec says which);
+- every timestamp becomes an aware UTC-based ``datetime``, whether it came as an ISO 8601 string or as an
+  integer of Unix milliseconds (IntakeQ uses both, and the document does not say which field uses which);
 - absent and ``null`` optional fields both become ``None``, and ``None`` is never sent;
 - properties this version does not know are kept in ``additional_properties`` and sent back unchanged;
 - open enums are plain strings, so a new value never breaks decoding;
@@ -123,9 +124,18 @@ def _fail(model: str, wire: str, expected: str, value: Any) -> typing.NoReturn:
     raise WireError(f"{model}.{wire}: expected {expected}, got {_kind(value)}")
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
 def _datetime(model: str, wire: str, value: Any) -> _dt.datetime:
+    """A timestamp in either form IntakeQ uses: an ISO 8601 string, or an integer of Unix milliseconds."""
+    if value.__class__ is int:
+        try:  # exact: no float rounding of the milliseconds
+            return _EPOCH + _dt.timedelta(milliseconds=value)
+        except OverflowError:
+            raise WireError(f"{model}.{wire}: Unix milliseconds out of range") from None
     if value.__class__ is not str:
-        _fail(model, wire, "an ISO 8601 string", value)
+        _fail(model, wire, "an ISO 8601 string or Unix milliseconds", value)
     try:
         parsed = _dt.datetime.fromisoformat(value)
     except ValueError:

@@ -484,7 +484,7 @@ class _PracticeRun:
                 return
         for f in spec.forms:
             master = self.masters[f.name]
-            if (master.name, master.type_) in have:
+            if (master.name, master.type) in have:
                 self.emit(ItemKind.FORM, f.name, ItemStatus.UNCHANGED)
                 continue
             if self.dry_run:
@@ -502,7 +502,7 @@ class _PracticeRun:
         self, practice_id: str, master: FormTemplate, form: FormSpec, have: set[tuple[str | None, str | None]]
     ) -> set[tuple[str | None, str | None]]:
         """Copy one master form; when a copy may have landed, look before copying again. Returns the forms present."""
-        wanted = (master.name, master.type_)
+        wanted = (master.name, master.type)
         for attempt in range(COPY_ATTEMPTS):
             try:
                 await self.partner.forms.copy(
@@ -524,4 +524,4 @@ class _PracticeRun:
 
 def _present(forms: list[FormTemplate]) -> set[tuple[str | None, str | None]]:
     """A copy keeps its master's Name and Type, and nothing else tells which master it came from."""
-    return {(f.name, f.type_) for f in forms if not f.archived}
+    return {(f.name, f.type) for f in forms if not f.archived}

@@ -23,7 +23,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from ._faults import Plan, RequestRecord, draw_plan
-from ._state import JSON, ApiError, Practice, State, iso
+from ._state import JSON, ApiError, Practice, State
 
 if TYPE_CHECKING:
     from ._fake import FakeIntakeQ
@@ -338,13 +338,13 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
             _int_query(ctx, "page"),
             fake.page_size,
         )
-        return JSONResponse([p.to_wire() for p in found])
+        return JSONResponse([p.to_wire(state.stamp) for p in found])
 
     async def create_practice(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_practice(await ctx.body()).to_wire())
+        return JSONResponse(state.create_practice(await ctx.body()).to_wire(state.stamp))
 
     async def update_practice(ctx: Ctx) -> Response:
-        return JSONResponse(state.update_practice(await ctx.body()).to_wire())
+        return JSONResponse(state.update_practice(await ctx.body()).to_wire(state.stamp))
 
     async def delete_practice(ctx: Ctx) -> Response:
         state.delete_practice(state.practice(ctx.params["practiceId"]))
@@ -371,13 +371,13 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         if raw not in ("true", "false"):
             raise ApiError(400, "includeInactive must be true or false.")
         found = [p for p in ctx.own_practice.practitioners.values() if raw == "true" or not p.is_inactive]
-        return JSONResponse([p.to_wire() for p in found])
+        return JSONResponse([p.to_wire(state.stamp) for p in found])
 
     async def create_practitioner(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_practitioner(ctx.own_practice, await ctx.body()).to_wire())
+        return JSONResponse(state.create_practitioner(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
 
     async def update_practitioner(ctx: Ctx) -> Response:
-        return JSONResponse(state.update_practitioner(ctx.own_practice, await ctx.body()).to_wire())
+        return JSONResponse(state.update_practitioner(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
 
     def practitioner_flag(inactive: bool) -> Handler:
         async def handler(ctx: Ctx) -> Response:
@@ -402,13 +402,13 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         return handler
 
     async def list_assistants(ctx: Ctx) -> Response:
-        return JSONResponse([a.to_wire() for a in ctx.own_practice.assistants.values()])
+        return JSONResponse([a.to_wire(state.stamp) for a in ctx.own_practice.assistants.values()])
 
     async def create_assistant(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_assistant(ctx.own_practice, await ctx.body()).to_wire())
+        return JSONResponse(state.create_assistant(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
 
     async def update_assistant(ctx: Ctx) -> Response:
-        return JSONResponse(state.update_assistant(ctx.own_practice, await ctx.body()).to_wire())
+        return JSONResponse(state.update_assistant(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
 
     async def delete_assistant(ctx: Ctx) -> Response:
         assistant = state.assistant(ctx.own_practice, ctx.params["assistantId"])
@@ -420,13 +420,13 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         return ok()
 
     async def create_intake(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_intake(ctx.own_practice, await ctx.body(), base(ctx)).to_wire())
+        return JSONResponse(state.create_intake(ctx.own_practice, await ctx.body(), base(ctx)).to_wire(state.stamp))
 
     async def intake_token(ctx: Ctx) -> Response:
         intake_id = ctx.params["intakeId"]
         value, token = state.form_token(ctx.own_practice, intake_id)
         url = f"{base(ctx)}/intake/{intake_id}"
-        return JSONResponse({"Token": value, "Url": url, "Expiration": iso(token.expires)})
+        return JSONResponse({"Token": value, "Url": url, "Expiration": state.stamp(token.expires, "iso")})
 
     # ----- web pages
 

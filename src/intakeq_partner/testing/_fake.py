@@ -25,6 +25,8 @@ from ._state import (
     Practice,
     Practitioner,
     State,
+    TimestampForm,
+    stamper,
 )
 from ._transport import FakeTransport
 
@@ -40,6 +42,13 @@ class FakeIntakeQ:
 
     ``log_limit`` caps ``requests`` (the request log) at the newest that many records; None (the default)
     keeps them all. The counters in ``stats`` count every request either way.
+
+    Where IntakeQ's document can be read more than one way, a setting picks the reading the fake plays, so a
+    client can be tested against each (all can be changed between requests too):
+
+    - ``timestamps``: "documented" (ISO 8601 on partner objects, practitioners and assistants, Unix
+      milliseconds on intakes, as the document and IntakeQ's C# client show), "iso" or "unix-ms" (that form
+      everywhere), or "mixed" (the two forms take turns, object by object).
     """
 
     base_url = "http://127.0.0.1"
@@ -60,6 +69,7 @@ class FakeIntakeQ:
         ephemeral_token_ttl: timedelta = timedelta(minutes=5),
         session_ttl: timedelta = timedelta(hours=1),
         log_limit: int | None = None,
+        timestamps: TimestampForm = "documented",
     ) -> None:
         seeds = random.Random(seed)
         # Two streams: creating data never shifts the fault sequence, and vice versa.
@@ -79,10 +89,24 @@ class FakeIntakeQ:
             form_token_ttl=form_token_ttl,
             ephemeral_token_ttl=ephemeral_token_ttl,
             session_ttl=session_ttl,
+            timestamps=timestamps,
         )
+        self._timestamps = timestamps
         self._limiter = RateLimiter(monotonic)
         self._hang_waiters: set[asyncio.Future[None]] = set()
         self.app = FakeApp(self)
+
+    # ----- readings of the document
+
+    @property
+    def timestamps(self) -> TimestampForm:
+        """How timestamps are written: "documented", "iso", "unix-ms" or "mixed"."""
+        return self._timestamps
+
+    @timestamps.setter
+    def timestamps(self, form: TimestampForm) -> None:
+        self.state.stamp = stamper(form)
+        self._timestamps = form
 
     # ----- time
 

@@ -6,12 +6,13 @@ Id-or-external-ID lookup, who may be deleted) lives here so tests can drive and 
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 JSON = dict[str, Any]
 
@@ -36,6 +37,30 @@ def iso(moment: datetime) -> str:
 def unix_ms(moment: datetime) -> int:
     """v1 bodies carry times as Unix milliseconds."""
     return int(moment.timestamp() * 1000)
+
+
+TimestampForm = Literal["documented", "iso", "unix-ms", "mixed"]
+TIMESTAMP_FORMS: tuple[TimestampForm, ...] = ("documented", "iso", "unix-ms", "mixed")
+Stamp = Callable[[datetime, str], str | int]
+"""Renders a moment for the wire, given the form the document shows for that field ("iso" or "ms")."""
+
+
+def documented(moment: datetime, usual: str) -> str | int:
+    return iso(moment) if usual == "iso" else unix_ms(moment)
+
+
+def stamper(form: TimestampForm) -> Stamp:
+    """The fake's `timestamps` setting: the document's forms, one form everywhere, or both taking turns."""
+    if form == "documented":
+        return documented
+    if form == "iso":
+        return lambda moment, usual: iso(moment)
+    if form == "unix-ms":
+        return lambda moment, usual: unix_ms(moment)
+    if form == "mixed":
+        turn = itertools.count()
+        return lambda moment, usual: iso(moment) if next(turn) % 2 else unix_ms(moment)
+    raise ValueError(f"timestamps must be one of {', '.join(TIMESTAMP_FORMS)}, not {form!r}")
 
 
 @dataclass
@@ -107,7 +132,7 @@ class Practitioner:
     client_data: int = 0
     owned_clients: int = 0
 
-    def to_wire(self) -> JSON:
+    def to_wire(self, stamp: Stamp = documented) -> JSON:
         return {
             "Id": self.id,
             "CompleteName": f"{self.first_name} {self.last_name}",
@@ -116,7 +141,7 @@ class Practitioner:
             "Email": self.email,
             "RoleName": self.role_name,
             "ExternalPractitionerId": self.external_id,
-            "DateCreated": iso(self.date_created),
+            "DateCreated": stamp(self.date_created, "iso"),
             "IsInactive": self.is_inactive,
         }
 
@@ -132,7 +157,7 @@ class Assistant:
     date_created: datetime
     is_inactive: bool = False
 
-    def to_wire(self) -> JSON:
+    def to_wire(self, stamp: Stamp = documented) -> JSON:
         return {
             "Id": self.id,
             "Name": self.name,
@@ -140,7 +165,7 @@ class Assistant:
             "RoleName": self.role_name,
             "ExternalAssistantId": self.external_id,
             "PractitionerIds": list(self.practitioner_ids),
-            "DateCreated": iso(self.date_created),
+            "DateCreated": stamp(self.date_created, "iso"),
             "IsInactive": self.is_inactive,
         }
 
@@ -167,7 +192,7 @@ class Intake:
     consent_forms: list[tuple[str, str]]  # (Id, Name) of the intake's own consent form instances
     status: str = "Partial"
 
-    def to_wire(self) -> JSON:
+    def to_wire(self, stamp: Stamp = documented) -> JSON:
         return {
             "Id": self.id,
             "ClientName": self.client.name,
@@ -175,7 +200,7 @@ class Intake:
             "ClientId": self.client.id,
             "ExternalClientId": self.client.external_id,
             "Status": self.status,
-            "DateCreated": unix_ms(self.date_created),
+            "DateCreated": stamp(self.date_created, "ms"),
             "DateSubmitted": None,
             "QuestionnaireName": self.questionnaire.name,
             "Practitioner": self.practitioner.email,
@@ -215,7 +240,7 @@ class Practice:
     intakes: dict[str, Intake] = field(default_factory=dict)
     clients: dict[int, Client] = field(default_factory=dict)
 
-    def to_wire(self) -> JSON:
+    def to_wire(self, stamp: Stamp = documented) -> JSON:
         return {
             "Id": self.id,
             "PracticeName": self.practice_name,
@@ -223,7 +248,7 @@ class Practice:
             "LastName": self.last_name,
             "Email": self.email,
             "ExternalPracticeId": self.external_id,
-            "DateCreated": iso(self.date_created),
+            "DateCreated": stamp(self.date_created, "iso"),
             "StreetAddress": self.street_address,
             "City": self.city,
             "State": self.state,
@@ -303,8 +328,10 @@ class State:
         form_token_ttl: timedelta = timedelta(hours=1),
         ephemeral_token_ttl: timedelta = timedelta(minutes=5),
         session_ttl: timedelta = timedelta(hours=1),
+        timestamps: TimestampForm = "documented",
     ) -> None:
         self.rng = rng
+        self.stamp = stamper(timestamps)
         self.clock = clock
         self.roles: list[str] = list(roles)
         self.master_forms: dict[str, Form] = {}

@@ -19,7 +19,8 @@ class Assistant:
         role_name: wire name ``RoleName``.
         external_assistant_id: wire name ``ExternalAssistantId``.
         practitioner_ids: wire name ``PractitionerIds``.
-        date_created: wire name ``DateCreated``.
+        date_created: wire name ``DateCreated``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
+            accepted.
         is_inactive: wire name ``IsInactive``.
         additional_properties: wire fields this version does not know, kept as received.
     """

@@ -15,12 +15,12 @@ class FormTemplate:
         id: wire name ``Id``, required.
         name: wire name ``Name``.
         archived: wire name ``Archived``.
-        type_: wire name ``Type``. Open set. Known values are Questionnaire, TreatmentNote and ConsentForm.
+        type: wire name ``Type``. Open set. Known values are Questionnaire, TreatmentNote and ConsentForm.
         additional_properties: wire fields this version does not know, kept as received.
     """
 
     id: str = _attrs_field(metadata={"wire": "Id"})
     name: str | None = _attrs_field(default=None, metadata={"wire": "Name"})
     archived: bool | None = _attrs_field(default=None, metadata={"wire": "Archived"})
-    type_: str | None = _attrs_field(default=None, metadata={"wire": "Type"})
+    type: str | None = _attrs_field(default=None, metadata={"wire": "Type"})
     additional_properties: dict[str, Any] = _attrs_field(factory=dict, repr=False, metadata={"extra": True})

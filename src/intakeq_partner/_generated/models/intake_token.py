@@ -16,7 +16,8 @@ class IntakeToken:
     Attributes:
         token: wire name ``Token``, required.
         url: wire name ``Url``, required.
-        expiration: wire name ``Expiration``, required.
+        expiration: wire name ``Expiration``, required. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
+            accepted.
         additional_properties: wire fields this version does not know, kept as received.
     """
 

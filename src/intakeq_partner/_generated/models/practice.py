@@ -19,7 +19,9 @@ class Practice:
         last_name: wire name ``LastName``.
         email: wire name ``Email``.
         external_practice_id: wire name ``ExternalPracticeId``.
-        date_created: wire name ``DateCreated``. ISO 8601 (partner objects).
+        external_practitioner_id: wire name ``ExternalPractitionerId``. External ID of the practice's main practitioner, when IntakeQ reports it.
+        date_created: wire name ``DateCreated``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
+            accepted.
         street_address: wire name ``StreetAddress``.
         city: wire name ``City``.
         state: wire name ``State``.
@@ -35,6 +37,7 @@ class Practice:
     last_name: str | None = _attrs_field(default=None, metadata={"wire": "LastName"})
     email: str | None = _attrs_field(default=None, metadata={"wire": "Email"})
     external_practice_id: str | None = _attrs_field(default=None, metadata={"wire": "ExternalPracticeId"})
+    external_practitioner_id: str | None = _attrs_field(default=None, metadata={"wire": "ExternalPractitionerId"})
     date_created: datetime.datetime | None = _attrs_field(default=None, metadata={"wire": "DateCreated"})
     street_address: str | None = _attrs_field(default=None, metadata={"wire": "StreetAddress"})
     city: str | None = _attrs_field(default=None, metadata={"wire": "City"})
