@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -201,3 +203,33 @@ def api_routes(fake: FakeIntakeQ) -> set[tuple[str, str]]:
 @pytest.fixture
 def every_operation() -> Callable[[PartnerClient, FakeIntakeQ, str], Any]:
     return touch_every_operation
+
+
+class Served:
+    """The fake on a loopback port, run by its own event loop in a thread, so `main()` can call asyncio.run."""
+
+    def __init__(self, fake: FakeIntakeQ) -> None:
+        self.fake = fake
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),), daemon=True)
+
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        async with self.fake.serve() as url:
+            self.url = url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> Served:
+        self._thread.start()
+        assert self._ready.wait(10), "the fake did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._loop.close()

@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Served
 
-from intakeq_partner import cli
-from intakeq_partner.testing import FakeIntakeQ
+from intakeq_partner import __version__, cli
+from intakeq_partner.testing import FakeIntakeQ, Faults
 
 WRITES = ("POST", "PUT", "DELETE")
-
-
-class Served:
-    """The fake on a loopback port, run by its own event loop in a thread, so `main()` can call asyncio.run."""
-
-    def __init__(self, fake: FakeIntakeQ) -> None:
-        self.fake = fake
-        self.url = ""
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),), daemon=True)
-
-    async def _run(self) -> None:
-        self._stop = asyncio.Event()
-        async with self.fake.serve() as url:
-            self.url = url
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> Served:
-        self._thread.start()
-        assert self._ready.wait(10), "the fake did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._loop.close()
 
 
 @pytest.fixture
@@ -276,3 +246,42 @@ def test_plain_output_without_rich(
     out = capsys.readouterr().out
     assert "Provisioning: 8/8 items" in out and "converged: 8 items" in out
     assert "┃" not in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"intakeq-partner {__version__}"
+
+
+def test_a_refused_key_names_the_variables_to_check_and_leaves_no_empty_progress_bar(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTAKEQ_PARTNER_KEY", "not-the-partner-key")
+    assert cli.main(["provision", str(plan_file(tmp_path, 2))]) == 1
+    out = capsys.readouterr()
+    assert "401" in out.err and "$INTAKEQ_PARTNER_KEY" in out.err and "$INTAKEQ_BASE_URL" in out.err
+    assert served.url in out.err  # where the refusal came from
+    assert out.out == ""  # no progress bar at 0/8 above the error
+
+
+def test_max_retries_reaches_the_client(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.fake.faults = Faults(p5xx=1.0, statuses_5xx=(503,))
+    assert cli.main(["provision", str(plan_file(tmp_path, 1)), "--max-retries", "0"]) == 1
+    assert [r.status for r in served.fake.requests] == [503]  # the default would have tried three times
+    assert cli.main(["provision", str(plan_file(tmp_path, 1)), "--max-retries", "-1"]) == 2
+    assert "--max-retries" in capsys.readouterr().err
+
+
+def test_every_environment_variable_the_command_reads_is_in_its_help_and_the_readme(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = Path(cli.__file__).read_text(encoding="utf-8")
+    read = {getattr(cli, name) for name in re.findall(r"os\.environ\.get\((\w+)\)", source)}
+    assert read and read <= set(cli.ENVIRONMENT)
+    assert cli.main(["--help"]) == 0
+    helptext = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in cli.ENVIRONMENT:
+        assert name in helptext and f"`{name}`" in readme

@@ -8,19 +8,17 @@ provisioning plans; command lines in shell blocks must parse with the real argum
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import runpy
 import shlex
 import sys
-import threading
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import Served
 
 from intakeq_partner.cli import build_parser
 from intakeq_partner.provisioning import parse_plan
@@ -71,32 +69,6 @@ SCRIPTS = [block for block in PYTHON if not re.search(r"^(async )?def test_", bl
 TESTS = [block for block in PYTHON if block not in SCRIPTS]
 
 
-@contextlib.contextmanager
-def fake_on_loopback(fake: FakeIntakeQ) -> Iterator[str]:
-    """Serve `fake` from a thread of its own, so a block's own `asyncio.run(...)` can run in this one."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    stop = asyncio.Event()
-    url: list[str] = []
-
-    async def serve() -> None:
-        async with fake.serve() as base_url:
-            url.append(base_url)
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        if not ready.wait(30) or not url:
-            raise RuntimeError("the fake did not start")
-        yield url[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
-
-
 def test_the_docs_have_blocks_to_check() -> None:
     """The extraction itself works: the README has scripts, a test, a plan and command lines."""
     readme = [block for block in blocks("python") + blocks("toml") + blocks("sh") if block.path.name == "README.md"]
@@ -112,9 +84,9 @@ def test_python_block_runs_as_written(
     script = tmp_path / f"{block.path.stem}_{block.line}.py"
     # Blank lines in front keep the line numbers of a traceback equal to the Markdown file's.
     script.write_text("\n" * (block.line - 1) + block.code, encoding="utf-8")
-    with fake_on_loopback(fake) as base_url:
+    with Served(fake) as served:
         monkeypatch.setenv("INTAKEQ_PARTNER_KEY", fake.partner_key)
-        monkeypatch.setenv("INTAKEQ_BASE_URL", base_url)
+        monkeypatch.setenv("INTAKEQ_BASE_URL", served.url)
         monkeypatch.chdir(tmp_path)
         monkeypatch.setattr(sys, "argv", [str(script)])
         runpy.run_path(str(script), run_name="__main__")
@@ -124,6 +96,7 @@ def test_python_block_runs_as_written(
 
 @pytest.mark.parametrize("block", TESTS, ids=ids(TESTS))
 def test_test_block_passes_with_the_plugin(block: Block, pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(**{f"test_{block.path.stem.lower()}_{block.line}": block.code})
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=len(re.findall(r"^(?:async )?def test_", block.code, re.MULTILINE)))
@@ -148,17 +121,25 @@ def _command_lines(block: Block) -> Iterator[list[str]]:
 SHELL = blocks("sh")
 
 
+def _parses(parse: Callable[[list[str]], object], args: list[str]) -> None:
+    """Parse a command line; `--help` and `--version` exit 0, which counts as parsed."""
+    try:
+        parse(args)
+    except SystemExit as exc:
+        assert exc.code == 0, f"{args} does not parse"
+
+
 @pytest.mark.parametrize("block", SHELL, ids=ids(SHELL))
 def test_shell_block_command_lines_parse(block: Block) -> None:
     """Every `intakeq-partner ...`, `python -m intakeq_partner.testing ...` and `pip install ...` line is real."""
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     for words in _command_lines(block):
         if words[0] == "intakeq-partner" and words[1:2] == ["fake-server"]:
-            fake_server_args(words[2:])
+            _parses(fake_server_args, words[2:])
         elif words[0] == "intakeq-partner":
-            build_parser().parse_args(words[1:])
+            _parses(build_parser().parse_args, words[1:])
         elif words[:3] == ["python", "-m", "intakeq_partner.testing"]:
-            fake_server_args(words[3:])
+            _parses(fake_server_args, words[3:])
         elif words[:2] == ["pip", "install"]:
             for requirement in words[2:]:
                 named = re.fullmatch(r"intakeq-partner(?:\[([\w,-]+)\])?", requirement)

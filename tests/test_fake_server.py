@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -621,3 +623,25 @@ async def test_serve_on_a_taken_port_raises(fake: FakeIntakeQ) -> None:
         with pytest.raises(OSError):
             async with fake.serve(port=port):
                 pass
+
+
+async def test_a_client_that_leaves_mid_body_is_recorded_without_a_traceback(
+    fake: FakeIntakeQ, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with fake.serve() as base_url:
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        _, writer = await asyncio.open_connection(host, int(port))
+        head = f"POST /api/partner/practice HTTP/1.1\r\nHost: x\r\nX-Auth-Key: {PARTNER}\r\nContent-Length: 500\r\n"
+        writer.write(head.encode() + b"Content-Type: application/json\r\n\r\n" + b'{"PracticeName": ')
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(500):  # bounded: the server notices within a few loop turns
+            if fake.requests:
+                break
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=base_url) as http:  # and it still serves
+            assert (await http.get("/api/partner/masterForms", headers={"X-Auth-Key": PARTNER})).status_code == 200
+    assert [(r.route, r.status) for r in fake.requests[:1]] == [("/api/partner/practice", None)]
+    assert fake.practices == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._constants import BASE_URL_ENV, PARTNER_KEY_ENV
-from ._errors import IntakeQError, InvalidRequestError
+from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, PARTNER_KEY_ENV, VERSION
+from ._errors import AuthenticationError, IntakeQError, InvalidRequestError
 from .partner import PartnerClient
 from .provisioning import ItemKind, ItemResult, ItemStatus, Plan, PlanError, ProvisionReport, load_plan, provision
 from .tokens import SSO_PATHS, sso_url
@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main", "print_summary", "run_provision"]
 
 SSO_HOST_ENV = "INTAKEQ_SSO_HOST"
+ENVIRONMENT = {
+    PARTNER_KEY_ENV: "your partner key (every command but fake-server needs it)",
+    BASE_URL_ENV: "where IntakeQ is (default https://intakeq.com); point it at a fake server to try things",
+    SSO_HOST_ENV: "the white-labelled host sso-url links to when --host is not given",
+}
+"""Every environment variable the command reads, for --help and the README (a test keeps them in step)."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _FAILURES_SHOWN = 20
 
@@ -76,16 +82,23 @@ async def run_provision(
         TimeElapsedColumn(),
         TextColumn("{task.fields[tally]}"),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(title, total=total, tally="")
+    progress = Progress(*columns, console=console, transient=False)
+    task = progress.add_task(title, total=total, tally="")
 
-        def on_item(item: ItemResult) -> None:
-            if on_progress is not None:
-                on_progress(item)
-            tally[item.status] += 1
-            progress.update(task, advance=1, tally=_tally_text(tally, dry_run, markup=True))
+    def on_item(item: ItemResult) -> None:
+        if on_progress is not None:
+            on_progress(item)
+        if not progress.live.is_started:
+            # Shown from the first finished item on: an error before it (a refused key, say) leaves no empty bar.
+            progress.start()
+        tally[item.status] += 1
+        progress.update(task, advance=1, tally=_tally_text(tally, dry_run, markup=True))
 
+    try:
         return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 async def _run_plain(
@@ -219,6 +232,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -230,11 +253,15 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    environment = "\n".join(f"  {name:<22}{text}" for name, text in ENVIRONMENT.items())
     parser = argparse.ArgumentParser(
         prog="intakeq-partner",
         description="IntakeQ Partner API tools.",
-        epilog=f"The partner key is read from ${PARTNER_KEY_ENV}; ${BASE_URL_ENV} overrides the target URL.",
+        epilog=f"environment variables (keys are read only from here, never from arguments):\n{environment}\n"
+        "  (httpx also honours HTTPS_PROXY, NO_PROXY and SSL_CERT_FILE)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("provision", help="make IntakeQ match a plan file (.toml or .json)")
@@ -244,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, metavar="FILE", help="write the full report to FILE as JSON")
     p.add_argument("--dry-run", action="store_true", help="read only; show what would be created or updated")
     p.add_argument("--plain", action="store_true", help="plain progress lines instead of a live bar")
+    p.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        default=DEFAULT_MAX_RETRIES,
+        help=f"retries per request after a network error, 429 or 5xx ({DEFAULT_MAX_RETRIES}); raise it for long "
+        "runs over a flaky network",
+    )
 
     practices = commands.add_parser("practices", help="practice commands")
     sub = practices.add_subparsers(dest="practices_command", required=True, metavar="SUBCOMMAND")
@@ -287,6 +321,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidRequestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AuthenticationError as exc:
+        target = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        print(f"error: {exc}", file=sys.stderr)
+        print(
+            f"hint: IntakeQ at {target} refused the partner key: check ${PARTNER_KEY_ENV}"
+            f" (and ${BASE_URL_ENV}, if that is not where you meant to go)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except IntakeQError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -308,7 +351,7 @@ def _provision(args: argparse.Namespace) -> int:
     if args.report is not None and args.report.is_dir():
         raise InvalidRequestError(f"--report: {args.report} is a folder; give a file name")
     # Each practice has at most one request in flight, so the pool only needs room for the workers.
-    partner = _client(max_concurrency=max(args.concurrency, 8), rate_limit=args.rate)
+    partner = _client(max_concurrency=max(args.concurrency, 8), rate_limit=args.rate, max_retries=args.max_retries)
 
     async def go() -> ProvisionReport:
         async with partner:
@@ -401,19 +444,15 @@ def _sso_url(args: argparse.Namespace) -> int:
 
 
 def _fake_server(argv: list[str]) -> int:
-    """Hand over to the fake's own runner (the `testing` extra), which has its own --help."""
-    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
-        print("error: the fake server needs the testing extra: pip install 'intakeq-partner[testing]'", file=sys.stderr)
-        return EXIT_USAGE
+    """Hand over to the fake's own runner, which has its own --help and says how to install the testing extra."""
     from .testing.__main__ import main as fake_main
 
     try:
-        fake_main(argv)
+        return fake_main(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    return EXIT_OK
 
 
 if __name__ == "__main__":

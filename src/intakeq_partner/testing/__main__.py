@@ -1,4 +1,7 @@
-"""Run the fake over loopback: ``python -m intakeq_partner.testing --port 8765``."""
+"""Run the fake IntakeQ server over loopback: ``python -m intakeq_partner.testing --port 8765``.
+
+It prints its URL and a partner key; point your app at them with $INTAKEQ_BASE_URL and $INTAKEQ_PARTNER_KEY.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +9,82 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ._fake import FakeIntakeQ
-from ._faults import Faults
-from ._server import bind, make_config, wait_started
+from ._extra import INSTALL_HINT, missing_packages
+
+if TYPE_CHECKING:
+    from ._fake import FakeIntakeQ
+
+EXIT_USAGE = 2
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m intakeq_partner.testing", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--partner-key", help="generated and printed when omitted")
-    parser.add_argument("--seed", type=int, help="makes ids, keys and faults repeatable")
-    parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
-    parser.add_argument("--jitter", type=float, default=0.0, help="extra uniform delay, seconds")
-    parser.add_argument("--p429", type=float, default=0.0)
-    parser.add_argument("--p5xx", type=float, default=0.0, help="split over 500, 502 and 503")
-    parser.add_argument("--p-drop", type=float, default=0.0)
-    parser.add_argument("--p-hang", type=float, default=0.0)
-    parser.add_argument("--p-malformed", type=float, default=0.0)
-    parser.add_argument("--hang-seconds", type=float, default=30.0)
-    parser.add_argument("--retry-after", type=int, default=1, help="seconds in Retry-After of injected 429s")
-    parser.add_argument("--rate-limit", type=float, help="requests per second per key")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m intakeq_partner.testing",
+        description=__doc__,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s; keep it a loopback address)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (default %(default)s; 0 picks a free port)"
+    )
+    parser.add_argument("--partner-key", help="the partner key the fake accepts; generated and printed when omitted")
+    parser.add_argument("--seed", type=int, help="makes ids, keys and faults repeatable from run to run")
+    parser.add_argument(
+        "--page-size", type=int, default=100, help="records per page of paged lists (default %(default)s)"
+    )
+    faults = parser.add_argument_group("faults (probabilities are per API request, from 0 to 1)")
+    faults.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
+    faults.add_argument("--jitter", type=float, default=0.0, help="extra uniform delay per request, in seconds")
+    faults.add_argument("--p429", type=float, default=0.0, help="chance of a 429 Too Many Requests")
+    faults.add_argument("--p5xx", type=float, default=0.0, help="chance of a 500, 502 or 503 (split evenly)")
+    faults.add_argument("--p-drop", type=float, default=0.0, help="chance the connection closes with no answer")
+    faults.add_argument("--p-hang", type=float, default=0.0, help="chance of no answer for --hang-seconds")
+    faults.add_argument(
+        "--p-malformed", type=float, default=0.0, help="chance of a 200 with truncated JSON or an HTML page"
+    )
+    faults.add_argument(
+        "--hang-seconds", type=float, default=30.0, help="how long a hung request waits (default %(default)s s)"
+    )
+    faults.add_argument(
+        "--retry-after", type=int, default=1, help="seconds in the Retry-After of injected 429s (default %(default)s)"
+    )
+    faults.add_argument(
+        "--rate-limit", type=float, help="requests per second per key; beyond it, 429 (default: no limit)"
+    )
     parser.add_argument(
         "--log-limit",
         type=int,
         default=10_000,
         help="request records kept in memory (the newest; the counters count all); -1 keeps every one",
     )
-    parser.add_argument("--log-level", default="info")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default %(default)s); debug and trace also log every request",
+    )
+    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until interrupted; the exit code is 2 when the `testing` extra is not installed."""
+    args = parse_args(argv)  # --help works without the extra
+    missing = missing_packages()
+    if missing:
+        print(
+            f"error: the fake server needs {' and '.join(missing)}; install them with: {INSTALL_HINT}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    from ._fake import FakeIntakeQ
+    from ._faults import Faults
+
     faults = Faults(
         latency=args.latency,
         jitter=args.jitter,
@@ -61,10 +105,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_limit=None if args.log_limit < 0 else args.log_limit,
     )
     asyncio.run(_run(fake, args, print_key=args.partner_key is None))
+    return 0
 
 
 async def _run(fake: FakeIntakeQ, args: argparse.Namespace, print_key: bool) -> None:
     import uvicorn
+
+    from ._server import bind, make_config, wait_started
 
     sock = bind(args.host, args.port)
     server = uvicorn.Server(make_config(fake.app, args.host, args.port, log_level=args.log_level))
@@ -75,6 +122,8 @@ async def _run(fake: FakeIntakeQ, args: argparse.Namespace, print_key: bool) -> 
         print(f"Fake IntakeQ at http://{host}:{sock.getsockname()[1]}", flush=True)
         if print_key:
             print(f"Partner key: {fake.partner_key}", flush=True)
+        print(f"export INTAKEQ_BASE_URL=http://{host}:{sock.getsockname()[1]}", flush=True)
+        print(f"export INTAKEQ_PARTNER_KEY={fake.partner_key}", flush=True)
         await serving
     finally:
         fake._release_hangs()
@@ -83,6 +132,6 @@ async def _run(fake: FakeIntakeQ, args: argparse.Namespace, print_key: bool) -> 
 
 if __name__ == "__main__":
     try:
-        main()
+        sys.exit(main())
     except KeyboardInterrupt:
         sys.exit(130)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Message, Receive, Scope, Send
@@ -167,8 +167,18 @@ class FakeApp:
         fault: str | None = None
         plan: Plan | None = None
 
+        gone = False  # the client disconnected: whatever the app still sends goes nowhere
+
+        async def watched_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
         async def recording_send(message: Message) -> None:
             nonlocal status
+            if gone:
+                return
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 fake.stats.statuses[status] += 1
@@ -181,7 +191,7 @@ class FakeApp:
         inner_scope["intakeq_partner.fake"] = (route, params, path_known, auth)
 
         async def apply(target: Send) -> None:
-            await self.starlette(inner_scope, receive, target)
+            await self.starlette(inner_scope, watched_receive, target)
 
         try:
             if not raw_path.startswith("/api/"):
@@ -204,6 +214,8 @@ class FakeApp:
             fault = plan.kind
             fake.stats.faults[fault] += 1
             await self._fault(plan, apply, swallow, scope, receive, recording_send)
+        except ClientDisconnect:
+            pass  # the client left before its body arrived: no answer (status None), and no traceback
         finally:
             fake.stats.record(
                 RequestRecord(
