@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import filecmp
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from . import spec as specs
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi" / "intakeq-partner.yaml"
@@ -32,13 +35,29 @@ def _run(*args: str | Path, cwd: Path | None = None) -> None:
         sys.exit(f"{' '.join(str(a) for a in args[:3])} failed:\n{result.stdout}\n{result.stderr}")
 
 
+def registry_template(spec: specs.Spec) -> str:
+    """The per-operation policy the spec states, as a Jinja module the templates import (`registry.jinja`):
+    key scope (from `security`), `x-idempotent`, and the `x-secret` fields of each schema."""
+    operations = {op.id: {"scope": op.scope, "idempotent": op.idempotent} for op in specs.operations(spec).values()}
+    return (
+        "{#- Written by generator/__main__.py from the spec for one run; not a file in the repository. -#}\n"
+        f"{{% set operations = {json.dumps(operations, sort_keys=True)} %}}\n"
+        f"{{% set secrets = {json.dumps(specs.secret_fields(spec), sort_keys=True)} %}}\n"
+    )
+
+
 def _openapi_python_client(out: Path, *, stock: bool, spec: Path = SPEC) -> None:
     cli = Path(sys.executable).with_name("openapi-python-client")
     args: list[str | Path] = [cli, "generate", "--path", spec, "--meta", "none", "--output-path", out]
     args += ["--config", CONFIG, "--fail-on-warning", "--overwrite"]
-    if not stock:
-        args += ["--custom-template-path", TEMPLATES]
-    _run(*args)
+    if stock:
+        _run(*args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        templates = Path(tmp) / "templates"
+        shutil.copytree(TEMPLATES, templates)
+        (templates / "registry.jinja").write_text(registry_template(specs.load(spec)), encoding="utf-8")
+        _run(*args, "--custom-template-path", templates)
 
 
 def _format(folder: Path) -> None:

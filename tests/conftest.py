@@ -117,7 +117,7 @@ def practice_fields(tag: str) -> dict[str, Any]:
 
 
 async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: str) -> Practice:
-    """Drive all 24 operations for one new practice, checking each result against the fake's state.
+    """Drive every operation for one new practice, checking each result against the fake's state.
 
     Returns the practice, which is deleted at the end (the last operation).
     """
@@ -196,7 +196,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
 
 
 def api_routes(fake: FakeIntakeQ) -> set[tuple[str, str]]:
-    """The 24 (method, route template) pairs of the API, from the fake's router."""
+    """The (method, route template) pairs of the API, from the fake's router."""
     return {(r.method, r.template) for r in fake.app.router.routes if r.template.startswith("/api/")}
 
 

@@ -47,8 +47,7 @@ async def new_practice(env: Env, tag: str = "a", **extra: Any) -> str:
 
 async def test_every_operation_works_against_the_fake(env: Env) -> None:
     await touch_every_operation(env.partner, env.fake, "solo")
-    assert set(env.fake.stats.calls) == api_routes(env.fake)  # all 24 endpoints were reached...
-    assert len(api_routes(env.fake)) == 24
+    assert set(env.fake.stats.calls) == api_routes(env.fake)  # every endpoint was reached...
     assert set(env.fake.stats.statuses) == {200}  # ...and none of them refused anything
 
 

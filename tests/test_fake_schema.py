@@ -159,7 +159,7 @@ async def test_every_operation_answers_the_documented_shape(fake: FakeIntakeQ, h
     await call("delete_practitioner", who, headers=v1)
     await call("delete_practice", ref)
 
-    assert seen == set(OPERATIONS) and len(seen) == 24
+    assert sorted(set(OPERATIONS) - seen) == []
 
 
 async def test_error_answers_are_documented_and_match_the_error_schema(

@@ -34,8 +34,10 @@ class Sender:
     def __repr__(self) -> str:
         return f"Sender(scope={self.scope!r})"
 
-    async def call(self, operation: ModuleType, *args: Any, idempotent: bool | None = None, **kwargs: Any) -> Any:
-        """Build the request (bad arguments fail here, before anything is sent), send it, decode the answer."""
+    async def call(self, operation: ModuleType, *args: Any, **kwargs: Any) -> Any:
+        """Build the request (bad arguments fail here, before anything is sent), send it, decode the answer.
+
+        Whether a failed attempt may be repeated is the operation's own (`x-idempotent` in the spec)."""
         if operation.KEY_SCOPE != self.scope:
             raise RuntimeError(f"{operation.__name__} needs the {operation.KEY_SCOPE} key, not the {self.scope} key")
         try:
@@ -55,7 +57,7 @@ class Sender:
                 key=key,
                 params=request.params or None,
                 json=request.json,
-                idempotent=idempotent,
+                idempotent=operation.IDEMPOTENT,
                 parse=parse,
             )
 

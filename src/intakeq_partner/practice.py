@@ -127,12 +127,12 @@ class Practitioners:
         return found
 
     async def disable(self, practitioner: str) -> None:
-        """Disable a practitioner. Safe to repeat, so it is retried like a PUT."""
-        await self._sender.call(disable_practitioner, text("practitioner", practitioner), idempotent=True)
+        """Disable a practitioner. Safe to repeat (the spec says so), so it is retried like a PUT."""
+        await self._sender.call(disable_practitioner, text("practitioner", practitioner))
 
     async def enable(self, practitioner: str) -> None:
         """Re-enable a disabled practitioner. Safe to repeat."""
-        await self._sender.call(enable_practitioner, text("practitioner", practitioner), idempotent=True)
+        await self._sender.call(enable_practitioner, text("practitioner", practitioner))
 
     async def delete(self, practitioner: str, *, missing_ok: bool = False) -> None:
         """Delete a practitioner; IntakeQ refuses (ConflictError) while they own client data."""
@@ -145,13 +145,13 @@ class Practitioners:
     async def transfer_data(self, source: str, destination: str) -> None:
         """Move all client data from one practitioner to another (needed before deleting the source)."""
         await self._sender.call(
-            transfer_practitioner_data, text("source", source), text("destination", destination), idempotent=True
+            transfer_practitioner_data, text("source", source), text("destination", destination)
         )
 
     async def transfer_client_ownership(self, source: str, destination: str) -> None:
         """Make another practitioner the owner of the source's clients, keeping history as it is."""
         await self._sender.call(
-            transfer_client_ownership, text("source", source), text("destination", destination), idempotent=True
+            transfer_client_ownership, text("source", source), text("destination", destination)
         )
 
 
@@ -218,7 +218,7 @@ class Assistants:
 
     async def disable(self, assistant: str) -> None:
         """Disable an assistant (an operation the document names but does not describe; see the spec)."""
-        await self._sender.call(disable_assistant, text("assistant", assistant), idempotent=True)
+        await self._sender.call(disable_assistant, text("assistant", assistant))
 
     async def delete(self, assistant: str, *, missing_ok: bool = False) -> None:
         """Delete an assistant."""

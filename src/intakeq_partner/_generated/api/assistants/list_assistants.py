@@ -9,9 +9,15 @@ import httpx
 from ...._wire import RequestSpec, send_plain
 from ...models.assistant import Assistant
 
+OPERATION_ID = "list_assistants"
 METHOD = "GET"
 PATH = "/api/v1/assistants"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = Assistant
 RESPONSE_IS_LIST = True
 

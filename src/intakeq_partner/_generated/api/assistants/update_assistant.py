@@ -10,9 +10,15 @@ from ...._wire import RequestSpec, send_plain, unstructure
 from ...models.assistant import Assistant
 from ...models.assistant_update import AssistantUpdate
 
+OPERATION_ID = "update_assistant"
 METHOD = "PUT"
 PATH = "/api/v1/assistants"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = AssistantUpdate
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = Assistant
 RESPONSE_IS_LIST = False
 

@@ -10,9 +10,15 @@ from ...._wire import RequestSpec, send_plain, unstructure
 from ...models.copy_form_request import CopyFormRequest
 from ...models.form_template import FormTemplate
 
+OPERATION_ID = "copy_form"
 METHOD = "POST"
 PATH = "/api/partner/practice/copyForm"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = CopyFormRequest
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = FormTemplate
 RESPONSE_IS_LIST = False
 

@@ -9,9 +9,15 @@ import httpx
 from ...._wire import RequestSpec, send_plain
 from ...models.form_template import FormTemplate
 
+OPERATION_ID = "list_master_forms"
 METHOD = "GET"
 PATH = "/api/partner/masterForms"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = FormTemplate
 RESPONSE_IS_LIST = True
 

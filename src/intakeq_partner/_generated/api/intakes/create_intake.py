@@ -10,9 +10,15 @@ from ...._wire import RequestSpec, send_plain, unstructure
 from ...models.intake import Intake
 from ...models.intake_create import IntakeCreate
 
+OPERATION_ID = "create_intake"
 METHOD = "POST"
 PATH = "/api/v1/intakes/create"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = IntakeCreate
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = Intake
 RESPONSE_IS_LIST = False
 

@@ -9,9 +9,15 @@ import httpx
 from ...._wire import RequestSpec, segment, send_plain
 from ...models.intake_token import IntakeToken
 
+OPERATION_ID = "create_intake_token"
 METHOD = "POST"
 PATH = "/api/v1/intakes/{intake_id}/token"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = IntakeToken
 RESPONSE_IS_LIST = False
 

@@ -8,9 +8,15 @@ import httpx
 
 from ...._wire import RequestSpec, segment, send_plain
 
+OPERATION_ID = "delete_practice"
 METHOD = "DELETE"
 PATH = "/api/partner/practice/{practice_id}"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = None
 RESPONSE_IS_LIST = False
 

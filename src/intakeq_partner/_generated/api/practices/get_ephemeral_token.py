@@ -10,9 +10,15 @@ import httpx
 from ...._wire import RequestSpec, encode_query, segment, send_plain
 from ...models.ephemeral_token import EphemeralToken
 
+OPERATION_ID = "get_ephemeral_token"
 METHOD = "GET"
 PATH = "/api/partner/practice/{practice_id}/ephemeral"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {"userId": str}
 RESPONSE_MODEL = EphemeralToken
 RESPONSE_IS_LIST = False
 

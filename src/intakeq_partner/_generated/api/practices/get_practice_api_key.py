@@ -9,9 +9,15 @@ import httpx
 from ...._wire import RequestSpec, segment, send_plain
 from ...models.practice_api_key import PracticeApiKey
 
+OPERATION_ID = "get_practice_api_key"
 METHOD = "GET"
 PATH = "/api/partner/practice/{practice_id}/key"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = PracticeApiKey
 RESPONSE_IS_LIST = False
 

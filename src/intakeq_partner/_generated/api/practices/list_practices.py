@@ -11,9 +11,15 @@ import httpx
 from ...._wire import RequestSpec, encode_query, send_plain
 from ...models.practice import Practice
 
+OPERATION_ID = "list_practices"
 METHOD = "GET"
 PATH = "/api/partner/practice"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {"id": str, "email": str, "externalPracticeId": str, "page": int}
 RESPONSE_MODEL = Practice
 RESPONSE_IS_LIST = True
 

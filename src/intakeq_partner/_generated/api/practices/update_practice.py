@@ -10,9 +10,15 @@ from ...._wire import RequestSpec, send_plain, unstructure
 from ...models.practice import Practice
 from ...models.practice_update import PracticeUpdate
 
+OPERATION_ID = "update_practice"
 METHOD = "PUT"
 PATH = "/api/partner/practice"
 KEY_SCOPE = "partner"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = PracticeUpdate
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = Practice
 RESPONSE_IS_LIST = False
 

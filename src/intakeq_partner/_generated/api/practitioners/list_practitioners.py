@@ -9,9 +9,15 @@ import httpx
 from ...._wire import RequestSpec, encode_query, send_plain
 from ...models.practitioner import Practitioner
 
+OPERATION_ID = "list_practitioners"
 METHOD = "GET"
 PATH = "/api/v1/practitioners"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {"includeInactive": bool}
 RESPONSE_MODEL = Practitioner
 RESPONSE_IS_LIST = True
 

@@ -9,9 +9,15 @@ import httpx
 
 from ...._wire import RequestSpec, segment, send_plain
 
+OPERATION_ID = "transfer_client_ownership"
 METHOD = "POST"
 PATH = "/api/v1/practitioners/{source_practitioner_id}/transferClientOwnership/{destination_practitioner_id}"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = True
+BODY_MODEL = None
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = None
 RESPONSE_IS_LIST = False
 

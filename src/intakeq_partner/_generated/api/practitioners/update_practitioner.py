@@ -10,9 +10,15 @@ from ...._wire import RequestSpec, send_plain, unstructure
 from ...models.practitioner import Practitioner
 from ...models.practitioner_update import PractitionerUpdate
 
+OPERATION_ID = "update_practitioner"
 METHOD = "PUT"
 PATH = "/api/v1/practitioners"
 KEY_SCOPE = "practice"
+# True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
+IDEMPOTENT = None
+BODY_MODEL = PractitionerUpdate
+# Query parameters by wire name, with their types.
+QUERY: dict[str, type] = {}
 RESPONSE_MODEL = Practitioner
 RESPONSE_IS_LIST = False
 
