@@ -106,7 +106,7 @@ def test_operation_and_parameter_changes() -> None:
         ephemeral[1] = {**ephemeral[1], "required": True}
         ephemeral.append({"name": "path", "in": "query", "schema": {"type": "string"}})
         paths["/api/v1/practitioners"]["get"]["parameters"] = []
-        paths["/api/v1/practitioners/{practitionerId}/disable"]["post"]["x-idempotent"] = True
+        paths["/api/v1/practitioners/{practitionerId}/disable"]["post"]["x-idempotent"] = False
 
     lines = changed(edit)
     assert lines[:2] == [
@@ -117,7 +117,7 @@ def test_operation_and_parameter_changes() -> None:
     assert "BREAKING  parameter now required: get_ephemeral_token(userId)" in lines
     assert "ok        optional query parameter added: get_ephemeral_token(path)" in lines
     assert "BREAKING  query parameter removed: list_practitioners(includeInactive)" in lines
-    assert "ok        retry policy: disable_practitioner is safe to repeat (x-idempotent)" in lines
+    assert "ok        retry policy: disable_practitioner is no longer safe to repeat (x-idempotent)" in lines
 
 
 CHANGELOG = """# Changelog

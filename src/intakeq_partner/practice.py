@@ -144,15 +144,11 @@ class Practitioners:
 
     async def transfer_data(self, source: str, destination: str) -> None:
         """Move all client data from one practitioner to another (needed before deleting the source)."""
-        await self._sender.call(
-            transfer_practitioner_data, text("source", source), text("destination", destination)
-        )
+        await self._sender.call(transfer_practitioner_data, text("source", source), text("destination", destination))
 
     async def transfer_client_ownership(self, source: str, destination: str) -> None:
         """Make another practitioner the owner of the source's clients, keeping history as it is."""
-        await self._sender.call(
-            transfer_client_ownership, text("source", source), text("destination", destination)
-        )
+        await self._sender.call(transfer_client_ownership, text("source", source), text("destination", destination))
 
 
 class Assistants:
