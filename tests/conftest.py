@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from intakeq_partner import PartnerClient, Practice, PracticeClient
+from intakeq_partner._aiohttp import AiohttpTransport
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
 pytest_plugins = ["pytester"]  # tests/test_docs.py runs the README's test blocks with the package's plugin
@@ -46,7 +47,17 @@ def fake() -> FakeIntakeQ:
     return FakeIntakeQ(PARTNER_KEY, seed=20240528)
 
 
-@pytest.fixture(params=["in-process", "loopback"])
+STACKS = ("httpx", "aiohttp")
+"""The HTTP stacks a client can send through; every loopback test runs under each."""
+MODES = ("in-process", *(f"loopback-{stack}" for stack in STACKS))
+
+
+def stack_transport(stack: str) -> httpx.AsyncBaseTransport:
+    """A bare transport of the given stack, for wrapping (the client would build the same by itself)."""
+    return AiohttpTransport() if stack == "aiohttp" else httpx.AsyncHTTPTransport()
+
+
+@pytest.fixture(params=MODES)
 async def env(request: pytest.FixtureRequest, fake: FakeIntakeQ) -> AsyncIterator[Env]:
     if request.param == "in-process":
 
@@ -56,12 +67,14 @@ async def env(request: pytest.FixtureRequest, fake: FakeIntakeQ) -> AsyncIterato
         async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, **in_process()) as partner, fake.client() as web:
             yield Env(request.param, fake, partner, web, fake.base_url, in_process)
     else:
+        options = {**FAST, "http_stack": request.param.removeprefix("loopback-")}
         async with (
             fake.serve() as base_url,
-            PartnerClient(PARTNER_KEY, base_url=base_url, **FAST) as partner,
+            PartnerClient(PARTNER_KEY, base_url=base_url, **options) as partner,
             httpx.AsyncClient() as web,
         ):
-            yield Env(request.param, fake, partner, web, base_url, lambda: dict(FAST))
+            assert partner.http_stack == options["http_stack"]
+            yield Env(request.param, fake, partner, web, base_url, lambda: dict(options))
 
 
 class FaultOnce(httpx.AsyncBaseTransport):
@@ -233,3 +246,9 @@ class Served:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
         self._loop.close()
+
+
+@pytest.fixture
+def httpx_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients built with the default stack use httpx's own transports, which respx mocks (aiohttp it cannot)."""
+    monkeypatch.setenv("INTAKEQ_HTTP_STACK", "httpx")

@@ -10,12 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from conftest import (
+    MODES,
     PARTNER_KEY,
     Env,
     FaultOnce,
     api_routes,
     practice_fields,
     seed_whose_request_fails_after_applying,
+    stack_transport,
     touch_every_operation,
 )
 
@@ -223,7 +225,7 @@ async def test_a_post_that_may_have_arrived_is_never_sent_twice(env: Env) -> Non
     assert env.fake.stats.calls[("GET", "/api/v1/assistants")] == 3
 
 
-@pytest.mark.parametrize("mode", ["in-process", "loopback"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("what", ["practice", "practitioner", "assistant"])
 async def test_a_create_dropped_after_it_was_applied_returns_the_one_existing_object(mode: str, what: str) -> None:
     """The fake applies the create, then drops the connection: the facade finds the object instead of resending."""
@@ -236,9 +238,9 @@ async def test_a_create_dropped_after_it_was_applied_returns_the_one_existing_ob
         "assistant": "/api/v1/assistants",
     }
     async with contextlib.AsyncExitStack() as stack:
-        if mode == "loopback":
+        if mode != "in-process":
             base_url = await stack.enter_async_context(fake.serve())
-            inner: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport()
+            inner: httpx.AsyncBaseTransport = stack_transport(mode.removeprefix("loopback-"))
         else:
             base_url, inner = fake.base_url, fake.transport()
         transport = FaultOnce(inner, fake, "POST", path[what], Faults(p_drop=1.0))

@@ -33,6 +33,8 @@ from intakeq_partner import (
     ServerError,
 )
 
+pytestmark = pytest.mark.usefixtures("httpx_stack")  # respx mocks httpx's transports only
+
 BASE = "https://intakeq.test"
 PARTNER = "partner-key-on-the-wire"
 PRACTICE = "practice-key-of-P1"

@@ -16,6 +16,8 @@ from generator import spec
 from intakeq_partner._generated import models as m
 from intakeq_partner._wire import segment
 
+pytestmark = pytest.mark.usefixtures("httpx_stack")  # respx mocks httpx's transports only
+
 BASE = "https://intakeq.test"
 KEY = "k-" + "7" * 30
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import respx
-from conftest import FAST, Env, practice_fields, touch_every_operation
+from conftest import FAST, STACKS, Env, practice_fields, touch_every_operation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +26,8 @@ from intakeq_partner import (
     ResponseValidationError,
 )
 from intakeq_partner.testing import FakeIntakeQ, Faults
+
+pytestmark = pytest.mark.usefixtures("httpx_stack")  # respx mocks httpx's transports only
 
 BASE = "https://intakeq.test"
 HYPOTHESIS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -331,11 +333,13 @@ def test_any_json_answer_decodes_or_is_a_response_validation_error(body: Any) ->
 # ----- the fake, over loopback, with every fault at once
 
 
-async def test_a_seeded_storm_of_faults_only_ever_raises_typed_errors() -> None:
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_seeded_storm_of_faults_only_ever_raises_typed_errors(stack: str) -> None:
     faults = Faults(p429=0.1, p5xx=0.1, p_drop=0.1, p_malformed=0.1, retry_after=0)
     fake = FakeIntakeQ("storm-key", seed=8, faults=faults)
     outcomes: list[str] = []
-    async with fake.serve() as base_url, PartnerClient("storm-key", base_url=base_url, **FAST) as partner:
+    options: dict[str, Any] = {**FAST, "http_stack": stack}
+    async with fake.serve() as base_url, PartnerClient("storm-key", base_url=base_url, **options) as partner:
         for n in range(30):
             try:
                 await partner.practices.create(**practice_fields(str(n)), external_practice_id=f"s{n}")

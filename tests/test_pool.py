@@ -12,6 +12,8 @@ from intakeq_partner._secret import Secret
 from intakeq_partner._transport import Transport
 from intakeq_partner.testing import FakeIntakeQ
 
+pytestmark = pytest.mark.usefixtures("httpx_stack")  # the sharded pool is the httpx stack's
+
 
 def test_shard_sizes_split_evenly_and_add_up() -> None:
     assert shard_sizes(64, 4) == [4] * 16

@@ -30,6 +30,8 @@ from intakeq_partner._retry import retry_delay, should_retry
 from intakeq_partner._secret import Secret
 from intakeq_partner._transport import Transport
 
+pytestmark = pytest.mark.usefixtures("httpx_stack")  # respx mocks httpx's transports only
+
 BASE = "https://api.test"
 MARKER = "MARKER-KEY-5ecre7"
 KEY = Secret(MARKER)

@@ -27,9 +27,9 @@ from ._errors import (
     is_ambiguous,
     parse_retry_after,
 )
-from ._pool import SHARD_SIZE, ShardedTransport, env_proxies_configured
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
+from ._stack import HttpStack, build_transport
 
 __all__ = ["Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
@@ -103,6 +103,7 @@ class TransportOptions(TypedDict, total=False):
     max_delay: float
     max_concurrency: int | None
     rate_limit: float | None
+    http_stack: HttpStack
 
 
 class Transport(AsyncCloseable):
@@ -120,6 +121,7 @@ class Transport(AsyncCloseable):
         max_delay: float = C.DEFAULT_MAX_DELAY,
         max_concurrency: int | None = C.DEFAULT_MAX_CONCURRENCY,
         rate_limit: float | None = None,
+        http_stack: HttpStack = "auto",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -147,9 +149,13 @@ class Transport(AsyncCloseable):
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._budgets = Budgets(rate_limit=rate_limit, clock=clock, sleep=sleep)
         self._owns_client = http_client is None
-        if http_client is None and transport is None and max_concurrency and max_concurrency > SHARD_SIZE:
-            if not env_proxies_configured():  # a transport of our own would make httpx ignore them
-                transport = ShardedTransport(max_concurrency)
+        if http_client is not None or transport is not None:
+            if http_stack != "auto":
+                raise InvalidRequestError("http_stack chooses the client we build: leave it out with your own")
+            self.http_stack = "custom"
+            """Which HTTP stack sends: "aiohttp", "httpx", or "custom" (the caller's own client or transport)."""
+        else:
+            self.http_stack, transport = build_transport(http_stack, max_concurrency)
         self._client = http_client or httpx.AsyncClient(
             transport=transport,
             timeout=self._timeout,

@@ -203,8 +203,8 @@ class PartnerClient(AsyncCloseable):
     """The IntakeQ partner API. One per process is right: it holds the connection pool and the limits.
 
     `partner_key` defaults to $INTAKEQ_PARTNER_KEY and `base_url` to $INTAKEQ_BASE_URL or intakeq.com.
-    Options (timeout, retries, max_concurrency, rate_limit, http_client or transport) are shared by every
-    PracticeClient this client hands out.
+    Options (timeout, retries, max_concurrency, rate_limit, http_stack, http_client or transport) are shared
+    by every PracticeClient this client hands out.
     """
 
     def __init__(
@@ -228,8 +228,14 @@ class PartnerClient(AsyncCloseable):
     def base_url(self) -> str:
         return self._transport.base_url
 
+    @property
+    def http_stack(self) -> str:
+        """Which HTTP stack sends: "aiohttp" (the `fast` extra, picked automatically when installed), "httpx",
+        or "custom" (your own http_client or transport). Choose with `http_stack="aiohttp"` or `"httpx"`."""
+        return self._transport.http_stack
+
     def __repr__(self) -> str:
-        return f"PartnerClient(base_url={self.base_url!r})"
+        return f"PartnerClient(base_url={self.base_url!r}, http_stack={self.http_stack!r})"
 
     async def _with_partner_key(self, send: SendWithKey) -> Any:
         return await send(self._key)

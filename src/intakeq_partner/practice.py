@@ -316,9 +316,14 @@ class PracticeClient(AsyncCloseable):
         self.assistants = Assistants(sender)
         self.intakes = Intakes(sender)
 
+    @property
+    def http_stack(self) -> str:
+        """Which HTTP stack sends: "aiohttp", "httpx", or "custom" (your own http_client or transport)."""
+        return self._transport.http_stack
+
     def __repr__(self) -> str:
         where = f"practice={self.practice!r}" if self.practice is not None else "own key"
-        return f"PracticeClient({where}, base_url={self._transport.base_url!r})"
+        return f"PracticeClient({where}, base_url={self._transport.base_url!r}, http_stack={self.http_stack!r})"
 
     async def aclose(self) -> None:
         """Close the pool if this client made it; a client from PartnerClient.practice() borrows its parent's."""

@@ -1,0 +1,337 @@
+"""The HTTP stack: which one a client picks, and what the aiohttp one promises the retry rules.
+
+Failures are made by small raw-socket servers on 127.0.0.1 (each connection serves a bounded number of
+requests and every wait is bounded), and run under both stacks where both must behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+from intakeq_partner import APIConnectionError, APIStatusError, APITimeoutError, PartnerClient, PracticeClient
+from intakeq_partner._aiohttp import AiohttpTransport, _raise_mapped
+from intakeq_partner._errors import IntakeQError, InvalidRequestError
+from intakeq_partner._pool import ShardedTransport
+from intakeq_partner._retry import should_retry
+from intakeq_partner._secret import Secret
+from intakeq_partner._transport import Transport
+
+MARKER = "STACK-KEY-9d1e77"
+KEY = Secret(MARKER)
+PATH = "/api/partner/practice"
+STACKS = ["httpx", "aiohttp"]
+FAST = {"initial_delay": 0.0, "max_delay": 0.0}
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+Answer = Callable[[int, asyncio.StreamWriter], Awaitable[bool]]
+"""Given the request's number (1-based, over all connections), write an answer; False ends the connection."""
+
+
+@dataclass
+class Server:
+    url: str
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the first request has been read."""
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: Answer, *, per_connection: int = 5) -> AsyncIterator[Server]:
+    server = Server("")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.connections += 1
+        try:
+            for _ in range(per_connection):
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
+                server.requests.append(head + await reader.readexactly(length))
+                server.arrived.set()
+                if not await answer(len(server.requests), writer):
+                    break
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    async with listener:
+        yield server
+
+
+async def close_without_answer(n: int, writer: asyncio.StreamWriter) -> bool:
+    return False
+
+
+async def reset_without_answer(n: int, writer: asyncio.StreamWriter) -> bool:
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close = RST
+    writer.transport.abort()
+    return False
+
+
+async def answer_ok(n: int, writer: asyncio.StreamWriter) -> bool:
+    writer.write(OK)
+    await writer.drain()
+    return True
+
+
+def answering(raw: bytes, *, keep_open: bool = False) -> Answer:
+    async def answer(n: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return keep_open
+
+    return answer
+
+
+def transport(stack: str, base_url: str, **options: Any) -> Transport:
+    return Transport(base_url=base_url, http_stack=stack, **{**FAST, **options})  # type: ignore[arg-type]
+
+
+def assert_ours_and_clean(exc: BaseException) -> None:
+    """A typed error of ours, chained to nothing from a library, with no key or query value in its text."""
+    assert isinstance(exc, IntakeQError)
+    link: BaseException | None = exc
+    while link is not None:
+        assert not type(link).__module__.startswith(("aiohttp", "httpx", "httpcore")), type(link)
+        link = link.__cause__ or link.__context__
+    for text in (str(exc), repr(exc), repr(vars(exc))):
+        assert MARKER not in text and "u-77" not in text
+
+
+# --- which stack -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("INTAKEQ_HTTP_STACK", raising=False)
+    return monkeypatch
+
+
+async def test_aiohttp_is_chosen_when_installed_and_either_stack_can_be_asked_for(no_proxy: pytest.MonkeyPatch) -> None:
+    async with PartnerClient("k" * 20, base_url="https://api.test") as auto:
+        assert auto.http_stack == "aiohttp"
+        assert isinstance(auto._transport._client._transport, AiohttpTransport)
+        assert "http_stack='aiohttp'" in repr(auto)
+        assert auto.practice("p-1").http_stack == "aiohttp"
+    async with PartnerClient("k" * 20, base_url="https://api.test", http_stack="httpx") as plain:
+        assert plain.http_stack == "httpx" and isinstance(plain._transport._client._transport, ShardedTransport)
+    async with PracticeClient("k" * 20, base_url="https://api.test", http_stack="aiohttp") as fast:
+        assert fast.http_stack == "aiohttp" and "http_stack='aiohttp'" in repr(fast)
+    no_proxy.setenv("INTAKEQ_HTTP_STACK", "httpx")
+    async with PartnerClient("k" * 20, base_url="https://api.test") as from_env:
+        assert from_env.http_stack == "httpx"
+
+
+async def test_a_proxy_in_the_environment_or_a_missing_aiohttp_means_httpx(no_proxy: pytest.MonkeyPatch) -> None:
+    no_proxy.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    async with Transport(base_url="https://api.test") as behind_proxy:
+        assert behind_proxy.http_stack == "httpx"
+    async with Transport(base_url="https://api.test", http_stack="aiohttp") as asked:
+        assert asked.http_stack == "aiohttp"  # asked for explicitly: aiohttp reads the same variables
+    no_proxy.delenv("HTTPS_PROXY")
+    no_proxy.setattr("intakeq_partner._stack.aiohttp_available", lambda: False)
+    async with Transport(base_url="https://api.test") as without:
+        assert without.http_stack == "httpx"
+    with pytest.raises(InvalidRequestError, match=r"intakeq-partner\[fast\]"):
+        Transport(base_url="https://api.test", http_stack="aiohttp")
+
+
+async def test_a_users_own_client_is_custom_and_bad_choices_fail_before_sending(no_proxy: pytest.MonkeyPatch) -> None:
+    mock = httpx.MockTransport(lambda r: httpx.Response(200))
+    async with Transport(base_url="https://api.test", transport=mock) as own:
+        assert own.http_stack == "custom"
+    with pytest.raises(InvalidRequestError, match="http_stack"):
+        Transport(base_url="https://api.test", transport=mock, http_stack="aiohttp")
+    with pytest.raises(InvalidRequestError, match="http_stack"):
+        Transport(base_url="https://api.test", http_stack="curl")  # type: ignore[arg-type]
+    no_proxy.setenv("INTAKEQ_HTTP_STACK", "curl")
+    with pytest.raises(InvalidRequestError, match="INTAKEQ_HTTP_STACK"):
+        Transport(base_url="https://api.test")
+
+
+# --- what a failure means for a resend -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("drop", [close_without_answer, reset_without_answer], ids=["closed", "reset"])
+async def test_a_post_whose_connection_breaks_after_it_was_written_is_maybe_sent_and_sent_once(
+    stack: str, drop: Answer
+) -> None:
+    async with raw_server(drop) as server, transport(stack, server.url) as t:
+        with pytest.raises(APIConnectionError) as caught:
+            await t.request("POST", PATH, key=KEY, json={"PracticeName": "x"}, params={"userId": "u-77"})
+    assert not isinstance(caught.value, APITimeoutError)
+    assert caught.value.maybe_sent is True
+    assert len(server.requests) == 1  # never resent: the server may have acted on it
+    assert_ours_and_clean(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_get_whose_connection_breaks_is_retried_by_us_alone(stack: str) -> None:
+    async with raw_server(close_without_answer) as server, transport(stack, server.url, max_retries=2) as t:
+        with pytest.raises(APIConnectionError) as caught:
+            await t.request("GET", PATH, key=KEY)
+    assert len(server.requests) == 3  # 1 + our 2 retries; aiohttp's own silent resend is off
+    assert_ours_and_clean(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_refused_connection_is_nothing_sent_so_even_a_post_is_retried(
+    stack: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="intakeq_partner")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    async with transport(stack, f"http://127.0.0.1:{port}", max_retries=1) as t:
+        with pytest.raises(APIConnectionError) as caught:
+            await t.request("POST", PATH, key=KEY, json={})
+    assert caught.value.maybe_sent is False
+    assert len([r for r in caplog.records if r.name == "intakeq_partner"]) == 2  # sent again: nothing had left
+    assert_ours_and_clean(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 two hundred OK\r\n\r\n",
+        b"SMTP ready\r\n\r\n",
+        b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"Id":',  # then the connection closes
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Bad Header: 1\r\nContent-Length: 2\r\n\r\n{}",
+    ],
+    ids=["status-line", "not-http", "truncated-body", "bad-chunk", "bad-header"],
+)
+async def test_a_garbled_answer_is_a_typed_maybe_sent_error_never_a_library_exception(stack: str, raw: bytes) -> None:
+    async with raw_server(answering(raw)) as server, transport(stack, server.url, max_retries=0) as t:
+        with pytest.raises(IntakeQError) as caught:
+            await t.request("POST", PATH, key=KEY, json={}, params={"userId": "u-77"})
+    assert isinstance(caught.value, APIConnectionError) and caught.value.maybe_sent is True
+    assert_ours_and_clean(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_an_answer_slower_than_the_read_timeout_is_a_maybe_sent_timeout(stack: str) -> None:
+    async def never(n: int, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(5)  # bounded; the client gives up long before
+        return False
+
+    async with raw_server(never) as server, transport(stack, server.url, timeout=0.2, max_retries=0) as t:
+        with pytest.raises(APITimeoutError) as caught:
+            await t.request("POST", PATH, key=KEY, json={})
+    assert caught.value.maybe_sent is True and len(server.requests) == 1
+    assert_ours_and_clean(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_redirect_is_answered_as_it_is_never_followed(stack: str) -> None:
+    moved = b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/steal\r\nContent-Length: 0\r\n\r\n"
+    async with raw_server(answering(moved, keep_open=True)) as server, transport(stack, server.url) as t:
+        with pytest.raises(APIStatusError) as caught:
+            await t.request("GET", PATH, key=KEY)
+    assert caught.value.status_code == 302 and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_cancelled_request_leaves_no_connection_slot_held(stack: str) -> None:
+    release = asyncio.Event()
+
+    async def first_hangs(n: int, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(release.wait(), 5)
+            return False
+        return await answer_ok(n, writer)
+
+    async with raw_server(first_hangs) as server, transport(stack, server.url, max_concurrency=1) as t:
+        stuck = asyncio.create_task(t.request("GET", PATH, key=KEY))
+        await asyncio.wait_for(server.arrived.wait(), 5)
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        answer = await asyncio.wait_for(t.request("GET", PATH, key=KEY), 5)  # the one slot is free again
+        release.set()
+    assert answer.json() == {}
+
+
+# --- connection reuse -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["same-packet", "later"])
+async def test_bytes_after_an_answer_end_its_connection_on_the_aiohttp_stack(late: bool) -> None:
+    surplus = b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"forged":1}\n'
+
+    async def answer(n: int, writer: asyncio.StreamWriter) -> bool:
+        body = b'{"n":%d}' % n
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        if late:
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.write(surplus)
+        await writer.drain()
+        return True
+
+    async with raw_server(answer) as server, transport("aiohttp", server.url) as t:
+        answers = []
+        for _ in range(3):
+            answers.append((await t.request("GET", PATH, key=KEY)).json())
+            await asyncio.sleep(0.1)  # the late surplus arrives while the connection waits in the pool
+    assert answers == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert server.connections == 3
+
+
+async def test_connections_are_reused_on_the_aiohttp_stack() -> None:
+    async with raw_server(answer_ok, per_connection=10) as server, transport("aiohttp", server.url) as t:
+        for _ in range(5):
+            await t.request("GET", PATH, key=KEY)
+    assert server.connections == 1 and len(server.requests) == 5
+
+
+# --- the mapping itself ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "nothing_sent"),
+    [
+        (aiohttp.ConnectionTimeoutError("pool or connect"), httpx.ConnectTimeout, True),
+        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError, False),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), httpx.ReadError, False),
+        (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), httpx.ReadError, False),
+        (aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout, False),
+        (aiohttp.ClientPayloadError("incomplete"), httpx.RemoteProtocolError, False),
+        (TimeoutError(), httpx.ReadTimeout, False),
+        (aiohttp.ClientError("anything else"), httpx.RemoteProtocolError, False),
+    ],
+)
+def test_each_aiohttp_failure_maps_to_what_it_means_for_a_resend(
+    raised: BaseException, expected: type[httpx.TransportError], nothing_sent: bool
+) -> None:
+    with pytest.raises(httpx.TransportError) as caught:
+        _raise_mapped(raised)
+    assert type(caught.value) is expected
+    assert caught.value.__cause__ is None
+    assert should_retry(caught.value, idempotent=False) is nothing_sent  # a POST is resent only when nothing left
