@@ -181,7 +181,9 @@ async def test_an_expired_form_link_answers_401(env: Env) -> None:
     practice_id = await new_practice(env)
     form = env.fake.add_practice_form(practice_id, "Short", questions=1)
     v1 = env.partner.practice(practice_id)
-    intake = await v1.intakes.create(questionnaire_id=form.id, external_client_id="client-1")
+    intake = await v1.intakes.create(
+        questionnaire_id=form.id, external_client_id="client-1", client_name="Cy", client_phone="5550100"
+    )
     token = await v1.intakes.create_token(intake.id)
 
     assert (await env.browser.get(token.url_with_auth(redirect="https://example.com/done"))).status_code == 200

@@ -487,21 +487,16 @@ INVALID: dict[str, tuple[Call, str]] = {
         v1(lambda c: c.assistants.update(name="A")), "at least one of id, external_assistant_id",
     ),
     "intake with no client": (
-        v1(lambda c: c.intakes.create(questionnaire_id="q")),
-        "exactly one of client_id, external_client_id, client_name",
-    ),
-    "intake with two clients": (
-        v1(lambda c: c.intakes.create(questionnaire_id="q", client_id=1, external_client_id="c")),
-        r"\(got client_id, external_client_id\)",
-    ),
-    "intake name without contact": (
-        v1(lambda c: c.intakes.create(questionnaire_id="q", client_name="Cy")), "client_email or client_phone",
+        v1(lambda c: c.intakes.create(questionnaire_id="q")), r"without ClientId \(client_id\), IntakeQ needs",
     ),
     "intake client id as text": (
-        v1(lambda c: c.intakes.create(questionnaire_id="q", client_id="7")), "client_id must be an int",  # type: ignore[arg-type]
+        v1(lambda c: c.intakes.create(questionnaire_id="q", client_id="7")), "client_id must be an int, not str",  # type: ignore[arg-type]
     ),
     "intake client id as bool": (
-        v1(lambda c: c.intakes.create(questionnaire_id="q", client_id=True)), "client_id must be an int",
+        v1(lambda c: c.intakes.create(questionnaire_id="q", client_id=True)), "client_id must be an int, not bool",
+    ),
+    "intake client id zero": (
+        v1(lambda c: c.intakes.create(questionnaire_id="q", client_id=0)), "client_id must be a positive 64-bit int",
     ),
     "empty practice ref": (lambda p: p.practices.delete(""), "practice must not be empty"),
     "blank practice ref": (lambda p: p.practices.api_key("  "), "practice must not be empty"),

@@ -306,7 +306,9 @@ async def test_create_intake(fake: FakeIntakeQ, http: httpx.AsyncClient) -> None
     second = (await create(ClientName="Di", ClientEmail="di@example.com")).json()
     assert second["ClientId"] == intake["ClientId"] + 1
     assert (await create(ClientId=intake["ClientId"])).json()["ClientName"] == "Cy"
-    assert (await create(ExternalClientId="c-1")).json()["ClientId"] == intake["ClientId"]
+    again = await create(ExternalClientId="c-1", ClientName="Cy", ClientPhone="555")
+    assert again.json()["ClientId"] == intake["ClientId"]
+    assert (await create(ExternalClientId="c-1")).status_code == 400  # ClientName is needed without ClientId
 
     assert (await create(ClientName="No Contact")).status_code == 400
     assert (await create()).status_code == 400

@@ -46,7 +46,7 @@ from ._keys import PracticeKeyCache, call_with_key
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
 from ._transport import AsyncCloseable, Transport, TransportOptions
-from ._validate import at_least_one, exactly_one, flag, id_list, optional_text, text
+from ._validate import at_least_one, flag, id_list, optional_text, text
 from .tokens import FormToken
 
 
@@ -60,6 +60,38 @@ def _find(items: Iterable[Any], ref: str, external: str) -> Any:
         if getattr(item, external) == ref:
             return item
     return None
+
+
+def _client_id(value: object) -> int | None:
+    """IntakeQ's numeric client ID: an int (not a bool, not text), positive, and fitting the wire's int64."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"client_id must be an int, not {type(value).__name__}")
+    if not 0 < value < 2**63:
+        raise InvalidRequestError("client_id must be a positive 64-bit int")
+    return value
+
+
+def _check_intake_client(
+    client_id: int | None, client_name: object, client_email: object, client_phone: object
+) -> None:
+    """The document's rule for naming an intake's client, checked before sending.
+
+    ClientId alone is enough. Without it, ClientName is needed, and so is ClientEmail unless ClientPhone is
+    given. ExternalClientId is never enough on its own: the document offers it in place of ClientId, which may
+    mean finding an existing client by it or tagging a new one with it; name plus email or phone works under both.
+    """
+    if client_id is not None:
+        return
+    if client_name is None:
+        raise InvalidRequestError(
+            "without ClientId (client_id), IntakeQ needs ClientName (client_name) and ClientEmail or ClientPhone"
+        )
+    if client_email is None and client_phone is None:
+        raise InvalidRequestError(
+            "without ClientId (client_id) or ClientPhone (client_phone), IntakeQ needs ClientEmail (client_email)"
+        )
 
 
 class Practitioners:
@@ -242,14 +274,12 @@ class Intakes:
         client_phone: str | None = None,
         practitioner_id: str | None = None,
     ) -> Intake:
-        """Create an intake form for a client named by exactly one of: `client_id`, `external_client_id`, or
-        `client_name` with `client_email` or `client_phone`. Not retried when in doubt (no key to look it up by).
+        """Create an intake form for a client, following the document's rule: without `client_id`, give
+        `client_name` and also `client_email` or `client_phone`. `external_client_id` tags the client with your own
+        ID (alone it names nobody IntakeQ can create). Not retried when in doubt (no key to look it up by).
         """
-        if client_id is not None and (isinstance(client_id, bool) or not isinstance(client_id, int)):
-            raise InvalidRequestError("client_id must be an int")
-        by = exactly_one(client_id=client_id, external_client_id=external_client_id, client_name=client_name)
-        if by == "client_name" and client_email is None and client_phone is None:
-            raise InvalidRequestError("client_name needs client_email or client_phone")
+        client_id = _client_id(client_id)
+        _check_intake_client(client_id, client_name, client_email, client_phone)
         body = IntakeCreate(
             questionnaire_id=text("questionnaire_id", questionnaire_id),
             client_id=client_id,

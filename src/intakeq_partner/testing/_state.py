@@ -759,8 +759,12 @@ class State:
         name, email, phone = opt_str(body, "ClientName"), opt_str(body, "ClientEmail"), opt_str(body, "ClientPhone")
         external = opt_str(body, "ExternalClientId")
         practitioner_ref = opt_str(body, "PractitionerId")
-        if client_id is None and not external and not (name and (email or phone)):
-            raise ApiError(400, "Give ClientId, ExternalClientId, or ClientName with ClientEmail or ClientPhone.")
+        # The document's rule: ClientId alone will do; without it ClientName is needed, and ClientEmail unless
+        # ClientPhone is given. ExternalClientId only tags the client (this fake's reading of "instead of ClientId").
+        if client_id is None and not name:
+            raise ApiError(400, "ClientName is required when ClientId is not provided.")
+        if client_id is None and not (email or phone):
+            raise ApiError(400, "ClientEmail is required when neither ClientId nor ClientPhone is provided.")
         form = practice.forms.get(questionnaire_id)
         if form is None:
             raise ApiError(404, "Questionnaire not found.")

@@ -9,8 +9,11 @@ from attrs import field as _attrs_field
 
 @_attrs_define(slots=True, eq=True)
 class IntakeCreate:
-    """An intake form to create without sending it. The client is named by `ClientId`, by `ExternalClientId`, or by
-    `ClientName` together with `ClientEmail` or `ClientPhone`; clients enforce that rule.
+    """An intake form to create without sending it. Which client it is for, per the document: `ClientId` alone is
+    enough; without it `ClientName` is required, and `ClientEmail` too unless `ClientPhone` is given. Clients
+    enforce this before sending (OpenAPI cannot say it). Ambiguity: the document offers `ExternalClientId` in place
+    of `ClientId`, which reads either as a way to find an existing client or as a tag for a new one; clients accept
+    it only alongside the name and email or phone, which is valid under both readings, and never on its own.
 
     Attributes:
         questionnaire_id: wire name ``QuestionnaireId``, required.
