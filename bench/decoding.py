@@ -2,7 +2,8 @@
 
 Every round times each variant once, in turn, on the same bytes; the ratio of each round is kept and the
 median ratio is quoted. Both parsers are measured for our path: orjson (what `loads` uses when installed) and
-the standard library's json (what it falls back to).
+the standard library's json (what it falls back to). A cattrs converter with the same wire rules
+(`bench/cattrs_structure.py`) is measured alongside: it would replace `_wire.py`'s decoders only at >= 1.4x.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from intakeq_partner._generated.models import Intake, Practice
 
 from . import _data
 from ._common import Result, median, stock_client, timed
+from .cattrs_structure import Structurer
 
 ROUNDS = 9
 TARGET = 1.5  # aim; "no slower than stock" (>= 1.0) is the requirement
+CATTRS_TARGET = 1.4  # what a cattrs structure path must reach, on both bodies and both parsers, to replace ours
 
 
 def _variants(stock: Any, model: type[Any], stock_model: type[Any], body: bytes) -> dict[str, Callable[[], Any]]:
     structure_list = _wire.structure_list
+    with_cattrs = Structurer().structure_list
+    with_cattrs_fast = Structurer(detailed_validation=False).structure_list
     from_dict = stock_model.from_dict
     return {
         "json.loads alone": lambda: json.loads(body),
@@ -33,6 +38,9 @@ def _variants(stock: Any, model: type[Any], stock_model: type[Any], body: bytes)
         "stock: json.loads + from_dict": lambda: [from_dict(d) for d in json.loads(body)],
         "ours: orjson + structure_list": lambda: structure_list(model, orjson.loads(body)),
         "ours: json + structure_list": lambda: structure_list(model, json.loads(body)),
+        "cattrs: orjson + structure": lambda: with_cattrs(model, orjson.loads(body)),
+        "cattrs: json + structure": lambda: with_cattrs(model, json.loads(body)),
+        "cattrs, errors without field: orjson": lambda: with_cattrs_fast(model, orjson.loads(body)),
     }
 
 
@@ -52,6 +60,11 @@ def _check_same(stock_model: type[Any], model: type[Any], body: bytes) -> None:
     theirs = [stock_model.from_dict(d) for d in json.loads(body)]
     assert len(ours) == len(theirs)
     assert ours[0].id == theirs[0].id and _wire.unstructure(ours[-1])["Id"] == theirs[-1].to_dict()["Id"]
+    assert Structurer().structure_list(model, _wire.loads(body)) == ours  # the candidate decodes the same
+
+
+def _speed(ratio: float) -> str:
+    return f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
 
 
 def run(rounds: int = ROUNDS, scale: float = 1.0) -> Result:
@@ -73,15 +86,28 @@ def run(rounds: int = ROUNDS, scale: float = 1.0) -> Result:
                 parser = name.split(":")[1].split("+")[0].strip()
                 result.add(
                     f"{n:,} {label} ({parser}): stock / ours",
-                    f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower",
+                    _speed(ratio),
                     f">= 1.0x (aim {TARGET}x)",
                     ratio >= 1.0,
                     "aim met" if ratio >= TARGET else "aim missed",
                 )
+            for name, figure in (
+                ("cattrs: orjson + structure", "(orjson): stock / cattrs candidate"),
+                ("cattrs: json + structure", "(json): stock / cattrs candidate"),
+                ("cattrs, errors without field: orjson", "(orjson): stock / cattrs without detailed errors"),
+            ):
+                ratio = median([s / o for s, o in zip(stock_t, times[name], strict=True)])
+                result.add(
+                    f"{n:,} {label} {figure}",
+                    _speed(ratio),
+                    f">= {CATTRS_TARGET}x to replace ours",
+                    None,  # a candidate, not a requirement: it decides whether _wire.py keeps its own decoders
+                    "would qualify" if ratio >= CATTRS_TARGET else "not adopted",
+                )
             result.details.append(f"{n:,} {label}, {len(body) / 1e6:.1f} MB of JSON, median of {rounds} rounds:")
             for name, values in times.items():
                 per_item = median(values) / n * 1e6
-                result.details.append(f"  {name:<34} {median(values) * 1e3:8.2f} ms  ({per_item:6.2f} us/item)")
+                result.details.append(f"  {name:<38} {median(values) * 1e3:8.2f} ms  ({per_item:6.2f} us/item)")
             parse_share = median(times["orjson.loads alone"]) / median(times["ours: orjson + structure_list"])
             result.details.append(f"  parsing is {parse_share:.0%} of our orjson path; the rest is building models")
     result.seconds = time.perf_counter() - started

@@ -1,6 +1,7 @@
 """intakeq-partner: the asyncio client for the IntakeQ Partner API."""
 
 from ._constants import VERSION as __version__
+from ._convert import to_dict
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -59,4 +60,5 @@ __all__ = [
     "ServerError",
     "__version__",
     "sso_url",
+    "to_dict",
 ]

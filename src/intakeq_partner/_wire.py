@@ -1,7 +1,8 @@
 """The wire rules, in one place.
 
 Generated models are plain attrs classes whose fields name their JSON key in metadata (``{"wire": "Id"}``).
-This module holds every rule about turning JSON into those models and back:
+This module holds every rule about turning JSON into those models (and, through ``_convert``'s cattrs
+converter, back):
 
 - PascalCase wire names (from field metadata), camelCase query values (``encode_query``);
 - every timestamp becomes an aware UTC-based ``datetime``, whether it came as an ISO 8601 string or as an
@@ -29,6 +30,7 @@ import attrs
 import httpx
 
 from ._constants import AUTH_HEADER
+from ._convert import wire_body
 from ._errors import ResponseValidationError, body_excerpt, error_from_response
 
 _loads: Callable[[bytes], Any]
@@ -265,44 +267,13 @@ def _field_lines(var: str, wire: str, kind: tuple[str, Any], required: bool, env
 
 # -- encoding ---------------------------------------------------------------------------------------------------
 
-_encoders: dict[type, list[tuple[str, str, str]]] = {}
-
-
-def _encoding_plan(cls: type[Any]) -> list[tuple[str, str, str]]:
-    plan = _encoders.get(cls)
-    if plan is None:
-        hints = typing.get_type_hints(cls)
-        plan = []
-        for field in attrs.fields(cls):
-            if field.metadata.get("extra"):
-                plan.append((field.name, "", "extra"))
-            else:
-                plan.append((field.name, field.metadata["wire"], _field_kind(hints[field.name])[0]))
-        _encoders[cls] = plan
-    return plan
-
-
-def _encode_value(kind: str, value: Any) -> Any:
-    if kind == "datetime":
-        text: str = value.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
-        return text.replace("+00:00", "Z")
-    if kind == "model":
-        return unstructure(value)
-    if kind == "models":
-        return [unstructure(item) for item in value]
-    return value
-
 
 def unstructure(obj: Any) -> dict[str, Any]:
-    """Encode a model as a JSON object; fields set to None are left out, unknown fields are sent back."""
-    out: dict[str, Any] = {}
-    for name, wire, kind in _encoding_plan(type(obj)):
-        value = getattr(obj, name)
-        if kind == "extra":
-            out.update({k: v for k, v in value.items() if k not in out})
-        elif value is not None:
-            out[wire] = _encode_value(kind, value)
-    return out
+    """Encode a model as a JSON object: wire names, None fields left out, unknown fields sent back.
+
+    The rules live in the cattrs converter of ``_convert``, which ``to_dict`` shares.
+    """
+    return wire_body(obj)
 
 
 # -- responses --------------------------------------------------------------------------------------------------
