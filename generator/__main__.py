@@ -37,8 +37,12 @@ def _run(*args: str | Path, cwd: Path | None = None) -> None:
 
 def registry_template(spec: specs.Spec) -> str:
     """The per-operation policy the spec states, as a Jinja module the templates import (`registry.jinja`):
-    key scope (from `security`), `x-idempotent`, and the `x-secret` fields of each schema."""
-    operations = {op.id: {"scope": op.scope, "idempotent": op.idempotent} for op in specs.operations(spec).values()}
+    key scope (from `security`), `x-idempotent`, the path with its wire parameter names, and the `x-secret`
+    fields of each schema."""
+    operations = {
+        op.id: {"scope": op.scope, "idempotent": op.idempotent, "path": op.path}
+        for op in specs.operations(spec).values()
+    }
     return (
         "{#- Written by generator/__main__.py from the spec for one run; not a file in the repository. -#}\n"
         f"{{% set operations = {json.dumps(operations, sort_keys=True)} %}}\n"
@@ -68,6 +72,18 @@ def _format(folder: Path) -> None:
          cwd=folder)  # fmt: skip
 
 
+def operations_module(spec: specs.Spec) -> str:
+    """`_generated/operations.py`: every operation's module by operationId, for code that needs them all."""
+    ops = sorted(specs.operations(spec).values(), key=lambda op: op.id)
+    lines = ['"""Every operation of the spec by operationId: the generated module that implements it."""', ""]
+    lines += ["from types import ModuleType", ""]
+    lines += [f"from .api.{op.tag} import {op.id}" for op in ops]
+    lines += ["", "OPERATIONS: dict[str, ModuleType] = {"]
+    lines += [f'    "{op.id}": {op.id},' for op in ops]
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
 def generate(out: Path, spec: Path = SPEC) -> None:
     """Write the finished package (templates, clean-up, header, formatting) to `out`."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,6 +91,7 @@ def generate(out: Path, spec: Path = SPEC) -> None:
         _openapi_python_client(raw, stock=False, spec=spec)
         for name in UNUSED:
             (raw / name).unlink(missing_ok=True)
+        (raw / "operations.py").write_text(operations_module(specs.load(spec)), encoding="utf-8")
         _format(raw)
         for path in sorted(raw.rglob("*.py")):
             path.write_text(HEADER + path.read_text(encoding="utf-8"), encoding="utf-8")

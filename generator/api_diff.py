@@ -263,8 +263,14 @@ def missing_from_changelog(changes: Iterable[Change], changelog: str) -> list[Ch
     return [c for c in changes if c.breaking and not all(mentioned(n) for n in c.names)]
 
 
+def fork_point(base: str) -> str:
+    """Where this branch left `base`: changes that landed on `base` since are not this branch's to report."""
+    return _git("merge-base", base, "HEAD") or base
+
+
 def changes_since(base: str, with_python: bool = True) -> list[Change]:
-    """Spec and Python API changes from `base` to the working tree."""
+    """Spec and Python API changes from `base` (its fork point with HEAD) to the working tree."""
+    base = fork_point(base)
     found = spec_changes(spec_at(base), specs.load())
     if with_python:
         with tempfile.TemporaryDirectory() as tmp:

@@ -84,18 +84,19 @@ async def test_create_practice_shape_and_main_practitioner(fake: FakeIntakeQ, ht
 async def test_update_practice_by_id_or_external_id(http: httpx.AsyncClient) -> None:
     first, _ = await new_practice(http, 1, ExternalPracticeId="one")
     await new_practice(http, 2, ExternalPracticeId="two")
-    resp = await http.put(
-        "/api/partner/practice", json={"ExternalPracticeId": "one", "City": "Rome", "PracticeName": None}
-    )
+    names = {k: first[k] for k in ("PracticeName", "FirstName", "LastName", "Email")}
+    resp = await http.put("/api/partner/practice", json={"ExternalPracticeId": "one", "City": "Rome", **names})
     assert resp.status_code == 200 and resp.json()["City"] == "Rome" and resp.json()["PracticeName"] == "Practice 1"
-    resp = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "uno"})
+    resp = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "uno", **names})
     assert resp.json()["ExternalPracticeId"] == "uno"
     assert (
-        await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "two"})
+        await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "two", **names})
     ).status_code == 409
-    assert (await http.put("/api/partner/practice", json={"City": "X"})).status_code == 400
-    assert (await http.put("/api/partner/practice", json={"Id": "FFFFFFFF"})).status_code == 404
-    assert (await http.put("/api/partner/practice", json={"ExternalPracticeId": "nope"})).status_code == 404
+    assert (await http.put("/api/partner/practice", json={"City": "X", **names})).status_code == 400
+    assert (await http.put("/api/partner/practice", json={"Id": "FFFFFFFF", **names})).status_code == 404
+    assert (await http.put("/api/partner/practice", json={"ExternalPracticeId": "nope", **names})).status_code == 404
+    missing = await http.put("/api/partner/practice", json={"Id": first["Id"], "City": "X"})
+    assert missing.status_code == 400 and missing.json()["Message"] == "PracticeName is required."
 
 
 async def test_list_practices_filters_and_paging() -> None:
@@ -538,7 +539,8 @@ async def test_key_and_external_id_lookups_follow_rotation_renames_and_deletion(
 ) -> None:
     first, first_key = await new_practice(http, 1, ExternalPracticeId="ext-a")
     await new_practice(http, 2, ExternalPracticeId="ext-b")
-    moved = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "ext-c"})
+    names = {k: first[k] for k in ("PracticeName", "FirstName", "LastName", "Email")}
+    moved = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "ext-c", **names})
     assert moved.status_code == 200
     assert (await http.get("/api/partner/practice/ext-a/key")).status_code == 404
     assert (await http.get("/api/partner/practice/ext-c/key")).json()["ApiKey"] == first_key["X-Auth-Key"]
@@ -546,7 +548,7 @@ async def test_key_and_external_id_lookups_follow_rotation_renames_and_deletion(
         "Id"
     ]
     assert (await http.get("/api/partner/practice", params={"externalPracticeId": "ext-a"})).json() == []
-    taken = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "ext-b"})
+    taken = await http.put("/api/partner/practice", json={"Id": first["Id"], "ExternalPracticeId": "ext-b", **names})
     assert taken.status_code == 409
     assert (
         await http.post("/api/partner/practice", json=practice_body(3, ExternalPracticeId="ext-a"))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
@@ -22,8 +22,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from .._generated.operations import OPERATIONS
 from ._faults import Plan, RequestRecord, draw_plan
-from ._state import JSON, ApiError, Practice, State
+from ._requests import check_query, read_body
+from ._state import ApiError, Practice, State
 
 if TYPE_CHECKING:
     from ._fake import FakeIntakeQ
@@ -51,23 +53,17 @@ class Ctx:
     request: Request
     params: dict[str, str]
     practice: Practice | None
+    operation: ModuleType | None = None
 
     @property
     def own_practice(self) -> Practice:
         assert self.practice is not None
         return self.practice
 
-    async def body(self) -> JSON:
-        raw = await self.request.body()
-        if not raw.strip():
-            raise ApiError(400, "A JSON body is required.")
-        try:
-            parsed = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "The body is not valid JSON.") from None
-        if not isinstance(parsed, dict):
-            raise ApiError(400, "The body must be a JSON object.")
-        return parsed
+    async def body(self) -> Any:
+        """The request body as the operation's generated model; a 400 naming the field when it does not fit."""
+        assert self.operation is not None
+        return read_body(self.operation, await self.request.body())
 
     def query(self, name: str) -> str | None:
         value = self.request.query_params.get(name)
@@ -83,6 +79,7 @@ class Route:
     template: str
     auth: Auth
     handler: Handler
+    operation: ModuleType | None = None  # the generated module of an API operation; None for web pages
 
     @property
     def segments(self) -> list[str]:
@@ -301,7 +298,9 @@ class FakeApp:
                 if not auth.startswith("practice:"):
                     raise ApiError(401, "Authorization has been denied for this request.")
                 practice = self.fake.state.practices[auth.removeprefix("practice:")]
-            response: Response = await route.handler(Ctx(request, params, practice))
+            if route.operation is not None:
+                check_query(route.operation, request.query_params)
+            response: Response = await route.handler(Ctx(request, params, practice, route.operation))
             return response
         except ApiError as exc:
             return error(exc.status, exc.message)
@@ -328,6 +327,13 @@ def _int_query(ctx: Ctx, name: str) -> int | None:
     if number < 1:
         raise ApiError(400, f"{name} must be 1 or more.")
     return number
+
+
+def _not_implemented(operation_id: str) -> Handler:
+    async def handler(ctx: Ctx) -> Response:
+        raise ApiError(501, f"This fake does not implement {operation_id} yet.")
+
+    return handler
 
 
 def _routes(fake: FakeIntakeQ) -> list[Route]:
@@ -379,10 +385,8 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
     # ----- practice scope (v1)
 
     async def list_practitioners(ctx: Ctx) -> Response:
-        raw = (ctx.query("includeInactive") or "false").lower()
-        if raw not in ("true", "false"):
-            raise ApiError(400, "includeInactive must be true or false.")
-        found = [p for p in ctx.own_practice.practitioners.values() if raw == "true" or not p.is_inactive]
+        everyone = (ctx.query("includeInactive") or "false").lower() == "true"  # its type was checked
+        found = [p for p in ctx.own_practice.practitioners.values() if everyone or not p.is_inactive]
         return JSONResponse([p.to_wire(state.stamp) for p in found])
 
     async def create_practitioner(ctx: Ctx) -> Response:
@@ -481,42 +485,38 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         intake_found = state.practices[session.practice_id].intakes.get(intake_id)
         return page(f"Intake {intake_id}" if intake_found else "Intake not found", 200 if intake_found else 404)
 
-    partner, v1 = "/api/partner", "/api/v1"
+    handlers: dict[str, Handler] = {
+        "list_master_forms": master_forms,
+        "list_practices": list_practices,
+        "create_practice": create_practice,
+        "update_practice": update_practice,
+        "copy_form": copy_form,
+        "delete_practice": delete_practice,
+        "get_practice_api_key": practice_key,
+        "get_ephemeral_token": ephemeral,
+        "list_practice_forms": practice_forms,
+        "list_practitioners": list_practitioners,
+        "create_practitioner": create_practitioner,
+        "update_practitioner": update_practitioner,
+        "disable_practitioner": practitioner_flag(True),
+        "enable_practitioner": practitioner_flag(False),
+        "delete_practitioner": delete_practitioner,
+        "transfer_practitioner_data": transfer(True),
+        "transfer_client_ownership": transfer(False),
+        "list_assistants": list_assistants,
+        "create_assistant": create_assistant,
+        "update_assistant": update_assistant,
+        "delete_assistant": delete_assistant,
+        "disable_assistant": disable_assistant,
+        "create_intake": create_intake,
+        "create_intake_token": intake_token,
+    }
+    # One route per operation of the spec, from its generated module; one the fake lacks answers 501 by name.
     routes = [
-        Route("GET", f"{partner}/masterForms", "partner", master_forms),
-        Route("GET", f"{partner}/practice", "partner", list_practices),
-        Route("POST", f"{partner}/practice", "partner", create_practice),
-        Route("PUT", f"{partner}/practice", "partner", update_practice),
-        Route("POST", f"{partner}/practice/copyForm", "partner", copy_form),
-        Route("DELETE", f"{partner}/practice/{{practiceId}}", "partner", delete_practice),
-        Route("GET", f"{partner}/practice/{{practiceId}}/key", "partner", practice_key),
-        Route("GET", f"{partner}/practice/{{practiceId}}/ephemeral", "partner", ephemeral),
-        Route("GET", f"{partner}/practice/{{practiceId}}/forms", "partner", practice_forms),
-        Route("GET", f"{v1}/practitioners", "practice", list_practitioners),
-        Route("POST", f"{v1}/practitioners", "practice", create_practitioner),
-        Route("PUT", f"{v1}/practitioners", "practice", update_practitioner),
-        Route("POST", f"{v1}/practitioners/{{practitionerId}}/disable", "practice", practitioner_flag(True)),
-        Route("POST", f"{v1}/practitioners/{{practitionerId}}/enable", "practice", practitioner_flag(False)),
-        Route("DELETE", f"{v1}/practitioners/{{practitionerId}}", "practice", delete_practitioner),
-        Route(
-            "POST",
-            f"{v1}/practitioners/{{sourcePractitionerId}}/transferData/{{destinationPractitionerId}}",
-            "practice",
-            transfer(True),
-        ),
-        Route(
-            "POST",
-            f"{v1}/practitioners/{{sourcePractitionerId}}/transferClientOwnership/{{destinationPractitionerId}}",
-            "practice",
-            transfer(False),
-        ),
-        Route("GET", f"{v1}/assistants", "practice", list_assistants),
-        Route("POST", f"{v1}/assistants", "practice", create_assistant),
-        Route("PUT", f"{v1}/assistants", "practice", update_assistant),
-        Route("DELETE", f"{v1}/assistants/{{assistantId}}", "practice", delete_assistant),
-        Route("POST", f"{v1}/assistants/{{assistantId}}/disable", "practice", disable_assistant),
-        Route("POST", f"{v1}/intakes/create", "practice", create_intake),
-        Route("POST", f"{v1}/intakes/{{intakeId}}/token", "practice", intake_token),
+        Route(op.METHOD, op.PATH_TEMPLATE, op.KEY_SCOPE, handlers.get(op_id, _not_implemented(op_id)), op)
+        for op_id, op in OPERATIONS.items()
+    ]
+    routes += [
         Route("GET", "/signin/authenticate", "none", sign_in),
         Route("GET", "/intake/{intakeId}", "none", intake_page),
     ]

@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 
+from .._generated import models
 from ._app import FakeApp, classify
 from ._faults import Faults, RateLimiter, RequestRecord, Stats
+from ._requests import from_wire
 from ._server import serve as _serve
 from ._state import (
     DEFAULT_MASTER_FORMS,
@@ -248,7 +250,7 @@ class FakeIntakeQ:
         """Create a practice directly, with the wire's field names (PracticeName, FirstName, ...)."""
         body = {"PracticeName": "Practice", "FirstName": "Pat", "LastName": "Doe", "Email": "pat@example.com"}
         body.update(fields)
-        return self.state.create_practice(body)
+        return self.state.create_practice(from_wire(models.PracticeCreate, body, "create_practice"))
 
     def add_client_data(
         self, practice: PracticeRef, practitioner: PractitionerRef, n: int = 1, *, owned_clients: int = 0

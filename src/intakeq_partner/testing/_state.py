@@ -14,9 +14,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-JSON = dict[str, Any]
+from .._generated import models
 
-FORM_TYPES = ("Questionnaire", "TreatmentNote", "ConsentForm")
+JSON = dict[str, Any]
+# Practice attributes a create or an update body may set, named as in the generated request models.
+PRACTICE_FIELDS = (
+    "practice_name",
+    "first_name",
+    "last_name",
+    "email",
+    "street_address",
+    "city",
+    "state",
+    "postal_code",
+    "forms_enabled",
+    "booking_enabled",
+)
 
 
 class ApiError(Exception):
@@ -287,34 +300,6 @@ class Session:
     expires: datetime
 
 
-# Body field readers: wrong JSON types are validation errors (400), like a real model binder refusing them.
-
-
-def opt_str(body: JSON, name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ApiError(400, f"{name} must be a string.")
-    return str(value)
-
-
-def req_str(body: JSON, name: str) -> str:
-    value = opt_str(body, name)
-    if value is None or not value.strip():
-        raise ApiError(400, f"{name} is required.")
-    return value
-
-
-def opt_bool(body: JSON, name: str) -> bool | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise ApiError(400, f"{name} must be true or false.")
-    return value
-
-
 class State:
     """Everything one partner account holds, with the rules of the API applied."""
 
@@ -454,8 +439,7 @@ class State:
             raise ApiError(404, "Assistant not found.")
         return found
 
-    def _role(self, body: JSON) -> str:
-        role = opt_str(body, "RoleName")
+    def _role(self, role: str | None) -> str:
         if role is None:
             return "Administrator"
         if role not in self.roles:
@@ -464,12 +448,10 @@ class State:
 
     # ----- practices
 
-    def create_practice(self, body: JSON) -> Practice:
-        name = req_str(body, "PracticeName")
-        first, last, email = req_str(body, "FirstName"), req_str(body, "LastName"), req_str(body, "Email")
-        external = opt_str(body, "ExternalPracticeId") or None
-        external_practitioner = opt_str(body, "ExternalPractitionerId") or None
-        self._check_address(body)
+    def create_practice(self, body: models.PracticeCreate) -> Practice:
+        first, last, email = body.first_name, body.last_name, body.email
+        external = body.external_practice_id or None
+        external_practitioner = body.external_practitioner_id or None
         if external is not None and self.practice_by_external_id(external) is not None:
             raise ApiError(409, "ExternalPracticeId is already in use.")
         practice_id = self.hex_id(8, upper=True)
@@ -477,7 +459,7 @@ class State:
             practice_id = self.hex_id(8, upper=True)
         now = self.clock()
         main = Practitioner(self.hex_id(25), first, last, email, "Administrator", external_practitioner, now)
-        practice = Practice(practice_id, name, first, last, email, external, now, self.new_key(), main.id)
+        practice = Practice(practice_id, body.practice_name, first, last, email, external, now, self.new_key(), main.id)
         practice.practitioners[main.id] = main
         self._apply_practice_fields(practice, body)
         self.practices[practice.id] = practice
@@ -485,37 +467,15 @@ class State:
         return practice
 
     @staticmethod
-    def _check_address(body: JSON) -> None:
-        for name in ("StreetAddress", "City", "State", "PostalCode"):
-            opt_str(body, name)
-        for name in ("FormsEnabled", "BookingEnabled"):
-            opt_bool(body, name)
-
-    @staticmethod
-    def _apply_practice_fields(practice: Practice, body: JSON) -> None:
-        for wire, attr in (
-            ("PracticeName", "practice_name"),
-            ("FirstName", "first_name"),
-            ("LastName", "last_name"),
-            ("Email", "email"),
-            ("StreetAddress", "street_address"),
-            ("City", "city"),
-            ("State", "state"),
-            ("PostalCode", "postal_code"),
-        ):
-            value = opt_str(body, wire)
+    def _apply_practice_fields(practice: Practice, body: models.PracticeCreate | models.PracticeUpdate) -> None:
+        """Set what the body sets; what it leaves out stays as it was."""
+        for attr in PRACTICE_FIELDS:
+            value = getattr(body, attr)
             if value is not None:
                 setattr(practice, attr, value)
-        for wire, attr in (("FormsEnabled", "forms_enabled"), ("BookingEnabled", "booking_enabled")):
-            flag = opt_bool(body, wire)
-            if flag is not None:
-                setattr(practice, attr, flag)
 
-    def update_practice(self, body: JSON) -> Practice:
-        practice_id, external = opt_str(body, "Id"), opt_str(body, "ExternalPracticeId")
-        for name in ("PracticeName", "FirstName", "LastName", "Email"):
-            opt_str(body, name)
-        self._check_address(body)
+    def update_practice(self, body: models.PracticeUpdate) -> Practice:
+        practice_id, external = body.id, body.external_practice_id
         if practice_id:
             practice = self.practices.get(practice_id)
             if practice is None:
@@ -605,11 +565,10 @@ class State:
 
     # ----- forms
 
-    def copy_form(self, body: JSON) -> Form:
-        source_id = req_str(body, "SourceMasterFormId")
-        destination = req_str(body, "DestinationPracticeId")
-        with_consent = opt_bool(body, "CopyAttachedConsentForms") or False
-        source = self.master_forms.get(source_id)
+    def copy_form(self, body: models.CopyFormRequest) -> Form:
+        destination = body.destination_practice_id
+        with_consent = body.copy_attached_consent_forms or False
+        source = self.master_forms.get(body.source_master_form_id)
         if source is None:
             raise ApiError(404, "Master form not found.")
         practice = self.practice(destination)
@@ -625,21 +584,19 @@ class State:
 
     # ----- practitioners
 
-    def create_practitioner(self, practice: Practice, body: JSON) -> Practitioner:
-        first, last, email = req_str(body, "FirstName"), req_str(body, "LastName"), req_str(body, "Email")
-        role = self._role(body)
-        external = opt_str(body, "ExternalPractitionerId") or None
+    def create_practitioner(self, practice: Practice, body: models.PractitionerCreate) -> Practitioner:
+        first, last, email = body.first_name, body.last_name, body.email
+        role = self._role(body.role_name)
+        external = body.external_practitioner_id or None
         if external is not None and any(p.external_id == external for p in practice.practitioners.values()):
             raise ApiError(409, "ExternalPractitionerId is already in use in this practice.")
         practitioner = Practitioner(self.hex_id(25), first, last, email, role, external, self.clock())
         practice.practitioners[practitioner.id] = practitioner
         return practitioner
 
-    def update_practitioner(self, practice: Practice, body: JSON) -> Practitioner:
-        pid, external = opt_str(body, "Id"), opt_str(body, "ExternalPractitionerId")
-        for name in ("FirstName", "LastName", "Email"):
-            opt_str(body, name)
-        role = self._role(body) if body.get("RoleName") is not None else None
+    def update_practitioner(self, practice: Practice, body: models.PractitionerUpdate) -> Practitioner:
+        pid, external = body.id, body.external_practitioner_id
+        role = self._role(body.role_name) if body.role_name is not None else None
         if pid:
             found = practice.practitioners.get(pid)
             if found is None:
@@ -654,8 +611,8 @@ class State:
                 raise ApiError(404, "Practitioner not found.")
         else:
             raise ApiError(400, "Id or ExternalPractitionerId is required.")
-        for wire, attr in (("FirstName", "first_name"), ("LastName", "last_name"), ("Email", "email")):
-            value = opt_str(body, wire)
+        for attr in ("first_name", "last_name", "email"):
+            value = getattr(body, attr)
             if value is not None:
                 setattr(found, attr, value)
         if role is not None:
@@ -692,12 +649,9 @@ class State:
 
     # ----- assistants
 
-    def _practitioner_ids(self, practice: Practice, body: JSON) -> list[str] | None:
-        refs = body.get("PractitionerIds")
+    def _practitioner_ids(self, practice: Practice, refs: list[str] | None) -> list[str] | None:
         if refs is None:
             return None
-        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            raise ApiError(400, "PractitionerIds must be a list of strings.")
         ids: list[str] = []
         for ref in refs:
             try:
@@ -708,23 +662,21 @@ class State:
                 ids.append(pid)
         return ids
 
-    def create_assistant(self, practice: Practice, body: JSON) -> Assistant:
-        name, email = req_str(body, "Name"), req_str(body, "Email")
-        role = self._role(body)
-        external = opt_str(body, "ExternalAssistantId") or None
-        ids = self._practitioner_ids(practice, body) or []
+    def create_assistant(self, practice: Practice, body: models.AssistantCreate) -> Assistant:
+        name, email = body.name, body.email
+        role = self._role(body.role_name)
+        external = body.external_assistant_id or None
+        ids = self._practitioner_ids(practice, body.practitioner_ids) or []
         if external is not None and any(a.external_id == external for a in practice.assistants.values()):
             raise ApiError(409, "ExternalAssistantId is already in use in this practice.")
         assistant = Assistant(self.hex_id(25), name, email, role, external, ids, self.clock())
         practice.assistants[assistant.id] = assistant
         return assistant
 
-    def update_assistant(self, practice: Practice, body: JSON) -> Assistant:
-        aid, external = opt_str(body, "Id"), opt_str(body, "ExternalAssistantId")
-        for name in ("Name", "Email"):
-            opt_str(body, name)
-        role = self._role(body) if body.get("RoleName") is not None else None
-        ids = self._practitioner_ids(practice, body)
+    def update_assistant(self, practice: Practice, body: models.AssistantUpdate) -> Assistant:
+        aid, external = body.id, body.external_assistant_id
+        role = self._role(body.role_name) if body.role_name is not None else None
+        ids = self._practitioner_ids(practice, body.practitioner_ids)
         if aid:
             found = practice.assistants.get(aid)
             if found is None:
@@ -739,8 +691,8 @@ class State:
                 raise ApiError(404, "Assistant not found.")
         else:
             raise ApiError(400, "Id or ExternalAssistantId is required.")
-        for wire, attr in (("Name", "name"), ("Email", "email")):
-            value = opt_str(body, wire)
+        for attr in ("name", "email"):
+            value = getattr(body, attr)
             if value is not None:
                 setattr(found, attr, value)
         if role is not None:
@@ -751,14 +703,12 @@ class State:
 
     # ----- intakes
 
-    def create_intake(self, practice: Practice, body: JSON, base_url: str) -> Intake:
-        questionnaire_id = req_str(body, "QuestionnaireId")
-        client_id = body.get("ClientId")
-        if client_id is not None and (isinstance(client_id, bool) or not isinstance(client_id, int)):
-            raise ApiError(400, "ClientId must be an integer.")
-        name, email, phone = opt_str(body, "ClientName"), opt_str(body, "ClientEmail"), opt_str(body, "ClientPhone")
-        external = opt_str(body, "ExternalClientId")
-        practitioner_ref = opt_str(body, "PractitionerId")
+    def create_intake(self, practice: Practice, body: models.IntakeCreate, base_url: str) -> Intake:
+        questionnaire_id = body.questionnaire_id
+        client_id = body.client_id
+        name, email, phone = body.client_name, body.client_email, body.client_phone
+        external = body.external_client_id
+        practitioner_ref = body.practitioner_id
         # The document's rule: ClientId alone will do; without it ClientName is needed, and ClientEmail unless
         # ClientPhone is given. ExternalClientId only tags the client (this fake's reading of "instead of ClientId").
         if client_id is None and not name:

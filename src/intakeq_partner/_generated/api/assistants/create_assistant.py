@@ -13,6 +13,8 @@ from ...models.assistant_create import AssistantCreate
 OPERATION_ID = "create_assistant"
 METHOD = "POST"
 PATH = "/api/v1/assistants"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/assistants"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

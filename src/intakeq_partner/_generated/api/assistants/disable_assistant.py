@@ -12,6 +12,8 @@ from ...._wire import RequestSpec, segment, send_plain
 OPERATION_ID = "disable_assistant"
 METHOD = "POST"
 PATH = "/api/v1/assistants/{assistant_id}/disable"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/assistants/{assistantId}/disable"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = True

@@ -13,6 +13,8 @@ from ...models.form_template import FormTemplate
 OPERATION_ID = "copy_form"
 METHOD = "POST"
 PATH = "/api/partner/practice/copyForm"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/practice/copyForm"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

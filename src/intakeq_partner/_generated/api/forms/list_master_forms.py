@@ -12,6 +12,8 @@ from ...models.form_template import FormTemplate
 OPERATION_ID = "list_master_forms"
 METHOD = "GET"
 PATH = "/api/partner/masterForms"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/masterForms"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

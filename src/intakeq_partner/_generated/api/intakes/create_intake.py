@@ -13,6 +13,8 @@ from ...models.intake_create import IntakeCreate
 OPERATION_ID = "create_intake"
 METHOD = "POST"
 PATH = "/api/v1/intakes/create"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/intakes/create"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

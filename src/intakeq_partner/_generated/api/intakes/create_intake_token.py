@@ -12,6 +12,8 @@ from ...models.intake_token import IntakeToken
 OPERATION_ID = "create_intake_token"
 METHOD = "POST"
 PATH = "/api/v1/intakes/{intake_id}/token"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/intakes/{intakeId}/token"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

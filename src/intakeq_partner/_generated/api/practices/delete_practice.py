@@ -11,6 +11,8 @@ from ...._wire import RequestSpec, segment, send_plain
 OPERATION_ID = "delete_practice"
 METHOD = "DELETE"
 PATH = "/api/partner/practice/{practice_id}"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/practice/{practiceId}"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

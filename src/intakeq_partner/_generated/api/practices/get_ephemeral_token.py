@@ -13,6 +13,8 @@ from ...models.ephemeral_token import EphemeralToken
 OPERATION_ID = "get_ephemeral_token"
 METHOD = "GET"
 PATH = "/api/partner/practice/{practice_id}/ephemeral"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/practice/{practiceId}/ephemeral"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

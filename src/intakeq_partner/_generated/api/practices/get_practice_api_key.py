@@ -12,6 +12,8 @@ from ...models.practice_api_key import PracticeApiKey
 OPERATION_ID = "get_practice_api_key"
 METHOD = "GET"
 PATH = "/api/partner/practice/{practice_id}/key"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/practice/{practiceId}/key"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

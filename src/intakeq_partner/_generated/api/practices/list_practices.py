@@ -14,6 +14,8 @@ from ...models.practice import Practice
 OPERATION_ID = "list_practices"
 METHOD = "GET"
 PATH = "/api/partner/practice"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/practice"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

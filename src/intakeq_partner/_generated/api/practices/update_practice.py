@@ -13,6 +13,8 @@ from ...models.practice_update import PracticeUpdate
 OPERATION_ID = "update_practice"
 METHOD = "PUT"
 PATH = "/api/partner/practice"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/partner/practice"
 KEY_SCOPE = "partner"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

@@ -13,6 +13,8 @@ from ...models.practitioner_create import PractitionerCreate
 OPERATION_ID = "create_practitioner"
 METHOD = "POST"
 PATH = "/api/v1/practitioners"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/practitioners"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

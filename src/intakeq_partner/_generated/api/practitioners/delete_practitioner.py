@@ -11,6 +11,8 @@ from ...._wire import RequestSpec, segment, send_plain
 OPERATION_ID = "delete_practitioner"
 METHOD = "DELETE"
 PATH = "/api/v1/practitioners/{practitioner_id}"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/practitioners/{practitionerId}"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = None

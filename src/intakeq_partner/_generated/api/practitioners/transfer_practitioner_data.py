@@ -11,6 +11,8 @@ from ...._wire import RequestSpec, segment, send_plain
 OPERATION_ID = "transfer_practitioner_data"
 METHOD = "POST"
 PATH = "/api/v1/practitioners/{source_practitioner_id}/transferData/{destination_practitioner_id}"
+# The path as the spec writes it, with the wire names of its parameters.
+PATH_TEMPLATE = "/api/v1/practitioners/{sourcePractitionerId}/transferData/{destinationPractitionerId}"
 KEY_SCOPE = "practice"
 # True: safe to repeat, so retried like a PUT even when it is a POST. None: the method decides.
 IDEMPOTENT = True
