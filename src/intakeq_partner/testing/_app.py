@@ -80,6 +80,7 @@ class Route:
     auth: Auth
     handler: Handler
     operation: ModuleType | None = None  # the generated module of an API operation; None for web pages
+    implemented: bool = True
 
     @property
     def segments(self) -> list[str]:
@@ -147,6 +148,10 @@ class FakeApp:
     def __init__(self, fake: FakeIntakeQ) -> None:
         self.fake = fake
         self.router = Router(_routes(fake))
+        # The operationIds this fake answers (the rest of the spec's operations answer 501).
+        self.implemented = frozenset(
+            r.operation.OPERATION_ID for r in self.router.routes if r.operation and r.implemented
+        )
         self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self._endpoint, methods=_METHODS)])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -513,7 +518,14 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
     }
     # One route per operation of the spec, from its generated module; one the fake lacks answers 501 by name.
     routes = [
-        Route(op.METHOD, op.PATH_TEMPLATE, op.KEY_SCOPE, handlers.get(op_id, _not_implemented(op_id)), op)
+        Route(
+            op.METHOD,
+            op.PATH_TEMPLATE,
+            op.KEY_SCOPE,
+            handlers.get(op_id, _not_implemented(op_id)),
+            op,
+            op_id in handlers,
+        )
         for op_id, op in OPERATIONS.items()
     ]
     routes += [
