@@ -1,17 +1,22 @@
-"""`make soak`: provision 2,000 practices through 5% mixed faults until the account converges.
+"""`make soak`: provision 2,000 practices through 5% mixed faults until the account converges, on each stack.
 
 Faults (seeded): 429 with and without Retry-After, 500/502/503, dropped connections, hangs past a short read
-timeout, and malformed 200s, about 5% of requests in all. The job is re-run until its report is clean, then
-the fake's state is checked: every planned item exists exactly once (no duplicates, nothing lost).
+timeout, and malformed 200s, about 5% of requests in all (`--faults drops`: 5% dropped connections only, the
+case where mistaking "maybe sent" for "not sent" duplicates creates). The fake runs over loopback so that each
+HTTP stack meets real broken sockets (`--stack in-process` uses the in-process transport instead). The job is
+re-run until its report is clean, then the fake's state is checked: every planned item exists exactly once
+(no duplicates, nothing lost).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 from intakeq_partner import PartnerClient
 from intakeq_partner.provisioning import Plan, provision
@@ -19,7 +24,7 @@ from intakeq_partner.testing import FakeIntakeQ, Faults
 
 from ._plan import build_plan
 
-FAULTS = Faults(
+MIXED = Faults(
     p429=0.01,
     p5xx=0.015,
     p_drop=0.01,
@@ -29,6 +34,9 @@ FAULTS = Faults(
     retry_after=1,
     hang_seconds=5.0,
 )
+DROPS = Faults(p_drop=0.05)
+FAULTS = {"mixed": MIXED, "drops": DROPS}
+STACKS = ("aiohttp", "httpx", "in-process")
 
 
 def check(fake: FakeIntakeQ, plan: Plan) -> list[str]:
@@ -57,21 +65,27 @@ def check(fake: FakeIntakeQ, plan: Plan) -> list[str]:
     return problems
 
 
-async def soak(n: int, max_runs: int, seed: int) -> int:
-    fake = FakeIntakeQ(seed=seed, faults=FAULTS)
+async def soak(n: int, max_runs: int, seed: int, stack: str, faults: str) -> int:
+    fake = FakeIntakeQ(seed=seed, faults=FAULTS[faults], log_limit=1000)
     plan = build_plan(n, prefix="soak")
-    options = {"timeout": 1.0, "max_retries": 3, "initial_delay": 0.05, "max_delay": 1.0}
+    options: dict[str, Any] = {"timeout": 1.0, "max_retries": 3, "initial_delay": 0.05, "max_delay": 1.0}
     started = time.perf_counter()
-    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport(), **options) as p:
+    async with contextlib.AsyncExitStack() as resources:
+        if stack == "in-process":
+            base_url, options["transport"] = fake.base_url, fake.transport()
+        else:
+            base_url, options["http_stack"] = await resources.enter_async_context(fake.serve()), stack
+        p = await resources.enter_async_context(PartnerClient(fake.partner_key, base_url=base_url, **options))
+        print(f"{stack} stack ({p.http_stack}), {faults} faults, {n:,} practices", flush=True)
         for run in range(1, max_runs + 1):
             report = await provision(p, plan, concurrency=50)
             counts = {status.value: count for status, count in report.counts.items() if count}
             print(f"run {run}: {report.elapsed:.1f} s, {counts}", flush=True)
             if report.ok:
                 break
-    faults = dict(fake.stats.faults)
+    injected = dict(fake.stats.faults)
     calls = sum(fake.stats.calls.values())
-    print(f"{calls:,} requests, faults injected: {faults}")
+    print(f"{calls:,} requests, faults injected: {injected}")
     problems = check(fake, plan)
     print(
         f"converged after {run} run(s) in {time.perf_counter() - started:.0f} s: " if report.ok else "NOT converged: "
@@ -87,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--practices", type=int, default=2000)
     parser.add_argument("--max-runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--stack", choices=[*STACKS, "all"], default="all", help="all: aiohttp, then httpx")
+    parser.add_argument("--faults", choices=sorted(FAULTS), default="mixed")
     args = parser.parse_args(argv)
-    return asyncio.run(soak(args.practices, args.max_runs, args.seed))
+    stacks = ["aiohttp", "httpx"] if args.stack == "all" else [args.stack]
+    failed = [s for s in stacks if asyncio.run(soak(args.practices, args.max_runs, args.seed, s, args.faults))]
+    if failed:
+        print(f"FAILED on: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
