@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+import respx
 from conftest import PARTNER_KEY, practice_fields
 
 from intakeq_partner import InvalidRequestError, PartnerClient
@@ -112,3 +114,65 @@ async def test_client_id_must_be_a_positive_int(value: Any, fake: FakeIntakeQ, p
     with pytest.raises(InvalidRequestError, match="client_id must be"):
         await partner.practice("P").intakes.create(questionnaire_id="q", client_id=value)
     assert fake.requests == []
+
+
+# ----- 4. the practice list, whether or not it pages
+
+
+@pytest.mark.parametrize("paging", ["all", "paged", "ignores-page"])
+@pytest.mark.parametrize("n", [0, 30, 200, 250])
+async def test_list_returns_every_practice_once_under_each_paging(paging: str, n: int) -> None:
+    fake = FakeIntakeQ(PARTNER_KEY, seed=1, list_paging=paging)  # type: ignore[arg-type]
+    for i in range(n):
+        fake.add_practice(ExternalPracticeId=f"ext-{i}")
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
+        listed = await partner.practices.list()
+        streamed = [p.id async for p in partner.practices.iter()]
+    assert sorted(p.id for p in listed) == sorted(p.id for p in fake.practices)
+    assert len(listed) == n and streamed == [p.id for p in listed]
+    pages = [r for r in fake.requests if r.method == "GET"]
+    assert len(pages) <= 2 * (n // 100 + 2)  # a page at a time, never one call per practice
+
+
+async def test_iter_streams_a_page_at_a_time() -> None:
+    fake = FakeIntakeQ(PARTNER_KEY, seed=1, list_paging="paged")
+    for i in range(250):
+        fake.add_practice(ExternalPracticeId=f"ext-{i}")
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
+        seen = 0
+        async for _ in partner.practices.iter():
+            seen += 1
+            if seen == 150:
+                break
+    assert [r.raw_path for r in fake.requests] == ["/api/partner/practice"] * 2
+
+
+async def test_a_lookup_by_external_id_finds_the_practice_under_each_paging() -> None:
+    for paging in ("all", "paged", "ignores-page"):
+        fake = FakeIntakeQ(PARTNER_KEY, seed=1, list_paging=paging)  # type: ignore[arg-type]
+        for i in range(150):
+            fake.add_practice(ExternalPracticeId=f"ext-{i}", Email=f"p{i}@example.com")
+        async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
+            by_ext = await partner.practices.get(external_practice_id="ext-149")
+            by_email = await partner.practices.get(email="P120@example.com")
+            missing = await partner.practices.get(external_practice_id="ext-999")
+        assert by_ext is not None and by_ext.external_practice_id == "ext-149", paging
+        assert by_email is not None and by_email.email == "p120@example.com", paging
+        assert missing is None
+
+
+@pytest.mark.usefixtures("httpx_stack")
+async def test_a_lookup_never_returns_another_practice_when_the_server_ignores_the_filter() -> None:
+    others = [{"Id": f"P{i}", "ExternalPracticeId": f"other-{i}"} for i in range(100)]
+    wanted = {"Id": "PX", "ExternalPracticeId": "mine"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = request.url.params.get("page")
+        body = {None: others, "1": others, "2": [wanted], "3": []}.get(page, [])
+        return httpx.Response(200, json=body)
+
+    with respx.mock(base_url="https://intakeq.test", assert_all_called=False) as router:
+        router.get("/api/partner/practice").mock(side_effect=answer)
+        async with PartnerClient(PARTNER_KEY, base_url="https://intakeq.test") as partner:
+            found = await partner.practices.get(external_practice_id="mine")
+    assert found is not None and found.id == "PX"

@@ -441,6 +441,25 @@ async def test_soak_300_practices_under_5_percent_mixed_faults() -> None:
     assert_converged(fake, plan)
 
 
+@pytest.mark.parametrize("paging", ["all", "paged", "ignores-page"])
+async def test_a_thousand_practices_converge_and_rerun_without_duplicates_however_the_list_pages(paging: str) -> None:
+    fake = FakeIntakeQ(seed=8, list_paging=paging)  # type: ignore[arg-type]
+    practices = [
+        {"external_id": f"ext-{i:04d}", "practice_name": f"P{i}", "first_name": "A", "last_name": "B",
+         "email": f"a{i}@example.com"}
+        for i in range(1000)
+    ]  # fmt: skip
+    plan = parse_plan({"practices": practices})
+    async with client(fake, max_concurrency=200) as partner:
+        first = await provision(partner, plan, concurrency=100)
+        fake.reset_stats()
+        second = await provision(partner, plan, concurrency=100)
+    assert first.ok and first.counts.get(ItemStatus.CREATED) == 1000
+    assert second.ok and second.counts.get(ItemStatus.UNCHANGED) == 1000, second.failures[:3]
+    assert len(fake.practices) == 1000 and len({p.external_id for p in fake.practices}) == 1000
+    assert fake.stats.statuses.get(409, 0) == 0 and writes(fake) == 0
+
+
 # ----- plan files
 
 

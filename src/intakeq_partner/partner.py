@@ -7,7 +7,7 @@ PracticeClient that `PartnerClient.practice()` hands out, which fetches and cach
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Unpack
 
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
@@ -121,21 +121,60 @@ class Practices:
         return updated
 
     async def list(self, *, page: int | None = None) -> list[Practice]:
-        """Every practice of the partner (or one 1-based page of them)."""
-        if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
-            raise InvalidRequestError("page must be an int >= 1")
-        practices: list[Practice] = await self._sender.call(list_practices, page=page)
-        return practices
+        """Every practice of the partner (walking IntakeQ's pages, see `iter`), or one 1-based `page` of them."""
+        if page is not None:
+            if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+                raise InvalidRequestError("page must be an int >= 1")
+            one_page: list[Practice] = await self._sender.call(list_practices, page=page)
+            return one_page
+        return [practice async for practice in self.iter()]
+
+    async def iter(self) -> AsyncIterator[Practice]:
+        """Every practice of the partner, one at a time, fetching a page at a time.
+
+        The document says a call without parameters returns all practices, yet IntakeQ's own client pages this
+        list and its other lists stop at 100 records a call. So this walks `page=1, 2, ...` and stops at an
+        empty page, a page shorter than the longest before it, or a page with nothing new (a server that ignores
+        `page` and answers everything every time). Each practice comes once, even when pages overlap.
+        """
+        seen: set[str] = set()
+        longest = 0
+        page = 1
+        while True:
+            batch: list[Practice] = await self._sender.call(list_practices, page=page)
+            new = [p for p in batch if p.id not in seen]
+            for practice in new:
+                seen.add(practice.id)
+                yield practice
+            if not new or len(batch) < longest:
+                return
+            longest = max(longest, len(batch))
+            page += 1
 
     async def get(
         self, *, id: str | None = None, email: str | None = None, external_practice_id: str | None = None
     ) -> Practice | None:
-        """The practice matching exactly one of `id`, `email` or `external_practice_id`, or None."""
+        """The practice matching exactly one of `id`, `email` or `external_practice_id`, or None.
+
+        The answer is checked: a server that ignored the filter (answering a list without the match) is
+        searched page by page instead, so a lookup never returns another practice.
+        """
         name = exactly_one(id=id, email=email, external_practice_id=external_practice_id)
         filters: dict[str, Any] = {"id": id, "email": email, "external_practice_id": external_practice_id}
-        filters[name] = text(name, filters[name])
+        wanted = text(name, filters[name])
+        filters[name] = wanted
+
+        def matches(practice: Practice) -> bool:
+            value = getattr(practice, name)
+            return value == wanted or (name == "email" and (value or "").casefold() == wanted.casefold())
+
         found: list[Practice] = await self._sender.call(list_practices, **filters)
-        return found[0] if found else None
+        match = next((p for p in found if matches(p)), None)
+        if match is None and found:
+            async for practice in self.iter():
+                if matches(practice):
+                    return practice
+        return match
 
     async def delete(self, practice: str, *, missing_ok: bool = False) -> None:
         """Delete a practice (by Id or external ID). `missing_ok` makes a repeated delete succeed."""

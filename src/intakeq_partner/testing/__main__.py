@@ -35,6 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--page-size", type=int, default=100, help="records per page of paged lists (default %(default)s)"
     )
+    readings = parser.add_argument_group("readings of the API document (see FakeIntakeQ's docstring)")
+    readings.add_argument(
+        "--timestamps",
+        default="documented",
+        choices=["documented", "iso", "unix-ms", "mixed"],
+        help="how timestamps are written (default %(default)s)",
+    )
+    readings.add_argument(
+        "--list-paging",
+        default="all",
+        choices=["all", "paged", "ignores-page"],
+        help="how the practice list pages without a page parameter (default %(default)s)",
+    )
+    readings.add_argument(
+        "--update-semantics",
+        default="merge",
+        choices=["merge", "replace"],
+        help="what a PUT does with fields it leaves out (default %(default)s)",
+    )
     faults = parser.add_argument_group("faults (probabilities are per API request, from 0 to 1)")
     faults.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
     faults.add_argument("--jitter", type=float, default=0.0, help="extra uniform delay per request, in seconds")
@@ -103,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         page_size=args.page_size,
         log_limit=None if args.log_limit < 0 else args.log_limit,
+        timestamps=args.timestamps,
+        list_paging=args.list_paging,
+        update_semantics=args.update_semantics,
     )
     asyncio.run(_run(fake, args, print_key=args.partner_key is None))
     return 0

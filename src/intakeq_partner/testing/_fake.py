@@ -27,7 +27,12 @@ from ._state import (
     Practice,
     Practitioner,
     State,
+    LIST_PAGINGS,
+    UPDATE_SEMANTICS,
+    ListPaging,
     TimestampForm,
+    UpdateSemantics,
+    _one_of,
     stamper,
 )
 from ._transport import FakeTransport
@@ -51,6 +56,11 @@ class FakeIntakeQ:
     - ``timestamps``: "documented" (ISO 8601 on partner objects, practitioners and assistants, Unix
       milliseconds on intakes, as the document and IntakeQ's C# client show), "iso" or "unix-ms" (that form
       everywhere), or "mixed" (the two forms take turns, object by object).
+    - ``list_paging``: how ``GET /api/partner/practice`` pages. "all" (the document: no ``page`` means every
+      practice; ``page=N`` gives ``page_size`` of them), "paged" (no ``page`` means the first page, as IntakeQ's
+      other lists do), or "ignores-page" (every call answers every practice, whatever ``page`` says).
+    - ``update_semantics``: what a PUT does with a field its body leaves out. "merge" keeps it; "replace"
+      clears it (an assistant's ``PractitionerIds`` then becomes empty, which means all practitioners).
     """
 
     base_url = "http://127.0.0.1"
@@ -72,6 +82,8 @@ class FakeIntakeQ:
         session_ttl: timedelta = timedelta(hours=1),
         log_limit: int | None = None,
         timestamps: TimestampForm = "documented",
+        list_paging: ListPaging = "all",
+        update_semantics: UpdateSemantics = "merge",
     ) -> None:
         seeds = random.Random(seed)
         # Two streams: creating data never shifts the fault sequence, and vice versa.
@@ -92,6 +104,8 @@ class FakeIntakeQ:
             ephemeral_token_ttl=ephemeral_token_ttl,
             session_ttl=session_ttl,
             timestamps=timestamps,
+            list_paging=list_paging,
+            update_semantics=update_semantics,
         )
         self._timestamps = timestamps
         self._limiter = RateLimiter(monotonic)
@@ -109,6 +123,26 @@ class FakeIntakeQ:
     def timestamps(self, form: TimestampForm) -> None:
         self.state.stamp = stamper(form)
         self._timestamps = form
+
+    @property
+    def list_paging(self) -> ListPaging:
+        """How the practice list pages: "all", "paged" or "ignores-page"."""
+        paging: ListPaging = self.state.list_paging
+        return paging
+
+    @list_paging.setter
+    def list_paging(self, paging: ListPaging) -> None:
+        self.state.list_paging = _one_of("list_paging", paging, LIST_PAGINGS)
+
+    @property
+    def update_semantics(self) -> UpdateSemantics:
+        """What a PUT does with fields it leaves out: "merge" keeps them, "replace" clears them."""
+        semantics: UpdateSemantics = self.state.update_semantics
+        return semantics
+
+    @update_semantics.setter
+    def update_semantics(self, semantics: UpdateSemantics) -> None:
+        self.state.update_semantics = _one_of("update_semantics", semantics, UPDATE_SEMANTICS)
 
     # ----- time
 

@@ -53,6 +53,10 @@ def unix_ms(moment: datetime) -> int:
 
 
 TimestampForm = Literal["documented", "iso", "unix-ms", "mixed"]
+ListPaging = Literal["all", "paged", "ignores-page"]
+LIST_PAGINGS: tuple[ListPaging, ...] = ("all", "paged", "ignores-page")
+UpdateSemantics = Literal["merge", "replace"]
+UPDATE_SEMANTICS: tuple[UpdateSemantics, ...] = ("merge", "replace")
 TIMESTAMP_FORMS: tuple[TimestampForm, ...] = ("documented", "iso", "unix-ms", "mixed")
 Stamp = Callable[[datetime, str], str | int]
 """Renders a moment for the wire, given the form the document shows for that field ("iso" or "ms")."""
@@ -300,6 +304,12 @@ class Session:
     expires: datetime
 
 
+def _one_of(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+    return value
+
+
 class State:
     """Everything one partner account holds, with the rules of the API applied."""
 
@@ -314,9 +324,13 @@ class State:
         ephemeral_token_ttl: timedelta = timedelta(minutes=5),
         session_ttl: timedelta = timedelta(hours=1),
         timestamps: TimestampForm = "documented",
+        list_paging: ListPaging = "all",
+        update_semantics: UpdateSemantics = "merge",
     ) -> None:
         self.rng = rng
         self.stamp = stamper(timestamps)
+        self.list_paging = _one_of("list_paging", list_paging, LIST_PAGINGS)
+        self.update_semantics = _one_of("update_semantics", update_semantics, UPDATE_SEMANTICS)
         self.clock = clock
         self.roles: list[str] = list(roles)
         self.master_forms: dict[str, Form] = {}
@@ -517,6 +531,10 @@ class State:
             and (email is None or p.email.casefold() == email.casefold())
             and (external_id is None or p.external_id == external_id)
         ]
+        if self.list_paging == "ignores-page":
+            return found
+        if page is None and self.list_paging == "paged":
+            page = 1
         if page is not None:
             found = found[(page - 1) * page_size : page * page_size]
         return found
