@@ -1,7 +1,8 @@
 """The provisioning job: make IntakeQ match a plan, creating and updating only what differs.
 
 Design, in short:
-- one walk of the practice list (`practices.list()`, page by page) at the start instead of a lookup per practice; master forms checked before any write;
+- one `practices.list()` at the start (it walks IntakeQ's pages) instead of a lookup per practice; master
+  forms checked before any write;
 - a fixed pool of workers pulls practices from one iterator, so memory stays flat however long the plan is;
 - inside a practice the steps run in order (practice, practitioners, assistants, forms), and a failed step
   skips only what depends on it;

@@ -20,19 +20,19 @@ from ._server import serve as _serve
 from ._state import (
     DEFAULT_MASTER_FORMS,
     DEFAULT_ROLES,
+    LIST_PAGINGS,
+    UPDATE_SEMANTICS,
     Assistant,
     Form,
     Intake,
+    ListPaging,
     MasterFormSpec,
     Practice,
     Practitioner,
     State,
-    LIST_PAGINGS,
-    UPDATE_SEMANTICS,
-    ListPaging,
     TimestampForm,
     UpdateSemantics,
-    _one_of,
+    one_of,
     stamper,
 )
 from ._transport import FakeTransport
@@ -132,7 +132,7 @@ class FakeIntakeQ:
 
     @list_paging.setter
     def list_paging(self, paging: ListPaging) -> None:
-        self.state.list_paging = _one_of("list_paging", paging, LIST_PAGINGS)
+        self.state.list_paging = one_of("list_paging", paging, LIST_PAGINGS)
 
     @property
     def update_semantics(self) -> UpdateSemantics:
@@ -142,7 +142,7 @@ class FakeIntakeQ:
 
     @update_semantics.setter
     def update_semantics(self, semantics: UpdateSemantics) -> None:
-        self.state.update_semantics = _one_of("update_semantics", semantics, UPDATE_SEMANTICS)
+        self.state.update_semantics = one_of("update_semantics", semantics, UPDATE_SEMANTICS)
 
     # ----- time
 

@@ -304,7 +304,7 @@ class Session:
     expires: datetime
 
 
-def _one_of(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+def one_of(name: str, value: Any, allowed: Sequence[Any]) -> Any:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
     return value
@@ -329,8 +329,8 @@ class State:
     ) -> None:
         self.rng = rng
         self.stamp = stamper(timestamps)
-        self.list_paging = _one_of("list_paging", list_paging, LIST_PAGINGS)
-        self.update_semantics = _one_of("update_semantics", update_semantics, UPDATE_SEMANTICS)
+        self.list_paging = one_of("list_paging", list_paging, LIST_PAGINGS)
+        self.update_semantics = one_of("update_semantics", update_semantics, UPDATE_SEMANTICS)
         self.clock = clock
         self.roles: list[str] = list(roles)
         self.master_forms: dict[str, Form] = {}
