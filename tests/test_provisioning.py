@@ -137,13 +137,14 @@ async def test_a_plan_converges_and_a_second_run_writes_nothing(fake: FakeIntake
     # The main user comes with the practice, so it is found, not made.
     mains = [i for i in first.items if i.kind is ItemKind.PRACTITIONER and i.key.endswith("-main")]
     assert {i.status for i in mains} == {ItemStatus.UNCHANGED}
-    assert fake.stats.calls[("GET", "/api/partner/practice")] == 1  # one listing, not one lookup per practice
+    # One walk of the list (page 1, then an empty page 2), not one lookup per practice.
+    assert fake.stats.calls[("GET", "/api/partner/practice")] == 2
 
     fake.reset_stats()
     second = await provision(partner, plan, concurrency=4)
     assert writes(fake) == 0
     assert second.ok and second.counts[ItemStatus.UNCHANGED] == plan.item_count
-    assert fake.stats.calls[("GET", "/api/partner/practice")] == 1
+    assert fake.stats.calls[("GET", "/api/partner/practice")] == 2
 
 
 async def test_changed_fields_make_exactly_the_expected_updates(fake: FakeIntakeQ, partner: PartnerClient) -> None:
