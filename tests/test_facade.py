@@ -69,7 +69,8 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
     ),
     "list_practices_filtered": (
         lambda p: p.practices.get(external_practice_id="e 1"),
-        "GET", "/api/partner/practice", {"externalPracticeId": "e 1"}, None, [{**PRACTICE_JSON, "ExternalPracticeId": "e 1"}],
+        "GET", "/api/partner/practice", {"externalPracticeId": "e 1"}, None,
+        [{**PRACTICE_JSON, "ExternalPracticeId": "e 1"}],
     ),
     "delete_practice": (lambda p: p.practices.delete("e/1"), "DELETE", "/api/partner/practice/e%2F1", {}, None, None),
     "get_practice_api_key": (
