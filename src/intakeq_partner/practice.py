@@ -216,17 +216,20 @@ class Assistants:
         id: str | None = None,
         external_assistant_id: str | None = None,
         name: str | None = None,
+        last_name: str | None = None,
         email: str | None = None,
         role_name: str | None = None,
         practitioner_ids: Iterable[str] | None = None,
     ) -> Assistant:
         """Change an assistant, found by `id`, else by its external ID (both: found by `id`, external ID set).
-        `practitioner_ids=[]` means all practitioners."""
+        `practitioner_ids=[]` means all practitioners. `last_name` is sent as `LastName`, which the document's
+        example of this call shows (assistants otherwise have a single `name`)."""
         at_least_one(id=id, external_assistant_id=external_assistant_id)
         body = AssistantUpdate(
             id=optional_text("id", id),
             external_assistant_id=optional_text("external_assistant_id", external_assistant_id),
             name=optional_text("name", name),
+            last_name=optional_text("last_name", last_name),
             email=optional_text("email", email),
             role_name=optional_text("role_name", role_name),
             practitioner_ids=id_list("practitioner_ids", practitioner_ids),
