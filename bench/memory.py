@@ -58,6 +58,7 @@ async def _child(n: int, concurrency: int) -> dict[str, Any]:
 
 def _fake_only(n: int) -> dict[str, Any]:
     """The same state changes and request log, applied to a fake directly: what the fake alone grows by."""
+    from intakeq_partner._generated import models
     from intakeq_partner.testing import FakeIntakeQ, RequestRecord
 
     from ._plan import build_plan
@@ -70,20 +71,23 @@ def _fake_only(n: int) -> dict[str, Any]:
     before = rss_mb()
     for spec in plan.practices:
         practice = state.create_practice(
-            {"PracticeName": spec.practice_name, "FirstName": spec.first_name, "LastName": spec.last_name,
-             "Email": spec.email, "ExternalPracticeId": spec.external_id, "City": spec.city}
+            models.PracticeCreate(spec.practice_name, spec.first_name, spec.last_name, spec.email,
+                                  external_practice_id=spec.external_id, city=spec.city)
         )  # fmt: skip
         for p in spec.practitioners:
-            body = {"FirstName": p.first_name, "LastName": p.last_name, "Email": p.email, "RoleName": p.role_name}
-            state.create_practitioner(practice, {**body, "ExternalPractitionerId": p.external_id})
-        for a in spec.assistants:
-            body = {"Name": a.name, "Email": a.email, "ExternalAssistantId": a.external_id}
-            state.create_assistant(practice, {**body, "PractitionerIds": list(a.practitioners or ())})
-        for f in spec.forms:
-            state.copy_form(
-                {"SourceMasterFormId": masters[f.name], "DestinationPracticeId": practice.id,
-                 "CopyAttachedConsentForms": f.copy_consent_forms}
+            state.create_practitioner(
+                practice,
+                models.PractitionerCreate(p.first_name, p.last_name, p.email, role_name=p.role_name,
+                                          external_practitioner_id=p.external_id),
             )  # fmt: skip
+        for a in spec.assistants:
+            state.create_assistant(
+                practice,
+                models.AssistantCreate(a.name, a.email, external_assistant_id=a.external_id,
+                                       practitioner_ids=list(a.practitioners or ())),
+            )  # fmt: skip
+        for f in spec.forms:
+            state.copy_form(models.CopyFormRequest(masters[f.name], practice.id, f.copy_consent_forms))
         auth = f"practice:{practice.id}"
         for method, route, who in (("POST", "/practice", "partner"), ("GET", "/practice/{practiceId}/key", "partner"),
                                    ("POST", "/practitioners", auth), ("POST", "/practitioners", auth),
