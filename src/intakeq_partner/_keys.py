@@ -48,10 +48,6 @@ class PracticeKeyCache:
             # Success or failure, the next caller after this point starts afresh (a failure is not cached).
             del self._inflight[practice_ref]
 
-    def put(self, practice_ref: str, key: Secret) -> None:
-        """Store a key learned elsewhere (e.g. returned when the practice was created)."""
-        self._keys[practice_ref] = key
-
     def invalidate(self, practice_ref: str, stale: Secret) -> None:
         """Forget the key, but only if it is still `stale`: many concurrent 401s cause one refresh, not many."""
         if self._keys.get(practice_ref) == stale:

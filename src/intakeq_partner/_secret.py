@@ -54,8 +54,3 @@ class Secret:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
         return self
-
-
-def as_secret(value: str | Secret) -> Secret:
-    """Accept a key as users hold it (a plain string) or already wrapped."""
-    return value if isinstance(value, Secret) else Secret(value)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import math
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import Any, Self, TypedDict, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, overload
 
 import httpx
 
 from . import _constants as C
+from ._base import AsyncCloseable, is_loopback_host
 from ._budgets import Budgets
 from ._errors import (
     APIConnectionError,
@@ -46,15 +45,6 @@ def default_timeout() -> httpx.Timeout:
     )
 
 
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_base_url(base_url: str) -> str:
     """Keys travel in a header, so anything but loopback must be https."""
     try:
@@ -75,21 +65,6 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
         raise InvalidRequestError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     if math.isinf(value):  # e.g. rate_limit=inf: would fail later with a bare OverflowError; None means no limit
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
-
-
-class AsyncCloseable:
-    """`async with` support for anything with an `aclose()`: the transport and both clients."""
-
-    async def aclose(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class TransportOptions(TypedDict, total=False):

@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Unpack
 
+from ._base import AsyncCloseable
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.forms import copy_form, list_master_forms, list_practice_forms
@@ -33,7 +34,7 @@ from ._generated.models import (
 from ._keys import PracticeKeyCache
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
-from ._transport import AsyncCloseable, Transport, TransportOptions
+from ._transport import Transport, TransportOptions
 from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
 from .practice import PracticeClient
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Unpack
 
+from ._base import AsyncCloseable
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.assistants import (
@@ -45,7 +46,7 @@ from ._generated.models import (
 from ._keys import PracticeKeyCache, call_with_key
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
-from ._transport import AsyncCloseable, Transport, TransportOptions
+from ._transport import Transport, TransportOptions
 from ._validate import at_least_one, flag, id_list, optional_text, text
 from .tokens import FormToken
 

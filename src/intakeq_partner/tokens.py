@@ -8,8 +8,8 @@ from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from ._base import is_loopback_host
 from ._errors import InvalidRequestError
-from ._transport import is_loopback_host
 
 __all__ = ["IQ_LOGOUT", "SSO_PATHS", "EphemeralTokenLike", "FormToken", "sso_url"]
 
