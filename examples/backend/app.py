@@ -1,0 +1,145 @@
+"""A FastAPI backend on intakeq-partner: one PartnerClient for the app's life, an endpoint that onboards a
+practice, and the form notification URL that IntakeQ puts in the emails it sends to practice staff.
+
+Try it against the fake IntakeQ (needs `pip install 'intakeq-partner[testing]' fastapi uvicorn`):
+
+    python -m intakeq_partner.testing --port 8765        # in one terminal; export the two lines it prints
+    uvicorn examples.backend.app:app --port 8000          # in another
+
+In IntakeQ's white-label settings, the form notification URL would be https://<your backend>/intake/[form-id].
+Sign-in here is a stand-in (`POST /login` sets a session cookie): replace `signed_in_user` with your own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Cookie, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel
+
+from intakeq_partner import (
+    ConflictError,
+    IntakeQError,
+    InvalidRequestError,
+    NotFoundError,
+    PartnerClient,
+    sso_url,
+    to_dict,
+)
+
+SSO_HOST_ENV = "INTAKEQ_SSO_HOST"  # your white-labelled forms host, e.g. forms.example.com
+SESSION_COOKIE = "session"
+ONBOARDING_FORMS = ("Intake Form",)  # master forms every new practice gets
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone signed in to this backend, and who they are in IntakeQ (external IDs this backend chose)."""
+
+    practice: str
+    practitioner: str | None  # None: the practice's main user
+
+
+class Onboarding(BaseModel):
+    external_practice_id: str
+    practice_name: str
+    first_name: str
+    last_name: str
+    email: str
+
+
+class Login(BaseModel):
+    practice: str
+    practitioner: str | None = None
+
+
+def partner_client(request: Request) -> PartnerClient:
+    """The app's one PartnerClient, made by the lifespan."""
+    partner: PartnerClient = request.app.state.partner
+    return partner
+
+
+def signed_in_user(request: Request, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None) -> User:
+    """Stand-in authentication: the user behind the session cookie, or 401."""
+    user: User | None = request.app.state.sessions.get(session or "")
+    if user is None:
+        raise HTTPException(status_code=401, detail="sign in first")
+    return user
+
+
+Partner = Annotated[PartnerClient, Depends(partner_client)]
+SignedIn = Annotated[User, Depends(signed_in_user)]
+router = APIRouter()
+
+
+@router.post("/practices", status_code=201)
+async def onboard(body: Onboarding, partner: Partner) -> dict[str, Any]:
+    """Create the practice unless it exists (found by its external ID, so a repeated call is harmless) and give
+    it the onboarding forms it lacks. The answer is the practice as plain data."""
+    practice = await partner.practices.get(external_practice_id=body.external_practice_id)
+    if practice is None:
+        # With an external ID the create is also safe to retry: a lost answer never makes a second practice.
+        practice = await partner.practices.create(**body.model_dump())
+    masters = {form.name: form for form in await partner.forms.master()}
+    present = {form.name for form in await partner.forms.list(practice.id)}
+    for name in ONBOARDING_FORMS:
+        if name not in present and name in masters:
+            await partner.forms.copy(source_master_form_id=masters[name].id, destination_practice=practice.id)
+    return to_dict(practice)
+
+
+@router.post("/login")
+async def login(body: Login, request: Request) -> JSONResponse:
+    """Stand-in sign-in for the example: remembers who the caller is behind a session cookie."""
+    session = secrets.token_urlsafe(24)
+    request.app.state.sessions[session] = User(body.practice, body.practitioner)
+    response = JSONResponse({"signed_in": True})
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/intake/{form_id}")
+async def open_intake(form_id: str, user: SignedIn, partner: Partner, request: Request) -> RedirectResponse:
+    """The form notification URL: the user is signed in here, so sign them in to IntakeQ, on that form."""
+    token = await partner.practices.ephemeral_token(user.practice, user_id=user.practitioner)
+    url = sso_url(request.app.state.sso_host, token, path="intake", path_key=form_id)
+    return RedirectResponse(url, status_code=303)
+
+
+async def intakeq_failed(request: Request, exc: Exception) -> JSONResponse:
+    """IntakeQ's refusal, told to our caller without IntakeQ's own details."""
+    if isinstance(exc, InvalidRequestError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+    if isinstance(exc, NotFoundError):
+        return JSONResponse({"detail": "not found in IntakeQ"}, status_code=404)
+    if isinstance(exc, ConflictError):
+        return JSONResponse({"detail": "IntakeQ reports a conflict (an email already in use?)"}, status_code=409)
+    return JSONResponse({"detail": "IntakeQ refused or failed the request"}, status_code=502)
+
+
+def create_app(make_client: Callable[[], PartnerClient] = PartnerClient, sso_host: str | None = None) -> FastAPI:
+    """The app. `make_client` builds the one PartnerClient (default: from $INTAKEQ_PARTNER_KEY and
+    $INTAKEQ_BASE_URL); `sso_host` defaults to $INTAKEQ_SSO_HOST, else the client's base URL (right for the fake)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One client for the whole process: its pool, key cache and limits serve every request.
+        async with make_client() as partner:
+            app.state.partner = partner
+            app.state.sso_host = sso_host or os.environ.get(SSO_HOST_ENV) or partner.base_url
+            app.state.sessions = {}
+            yield
+
+    app = FastAPI(title="intakeq-partner backend example", lifespan=lifespan)
+    app.include_router(router)
+    app.add_exception_handler(IntakeQError, intakeq_failed)
+    return app
+
+
+app = create_app()
