@@ -47,7 +47,7 @@ async def main() -> int:
                     )
                     for _ in range(BROWSERS)
                 ]
-                ok = await _load(fake, browsers)
+                ok = await _load(fake, fake_url, browsers)
         finally:
             server.should_exit = True
             await serving
@@ -56,7 +56,7 @@ async def main() -> int:
     return 0 if ok else 1
 
 
-async def _load(fake: FakeIntakeQ, browsers: list[httpx.AsyncClient]) -> bool:
+async def _load(fake: FakeIntakeQ, fake_url: str, browsers: list[httpx.AsyncClient]) -> bool:
     """One practice with an intake first; then 200 requests at once: half onboardings, half form visits."""
 
     async def onboard(i: int) -> int:
@@ -74,11 +74,11 @@ async def _load(fake: FakeIntakeQ, browsers: list[httpx.AsyncClient]) -> bool:
         return answer.headers["location"] if answer.status_code == 303 else ""
 
     first = await onboard(0)
-    practice = fake.practice("load-0")
-    [form] = fake.forms(practice)
-    intake = fake.state.create_intake(
-        practice, {"QuestionnaireId": form.id, "ClientName": "Sam", "ClientEmail": "sam@example.com"}, "http://x"
-    )
+    [form] = fake.forms("load-0")
+    async with PartnerClient(fake.partner_key, base_url=fake_url) as partner:
+        intake = await partner.practice("load-0").intakes.create(
+            questionnaire_id=form.id, client_name="Sam Poe", client_email="sam@example.com"
+        )
     for browser in browsers:  # signed in as the main user of the first practice
         await browser.post("/login", json={"practice": "load-0"})
 

@@ -57,9 +57,10 @@ async def test_the_form_notification_url_signs_the_user_in_on_that_form(
 ) -> None:
     await backend.post("/practices", json=ONBOARDING)
     [form] = fake.forms("lee-therapy")
-    intake = fake.state.create_intake(
-        fake.practice("lee-therapy"), {"QuestionnaireId": form.id, "ClientName": "Sam", "ClientEmail": "s@x.io"}, ""
-    )
+    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport()) as partner:
+        intake = await partner.practice("lee-therapy").intakes.create(
+            questionnaire_id=form.id, client_name="Sam Poe", client_email="sam@example.com"
+        )
     assert (await backend.get(f"/intake/{intake.id}")).status_code == 401  # the backend signs users in first
 
     await backend.post("/login", json={"practice": "lee-therapy"})
@@ -71,7 +72,7 @@ async def test_the_form_notification_url_signs_the_user_in_on_that_form(
     async with fake.client() as browser:  # the browser follows it to IntakeQ (here: the fake)
         landed = await browser.get(location, follow_redirects=True)
     assert landed.status_code == 200 and landed.url.path == f"/intake/{intake.id}"
-    assert fake.stats.calls[("GET", "/api/partner/practice/{practiceId}/ephemeral")] == 1  # one token per visit
+    assert fake.stats.calls[("GET", "/api/partner/practice/{practiceId}/ephemeral")] == 1  # one token, one visit
 
 
 def test_200_concurrent_requests_over_loopback_under_python_dev_mode_warn_about_nothing() -> None:
