@@ -47,6 +47,13 @@ def fake() -> FakeIntakeQ:
     return FakeIntakeQ(PARTNER_KEY, seed=20240528)
 
 
+@pytest.fixture
+async def http(fake: FakeIntakeQ) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain httpx client on the fake, in-process, sending the partner key: for tests of the fake's own wire."""
+    async with fake.client(headers={"X-Auth-Key": PARTNER_KEY}) as client:
+        yield client
+
+
 STACKS = ("httpx", "aiohttp")
 """The HTTP stacks a client can send through; every loopback test runs under each."""
 MODES = ("in-process", *(f"loopback-{stack}" for stack in STACKS))

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
+from conftest import PARTNER_KEY
 
 from intakeq_partner.testing import FakeIntakeQ
 
-PARTNER = "fake-requests-partner-key"
+PARTNER = PARTNER_KEY
 BODY = {"PracticeName": "P", "FirstName": "Ann", "LastName": "Lee", "Email": "ann@example.com"}
-
-
-@pytest.fixture
-def fake() -> FakeIntakeQ:
-    return FakeIntakeQ(PARTNER, seed=5)
-
-
-@pytest.fixture
-async def http(fake: FakeIntakeQ) -> AsyncIterator[httpx.AsyncClient]:
-    async with fake.client(headers={"X-Auth-Key": PARTNER}) as client:
-        yield client
 
 
 async def refused(response: httpx.Response) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from conftest import PARTNER_KEY
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -21,7 +21,7 @@ SPEC_URI = "urn:intakeq-partner-spec"
 REGISTRY: Registry[Any] = Registry().with_resource(
     SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)
 )
-PARTNER = "schema-test-partner-key"
+PARTNER = PARTNER_KEY
 HTTP_METHODS = ("get", "put", "post", "delete")
 
 
@@ -75,17 +75,6 @@ def check(operation_id: str, response: httpx.Response, status: int = 200) -> Any
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     assert not errors, f"{operation_id} {status}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
     return body
-
-
-@pytest.fixture
-def fake() -> FakeIntakeQ:
-    return FakeIntakeQ(PARTNER, seed=99)
-
-
-@pytest.fixture
-async def http(fake: FakeIntakeQ) -> AsyncIterator[httpx.AsyncClient]:
-    async with fake.client(headers={"X-Auth-Key": PARTNER}) as client:
-        yield client
 
 
 def test_the_validator_rejects_what_the_spec_forbids() -> None:

@@ -8,7 +8,6 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -17,10 +16,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from conftest import PARTNER_KEY
 
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
-PARTNER = "partner-key-for-tests"
+PARTNER = PARTNER_KEY
 ODD = "a/b?c d"  # an external ID that needs percent-encoding and contains a slash
 ODD_Q = quote(ODD, safe="")
 
@@ -33,17 +33,6 @@ def practice_body(n: int = 1, **extra: Any) -> dict[str, Any]:
     body = {"PracticeName": f"Practice {n}", "FirstName": "Ann", "LastName": f"Lee{n}", "Email": f"ann{n}@example.com"}
     body.update(extra)
     return body
-
-
-@pytest.fixture
-def fake() -> FakeIntakeQ:
-    return FakeIntakeQ(PARTNER, seed=7)
-
-
-@pytest.fixture
-async def http(fake: FakeIntakeQ) -> AsyncIterator[httpx.AsyncClient]:
-    async with fake.client(headers={"X-Auth-Key": PARTNER}) as client:
-        yield client
 
 
 async def new_practice(http: httpx.AsyncClient, n: int = 1, **extra: Any) -> tuple[dict[str, Any], dict[str, str]]:
