@@ -7,6 +7,7 @@ are checked combination by combination.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,8 +16,9 @@ import pytest
 import respx
 from conftest import PARTNER_KEY, practice_fields
 
-from intakeq_partner import InvalidRequestError, PartnerClient
-from intakeq_partner.testing import FakeIntakeQ
+from intakeq_partner import InvalidRequestError, NotFoundError, PartnerClient, ServerError
+from intakeq_partner._generated.models import Assistant, Practice
+from intakeq_partner.testing import FakeIntakeQ, Faults
 
 
 @pytest.fixture
@@ -176,3 +178,129 @@ async def test_a_lookup_never_returns_another_practice_when_the_server_ignores_t
         async with PartnerClient(PARTNER_KEY, base_url="https://intakeq.test") as partner:
             found = await partner.practices.get(external_practice_id="mine")
     assert found is not None and found.id == "PX"
+
+
+# ----- 2. updates are safe whether IntakeQ merges or replaces
+
+
+@pytest.fixture(params=["merge", "replace"])
+async def either(request: pytest.FixtureRequest) -> AsyncIterator[tuple[FakeIntakeQ, PartnerClient]]:
+    fake = FakeIntakeQ(PARTNER_KEY, seed=4, update_semantics=request.param)
+    options: dict[str, Any] = {"transport": fake.transport(), "initial_delay": 0.0, "max_delay": 0.0}
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, **options) as client:
+        yield fake, client
+
+
+async def a_full_practice(partner: PartnerClient) -> str:
+    await partner.practices.create(
+        **practice_fields("u"), external_practice_id="ext-u", external_practitioner_id="owner-u",
+        street_address="1 Main St", city="Oslo", state="OS", postal_code="0150", forms_enabled=True,
+        booking_enabled=True,
+    )  # fmt: skip
+    v1 = partner.practice("ext-u")
+    await v1.practitioners.create(
+        first_name="Bo", last_name="Ek", email="bo@example.com", role_name="Practitioner", external_practitioner_id="bo"
+    )
+    await v1.assistants.create(
+        name="Al Desk", email="al@example.com", role_name="Practitioner", external_assistant_id="al",
+        practitioner_ids=["bo"],
+    )  # fmt: skip
+    return "ext-u"
+
+
+async def test_a_practice_update_keeps_every_field_it_does_not_change(
+    either: tuple[FakeIntakeQ, PartnerClient],
+) -> None:
+    fake, partner = either
+    await a_full_practice(partner)
+    before = fake.practice("ext-u").to_wire()
+    updated = await partner.practices.update(external_practice_id="ext-u", city="Rome")
+    after = fake.practice("ext-u").to_wire()
+    assert after == {**before, "City": "Rome"} and updated.city == "Rome"
+    by_id = await partner.practices.update(id=updated.id, booking_enabled=False)
+    assert fake.practice(updated.id).to_wire() == {**before, "City": "Rome", "BookingEnabled": False}
+    assert by_id.external_practice_id == "ext-u"  # found by Id, the external ID was sent back, not cleared
+
+
+async def test_a_practitioner_update_keeps_every_field_it_does_not_change(
+    either: tuple[FakeIntakeQ, PartnerClient],
+) -> None:
+    fake, partner = either
+    await a_full_practice(partner)
+    before = fake.practitioner("ext-u", "bo").to_wire()
+    await partner.practice("ext-u").practitioners.update(id=before["Id"], email="bo@new.example.com")
+    after = fake.practitioner("ext-u", "bo").to_wire()
+    assert after == {**before, "Email": "bo@new.example.com"}
+    owner = fake.practice("ext-u").main_practitioner
+    await partner.practice("ext-u").practitioners.update(external_practitioner_id="owner-u", last_name="Smith")
+    assert (owner.first_name, owner.last_name, owner.role_name, owner.external_id) == (
+        "Ann", "Smith", "Administrator", "owner-u",
+    )  # fmt: skip
+
+
+async def test_an_assistant_update_never_widens_its_practitioners(either: tuple[FakeIntakeQ, PartnerClient]) -> None:
+    fake, partner = either
+    await a_full_practice(partner)
+    doctor = fake.practitioner("ext-u", "bo").id
+    v1 = partner.practice("ext-u").assistants
+    await v1.update(external_assistant_id="al", name="Al Front")
+    await v1.update(external_assistant_id="al", last_name="Front")
+    [assistant] = fake.assistants("ext-u")
+    assert assistant.practitioner_ids == [doctor]  # never [] (which would mean every practitioner)
+    assert (assistant.name, assistant.email, assistant.role_name, assistant.external_id) == (
+        "Al Front", "al@example.com", "Practitioner", "al",
+    )  # fmt: skip
+    assert assistant.last_name == "Front"
+    await v1.update(external_assistant_id="al", email="al@new.example.com")
+    assert assistant.last_name == "Front"  # a field only the update body has survives the next update too
+    await v1.update(external_assistant_id="al", practitioner_ids=[])
+    assert assistant.practitioner_ids == []  # widening happens only when asked for
+
+
+async def test_concurrent_updates_of_one_object_do_not_undo_each_other(
+    either: tuple[FakeIntakeQ, PartnerClient],
+) -> None:
+    fake, partner = either
+    await a_full_practice(partner)
+    v1 = partner.practice("ext-u").practitioners
+    await asyncio.gather(
+        v1.update(external_practitioner_id="bo", first_name="Bea"),
+        v1.update(external_practitioner_id="bo", last_name="Berg"),
+        v1.update(external_practitioner_id="bo", email="bea@example.com"),
+    )
+    bo = fake.practitioner("ext-u", "bo")
+    assert (bo.first_name, bo.last_name, bo.email) == ("Bea", "Berg", "bea@example.com")
+
+
+async def test_an_update_whose_read_fails_sends_nothing(either: tuple[FakeIntakeQ, PartnerClient]) -> None:
+    fake, partner = either
+    await a_full_practice(partner)
+    fake.reset_stats()
+    fake.faults = Faults(p5xx=1.0, statuses_5xx=(500,))
+    with pytest.raises(ServerError):
+        await partner.practice("ext-u").assistants.update(external_assistant_id="al", name="X")
+    with pytest.raises(ServerError):
+        await partner.practices.update(external_practice_id="ext-u", city="X")
+    assert {r.method for r in fake.requests} == {"GET"}
+    fake.faults = Faults()
+    with pytest.raises(NotFoundError, match="nothing was sent"):
+        await partner.practice("ext-u").practitioners.update(external_practitioner_id="nobody", first_name="X")
+    assert {r.method for r in fake.requests} == {"GET"}
+
+
+async def test_an_assistant_whose_practitioners_are_not_reported_is_not_updated_blindly(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    unreported = Assistant(id="a1", name="Al", email="al@example.com")
+    with pytest.raises(InvalidRequestError, match="PractitionerIds"):
+        await partner.practice("P").assistants.update(id="a1", name="Al B", current=unreported)
+    assert fake.requests == []
+
+
+async def test_an_update_that_cannot_be_completed_is_refused_before_sending(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    nameless = Practice(id="P1", first_name="A", last_name="B", email="a@example.com")
+    with pytest.raises(InvalidRequestError, match="PracticeName"):
+        await partner.practices.update(id="P1", city="Oslo", current=nameless)
+    assert fake.requests == []

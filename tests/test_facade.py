@@ -32,6 +32,8 @@ from intakeq_partner import (
     ResponseValidationError,
     ServerError,
 )
+from intakeq_partner._generated.models import Assistant, Practice, Practitioner
+from intakeq_partner._wire import structure
 
 pytestmark = pytest.mark.usefixtures("httpx_stack")  # respx mocks httpx's transports only
 
@@ -47,6 +49,10 @@ TOKEN_JSON = {"Token": "t0k", "Url": "https://x.test/intake/i1", "Expiration": "
 NAMES = {"practice_name": "ABC", "first_name": "Jo", "last_name": "Li", "email": "jo@x.test"}
 NAMES_WIRE = {"PracticeName": "ABC", "FirstName": "Jo", "LastName": "Li", "Email": "jo@x.test"}
 
+READ_PRACTICE = structure(Practice, {**PRACTICE_JSON, **NAMES_WIRE, "City": "Oslo", "Plan": "gold"})
+READ_DOCTOR = structure(Practitioner, {**PRACTITIONER_JSON, "CompleteName": "Ann", "DateCreated": 1716888615123})
+READ_ASSISTANT = structure(Assistant, ASSISTANT_JSON)
+
 Call = Callable[[PartnerClient], Awaitable[Any]]
 
 
@@ -61,8 +67,10 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         "POST", "/api/partner/practice", {}, {**NAMES_WIRE, "City": "NYC", "FormsEnabled": True}, PRACTICE_JSON,
     ),
     "update_practice": (
-        lambda p: p.practices.update(id="P1", **NAMES, booking_enabled=False),
-        "PUT", "/api/partner/practice", {}, {"Id": "P1", **NAMES_WIRE, "BookingEnabled": False}, PRACTICE_JSON,
+        # As read (`current`, so this case makes one call): the update sends it whole, with the change.
+        lambda p: p.practices.update(id="P1", booking_enabled=False, current=READ_PRACTICE),
+        "PUT", "/api/partner/practice", {},
+        {"Id": "P1", **NAMES_WIRE, "City": "Oslo", "BookingEnabled": False, "Plan": "gold"}, PRACTICE_JSON,
     ),
     "list_practices": (
         lambda p: p.practices.list(page=2), "GET", "/api/partner/practice", {"page": "2"}, None, [PRACTICE_JSON],
@@ -95,8 +103,9 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         {"FirstName": "Ann", "LastName": "Lee", "Email": "a@x.test", "RoleName": "Admin"}, PRACTITIONER_JSON,
     ),
     "update_practitioner": (
-        v1(lambda c: c.practitioners.update(external_practitioner_id="dr", email="n@x.test")),
-        "PUT", "/api/v1/practitioners", {}, {"ExternalPractitionerId": "dr", "Email": "n@x.test"}, PRACTITIONER_JSON,
+        v1(lambda c: c.practitioners.update(external_practitioner_id="dr", email="n@x.test", current=READ_DOCTOR)),
+        "PUT", "/api/v1/practitioners", {},
+        {"Id": "u1", "ExternalPractitionerId": "dr", "FirstName": "Ann", "Email": "n@x.test"}, PRACTITIONER_JSON,
     ),
     "list_practitioners": (
         v1(lambda c: c.practitioners.list(include_inactive=True)),
@@ -128,8 +137,10 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         ASSISTANT_JSON,
     ),
     "update_assistant": (
-        v1(lambda c: c.assistants.update(id="a1", practitioner_ids=[])),
-        "PUT", "/api/v1/assistants", {}, {"Id": "a1", "PractitionerIds": []}, ASSISTANT_JSON,
+        v1(lambda c: c.assistants.update(id="a1", practitioner_ids=[], last_name="Ek", current=READ_ASSISTANT)),
+        "PUT", "/api/v1/assistants", {},
+        {"Id": "a1", "Name": "Al", "LastName": "Ek", "ExternalAssistantId": "al", "PractitionerIds": []},
+        ASSISTANT_JSON,
     ),
     "list_assistants": (v1(lambda c: c.assistants.list()), "GET", "/api/v1/assistants", {}, None, [ASSISTANT_JSON]),
     "delete_assistant": (

@@ -6,16 +6,18 @@ a partner key can never reach a v1 endpoint nor a practice key a partner endpoin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
 import httpx
 
-from ._errors import ConflictError, IntakeQError, InvalidRequestError, is_ambiguous
+from ._errors import ConflictError, IntakeQError, InvalidRequestError, NotFoundError, is_ambiguous
 from ._secret import Secret
 from ._transport import Transport
-from ._wire import RequestSpec, decode_response
+from ._wire import RequestSpec, WireError, decode_response, merge_update
 
 T = TypeVar("T")
 SendWithKey = Callable[[Secret], Awaitable[Any]]
@@ -23,13 +25,25 @@ SendWithKey = Callable[[Secret], Awaitable[Any]]
 KeyRunner = Callable[[SendWithKey], Awaitable[Any]]
 
 
-class Sender:
-    """Sends generated operations of one key scope through the shared transport."""
+# Per transport (so shared by a partner client and every practice client it hands out): one lock per object
+# being updated, held from the read to the write. Entries vanish once no update holds them.
+_update_locks: weakref.WeakKeyDictionary[Transport, weakref.WeakValueDictionary[Hashable, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
-    def __init__(self, transport: Transport, scope: str, with_key: KeyRunner) -> None:
+
+class Sender:
+    """Sends generated operations of one key scope through the shared transport.
+
+    `owner` names whose objects this sender updates ("partner", or the practice), so that two updates of one
+    object through this transport never interleave their read and write.
+    """
+
+    def __init__(self, transport: Transport, scope: str, with_key: KeyRunner, owner: Hashable = None) -> None:
         self.transport = transport
         self.scope = scope
         self._with_key = with_key
+        self._owner = owner if owner is not None else ("sender", id(self))
 
     def __repr__(self) -> str:
         return f"Sender(scope={self.scope!r})"
@@ -96,3 +110,46 @@ class Sender:
                     raise
                 await self.transport.pause(attempt)
                 attempt += 1
+
+    async def update_whole(
+        self,
+        operation: ModuleType,
+        update_cls: type[Any],
+        *,
+        what: str,
+        ref: str,
+        read: Callable[[], Awaitable[Any | None]],
+        changes: Mapping[str, Any],
+        current: Any = None,
+        check: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """PUT a complete body: read the object (unless `current` is given), apply `changes`, send everything.
+
+        IntakeQ does not say whether a PUT keeps or clears the fields its body leaves out, so nothing is left
+        out. A failed read raises and sends nothing; so does an object that is not there (NotFoundError) or a
+        body that cannot be completed (InvalidRequestError). `check` may refuse the read object. Updates of one
+        object through this transport are serialised, so two of ours never undo each other; IntakeQ has no
+        version check, so a change made elsewhere between our read and our write is still overwritten.
+        """
+        locks = _update_locks.setdefault(self.transport, weakref.WeakValueDictionary())
+        key = (self._owner, what, ref)
+        lock = locks.get(key)
+        if lock is None:
+            lock = locks[key] = asyncio.Lock()
+        async with lock:
+            if current is None:
+                current = await read()
+            if current is None:
+                raise NotFoundError(
+                    status_code=404,
+                    method="GET",
+                    path=operation.PATH,
+                    message=f"no {what} {ref!r} to update (nothing was sent)",
+                )
+            if check is not None:
+                check(current)
+            try:
+                body = merge_update(update_cls, current, changes)
+            except WireError as exc:
+                raise InvalidRequestError(f"cannot complete the {what} update ({exc}): pass that field") from None
+            return await self.call(operation, body=body)

@@ -22,7 +22,7 @@ import datetime as _dt
 import json as _json
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -50,6 +50,7 @@ __all__ = [
     "decode_response",
     "encode_query",
     "loads",
+    "merge_update",
     "segment",
     "send_plain",
     "structure",
@@ -274,6 +275,27 @@ def unstructure(obj: Any) -> dict[str, Any]:
     The rules live in the cattrs converter of ``_convert``, which ``to_dict`` shares.
     """
     return wire_body(obj)
+
+
+def merge_update(update_cls: type[T], current: Any, changes: Mapping[str, Any]) -> T:
+    """A complete update body: the object as read, with the caller's changes (update-model attribute names).
+
+    IntakeQ does not say whether a PUT keeps or clears a field its body leaves out, so an update must leave
+    nothing out. What goes back: every field of the read object that the update model knows (by wire name),
+    and every field neither model knows (a field added after this version), so a replacing server keeps it;
+    fields only the read model knows (DateCreated, CompleteName, ...) describe the object and stay behind.
+    Raises WireError when a field the update requires is in neither (say the server left it out of the read).
+    """
+    fields = [f for f in attrs.fields(typing.cast(Any, update_cls)) if not f.metadata.get("extra")]
+    read_known = {f.metadata["wire"] for f in attrs.fields(type(current)) if not f.metadata.get("extra")}
+    update_known = {f.metadata["wire"] for f in fields}
+    read = unstructure(current)
+    body = {k: v for k, v in read.items() if k in update_known or k not in read_known}
+    by_name = {f.name: f.metadata["wire"] for f in fields}
+    for name, value in changes.items():
+        if value is not None:  # the changes are plain JSON values: strings, booleans, lists of strings
+            body[by_name[name]] = list(value) if isinstance(value, list) else value
+    return structure(update_cls, body)
 
 
 # -- responses --------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from ._secret import Secret
 from ._sender import Sender, SendWithKey
 from ._transport import Transport, TransportOptions
 from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
-from .practice import PracticeClient
+from .practice import PracticeClient, _check_current
 
 
 class Practices:
@@ -90,35 +90,50 @@ class Practices:
         *,
         id: str | None = None,
         external_practice_id: str | None = None,
-        practice_name: str,
-        first_name: str,
-        last_name: str,
-        email: str,
+        practice_name: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
         street_address: str | None = None,
         city: str | None = None,
         state: str | None = None,
         postal_code: str | None = None,
         forms_enabled: bool | None = None,
         booking_enabled: bool | None = None,
+        current: Practice | None = None,
     ) -> Practice:
-        """Replace a practice's details. It is found by `id`, else by `external_practice_id`; give both to find
-        it by `id` and set its external ID (how a practice made elsewhere joins your records)."""
+        """Change a practice: pass only what changes. It is found by `id`, else by `external_practice_id`; give
+        both to find it by `id` and set its external ID (how a practice made elsewhere joins your records).
+
+        The document does not say whether IntakeQ keeps or clears what an update leaves out, so this reads the
+        practice first and sends every field, changed or not (`current`: the practice as you just read it,
+        which saves that read). Nothing is sent when the read fails or finds nothing (NotFoundError).
+        """
         at_least_one(id=id, external_practice_id=external_practice_id)
-        body = PracticeUpdate(
-            id=optional_text("id", id),
-            external_practice_id=optional_text("external_practice_id", external_practice_id),
-            practice_name=text("practice_name", practice_name),
-            first_name=text("first_name", first_name),
-            last_name=text("last_name", last_name),
-            email=text("email", email),
-            street_address=optional_string("street_address", street_address),
-            city=optional_string("city", city),
-            state=optional_string("state", state),
-            postal_code=optional_string("postal_code", postal_code),
-            forms_enabled=flag("forms_enabled", forms_enabled),
-            booking_enabled=flag("booking_enabled", booking_enabled),
+        changes = {
+            "id": optional_text("id", id),
+            "external_practice_id": optional_text("external_practice_id", external_practice_id),
+            "practice_name": optional_text("practice_name", practice_name),
+            "first_name": optional_text("first_name", first_name),
+            "last_name": optional_text("last_name", last_name),
+            "email": optional_text("email", email),
+            "street_address": optional_string("street_address", street_address),
+            "city": optional_string("city", city),
+            "state": optional_string("state", state),
+            "postal_code": optional_string("postal_code", postal_code),
+            "forms_enabled": flag("forms_enabled", forms_enabled),
+            "booking_enabled": flag("booking_enabled", booking_enabled),
+        }
+        _check_current("current", current, Practice)
+        ref = id if id is not None else external_practice_id
+        assert ref is not None
+
+        async def read() -> Practice | None:
+            return await (self.get(id=id) if id is not None else self.get(external_practice_id=ref))
+
+        updated: Practice = await self._sender.update_whole(
+            update_practice, PracticeUpdate, what="practice", ref=ref, read=read, changes=changes, current=current
         )
-        updated: Practice = await self._sender.call(update_practice, body=body)
         return updated
 
     async def list(self, *, page: int | None = None) -> list[Practice]:

@@ -95,6 +95,16 @@ def _check_intake_client(
         )
 
 
+def _find_by(items: Iterable[Any], ref: str, attribute: str) -> Any:
+    """The item whose `attribute` is `ref` (an update names its object by exactly one of Id or external ID)."""
+    return next((item for item in items if getattr(item, attribute) == ref), None)
+
+
+def _check_current(name: str, value: object, cls: type) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise InvalidRequestError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+
+
 class Practitioners:
     """A practice's practitioners. Any `practitioner` argument takes the Id or the external ID."""
 
@@ -131,19 +141,38 @@ class Practitioners:
         last_name: str | None = None,
         email: str | None = None,
         role_name: str | None = None,
+        current: Practitioner | None = None,
     ) -> Practitioner:
-        """Change a practitioner's name, email or role. It is found by `id`, else by its external ID; give both
-        to find it by `id` and set its external ID (e.g. a practice's main user, made without one)."""
+        """Change a practitioner's name, email or role: pass only what changes. It is found by `id`, else by its
+        external ID; give both to find it by `id` and set its external ID (e.g. a practice's main user).
+
+        The practitioner is read first and every field is sent, changed or not, since IntakeQ may clear what
+        an update leaves out (`current`: the practitioner as you just read it, which saves that read). Nothing
+        is sent when the read fails or finds nothing (NotFoundError).
+        """
         at_least_one(id=id, external_practitioner_id=external_practitioner_id)
-        body = PractitionerUpdate(
-            id=optional_text("id", id),
-            external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
-            first_name=optional_text("first_name", first_name),
-            last_name=optional_text("last_name", last_name),
-            email=optional_text("email", email),
-            role_name=optional_text("role_name", role_name),
-        )
-        updated: Practitioner = await self._sender.call(update_practitioner, body=body)
+        changes = {
+            "id": optional_text("id", id),
+            "external_practitioner_id": optional_text("external_practitioner_id", external_practitioner_id),
+            "first_name": optional_text("first_name", first_name),
+            "last_name": optional_text("last_name", last_name),
+            "email": optional_text("email", email),
+            "role_name": optional_text("role_name", role_name),
+        }
+        _check_current("current", current, Practitioner)
+        ref, by_id = (id, True) if id is not None else (external_practitioner_id, False)
+        assert ref is not None
+
+        async def read() -> Practitioner | None:
+            found: Practitioner | None = _find_by(
+                await self.list(include_inactive=True), ref, "id" if by_id else "external_practitioner_id"
+            )
+            return found
+
+        updated: Practitioner = await self._sender.update_whole(
+            update_practitioner, PractitionerUpdate, what="practitioner", ref=ref, read=read, changes=changes,
+            current=current,
+        )  # fmt: skip
         return updated
 
     async def list(self, *, include_inactive: bool = False) -> list[Practitioner]:
@@ -221,21 +250,46 @@ class Assistants:
         email: str | None = None,
         role_name: str | None = None,
         practitioner_ids: Iterable[str] | None = None,
+        current: Assistant | None = None,
     ) -> Assistant:
-        """Change an assistant, found by `id`, else by its external ID (both: found by `id`, external ID set).
-        `practitioner_ids=[]` means all practitioners. `last_name` is sent as `LastName`, which the document's
-        example of this call shows (assistants otherwise have a single `name`)."""
+        """Change an assistant: pass only what changes. It is found by `id`, else by its external ID (both: found
+        by `id`, external ID set). `practitioner_ids=[]` means all practitioners. `last_name` is sent as
+        `LastName`, which the document's example of this call shows (assistants otherwise have a single `name`).
+
+        The assistant is read first and every field is sent, changed or not: IntakeQ may clear what an update
+        leaves out, and an empty `PractitionerIds` would give the assistant every practitioner. So when IntakeQ
+        does not report an assistant's practitioners, an update that does not set them is refused. `current`:
+        the assistant as you just read it, which saves the read. Nothing is sent when the read fails.
+        """
         at_least_one(id=id, external_assistant_id=external_assistant_id)
-        body = AssistantUpdate(
-            id=optional_text("id", id),
-            external_assistant_id=optional_text("external_assistant_id", external_assistant_id),
-            name=optional_text("name", name),
-            last_name=optional_text("last_name", last_name),
-            email=optional_text("email", email),
-            role_name=optional_text("role_name", role_name),
-            practitioner_ids=id_list("practitioner_ids", practitioner_ids),
-        )
-        updated: Assistant = await self._sender.call(update_assistant, body=body)
+        changes = {
+            "id": optional_text("id", id),
+            "external_assistant_id": optional_text("external_assistant_id", external_assistant_id),
+            "name": optional_text("name", name),
+            "last_name": optional_text("last_name", last_name),
+            "email": optional_text("email", email),
+            "role_name": optional_text("role_name", role_name),
+            "practitioner_ids": id_list("practitioner_ids", practitioner_ids),
+        }
+        _check_current("current", current, Assistant)
+        ref, by_id = (id, True) if id is not None else (external_assistant_id, False)
+        assert ref is not None
+
+        async def read() -> Assistant | None:
+            found: Assistant | None = _find_by(await self.list(), ref, "id" if by_id else "external_assistant_id")
+            return found
+
+        def keeps_access(found: Assistant) -> None:
+            if found.practitioner_ids is None and changes["practitioner_ids"] is None:
+                raise InvalidRequestError(
+                    "IntakeQ did not report this assistant's PractitionerIds, and an update without them could "
+                    "give the assistant every practitioner: pass practitioner_ids"
+                )
+
+        updated: Assistant = await self._sender.update_whole(
+            update_assistant, AssistantUpdate, what="assistant", ref=ref, read=read, changes=changes,
+            current=current, check=keeps_access,
+        )  # fmt: skip
         return updated
 
     async def list(self) -> list[Assistant]:

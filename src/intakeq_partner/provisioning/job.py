@@ -6,6 +6,8 @@ Design, in short:
 - a fixed pool of workers pulls practices from one iterator, so memory stays flat however long the plan is;
 - inside a practice the steps run in order (practice, practitioners, assistants, forms), and a failed step
   skips only what depends on it;
+- updates send whole objects (IntakeQ may clear what a PUT leaves out): practitioners and assistants as just
+  listed with the plan's changes, a practice as read again just before its update;
 - each object is looked up by external ID and compared on the fields the plan sets, so a re-run of a
   finished plan sends no writes at all;
 - creates with an external ID are duplicate-safe in the facade; a form copy is not, so after a copy whose
@@ -142,10 +144,11 @@ class _Known:
     last_name: str | None
     email: str | None
     role_name: str | None
+    listed: Practitioner | None = None  # as just listed: an update sends it back whole without reading again
 
     @classmethod
     def of(cls, p: Practitioner) -> _Known:
-        return cls(p.id, p.first_name, p.last_name, p.email, p.role_name)
+        return cls(p.id, p.first_name, p.last_name, p.email, p.role_name, p)
 
 
 def _practitioner_changes(spec: PractitionerSpec, current: _Known) -> tuple[str, ...]:
@@ -378,6 +381,7 @@ class _PracticeRun:
                         last_name=p.last_name,
                         email=p.email,
                         role_name=p.role_name,
+                        current=current.listed,  # None for a new practice's main user: read first
                     )
                 except IntakeQError as exc:
                     failed.add(ext)
@@ -397,7 +401,7 @@ class _PracticeRun:
         if not self.dry_run:
             try:
                 await self.partner.practice(practice_id).practitioners.update(
-                    id=owner.id, external_practitioner_id=main
+                    id=owner.id, external_practitioner_id=main, current=owner.listed
                 )
             except IntakeQError as exc:
                 logger.debug("naming the main user of %s failed: %s", self.spec.external_id, _reason(exc))
@@ -463,6 +467,7 @@ class _PracticeRun:
                         email=a.email,
                         role_name=a.role_name,
                         practitioner_ids=refs,
+                        current=found,  # as just listed: sent back whole, with the plan's changes
                     )
             except IntakeQError as exc:
                 self.emit(ItemKind.ASSISTANT, ext, ItemStatus.FAILED, _reason(exc))

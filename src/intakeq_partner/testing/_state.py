@@ -173,9 +173,10 @@ class Assistant:
     practitioner_ids: list[str]
     date_created: datetime
     is_inactive: bool = False
+    last_name: str | None = None  # only the update body has it (the document's example); echoed once set
 
     def to_wire(self, stamp: Stamp = documented) -> JSON:
-        return {
+        wire: JSON = {
             "Id": self.id,
             "Name": self.name,
             "Email": self.email,
@@ -185,6 +186,9 @@ class Assistant:
             "DateCreated": stamp(self.date_created, "iso"),
             "IsInactive": self.is_inactive,
         }
+        if self.last_name is not None:
+            wire["LastName"] = self.last_name
+        return wire
 
 
 @dataclass
@@ -481,12 +485,21 @@ class State:
         return practice
 
     @staticmethod
-    def _apply_practice_fields(practice: Practice, body: models.PracticeCreate | models.PracticeUpdate) -> None:
-        """Set what the body sets; what it leaves out stays as it was."""
+    def _apply_practice_fields(
+        practice: Practice, body: models.PracticeCreate | models.PracticeUpdate, replace: bool = False
+    ) -> None:
+        """Set what the body sets; what it leaves out stays as it was, or (`replace`) is cleared."""
         for attr in PRACTICE_FIELDS:
             value = getattr(body, attr)
             if value is not None:
                 setattr(practice, attr, value)
+            elif replace:
+                setattr(practice, attr, False if attr.endswith("_enabled") else None)
+
+    @property
+    def replaces(self) -> bool:
+        """Whether updates clear what their body leaves out (update_semantics="replace")."""
+        return bool(self.update_semantics == "replace")
 
     def update_practice(self, body: models.PracticeUpdate) -> Practice:
         practice_id, external = body.id, body.external_practice_id
@@ -500,13 +513,17 @@ class State:
                 self._unindex(practice)
                 practice.external_id = external
                 self._index(practice)
+            elif external is None and self.replaces:  # found by Id: a replace drops an external ID left out
+                self._unindex(practice)
+                practice.external_id = None
+                self._index(practice)
         elif external:
             practice = self.practice_by_external_id(external)
             if practice is None:
                 raise ApiError(404, "Practice not found.")
         else:
             raise ApiError(400, "Id or ExternalPracticeId is required.")
-        self._apply_practice_fields(practice, body)
+        self._apply_practice_fields(practice, body, self.replaces)
         return practice
 
     def delete_practice(self, practice: Practice) -> None:
@@ -623,6 +640,8 @@ class State:
                 if any(p.external_id == external for p in practice.practitioners.values()):
                     raise ApiError(409, "ExternalPractitionerId is already in use in this practice.")
                 found.external_id = external
+            elif external is None and self.replaces:
+                found.external_id = None
         elif external:
             found = next((p for p in practice.practitioners.values() if p.external_id == external), None)
             if found is None:
@@ -631,10 +650,10 @@ class State:
             raise ApiError(400, "Id or ExternalPractitionerId is required.")
         for attr in ("first_name", "last_name", "email"):
             value = getattr(body, attr)
-            if value is not None:
-                setattr(found, attr, value)
-        if role is not None:
-            found.role_name = role
+            if value is not None or self.replaces:
+                setattr(found, attr, value or "")
+        if role is not None or self.replaces:
+            found.role_name = role or "Administrator"
         return found
 
     @staticmethod
@@ -703,6 +722,8 @@ class State:
                 if any(a.external_id == external for a in practice.assistants.values()):
                     raise ApiError(409, "ExternalAssistantId is already in use in this practice.")
                 found.external_id = external
+            elif external is None and self.replaces:
+                found.external_id = None
         elif external:
             found = next((a for a in practice.assistants.values() if a.external_id == external), None)
             if found is None:
@@ -711,12 +732,15 @@ class State:
             raise ApiError(400, "Id or ExternalAssistantId is required.")
         for attr in ("name", "email"):
             value = getattr(body, attr)
-            if value is not None:
-                setattr(found, attr, value)
-        if role is not None:
-            found.role_name = role
-        if ids is not None:
-            found.practitioner_ids = ids
+            if value is not None or self.replaces:
+                setattr(found, attr, value or "")
+        if body.last_name is not None or self.replaces:
+            found.last_name = body.last_name
+        if role is not None or self.replaces:
+            found.role_name = role or "Administrator"
+        if ids is not None or self.replaces:
+            # Left out under "replace": an empty list, which IntakeQ reads as access to every practitioner.
+            found.practitioner_ids = ids or []
         return found
 
     # ----- intakes

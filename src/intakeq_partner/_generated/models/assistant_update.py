@@ -9,8 +9,11 @@ from attrs import field as _attrs_field
 
 @_attrs_define(slots=True, eq=True)
 class AssistantUpdate:
-    """New values for an assistant, found by `Id` or else by `ExternalAssistantId` (one is required; clients enforce
-    it). The document's example also shows `LastName`; it is kept here as optional.
+    """An assistant's values after the update, found by `Id` or else by `ExternalAssistantId` (one is required; clients
+    enforce it). The document's example also shows `LastName`; it is kept here as optional. Ambiguity: whether a
+    field left out is kept or cleared is not documented, and a cleared `PractitionerIds` would mean every
+    practitioner, so clients send every field (the assistant as read, with the caller's changes) and refuse an
+    update that does not set `PractitionerIds` when a read did not report them.
 
     Attributes:
         id: wire name ``Id``.

@@ -9,9 +9,10 @@ from attrs import field as _attrs_field
 
 @_attrs_define(slots=True, eq=True)
 class PracticeUpdate:
-    """Replacement values for a practice. It is found by `Id` or, when `Id` is empty, by `ExternalPracticeId`: one of
-    the two is required (OpenAPI cannot say "one of" for properties without repeating the schema, so clients enforce
-    it).
+    """A practice's values after the update. It is found by `Id` or, when `Id` is empty, by `ExternalPracticeId`: one
+    of the two is required (OpenAPI cannot say "one of" for properties without repeating the schema, so clients
+    enforce it). Ambiguity: whether a field left out is kept or cleared is not documented, so clients send every
+    field (the practice as read, with the caller's changes), which is right under both readings.
 
     Attributes:
         practice_name: wire name ``PracticeName``, required.

@@ -9,8 +9,9 @@ from attrs import field as _attrs_field
 
 @_attrs_define(slots=True, eq=True)
 class PractitionerUpdate:
-    """New values for a practitioner, found by `Id` or else by `ExternalPractitionerId` (one is required; clients
-    enforce it). Absent fields are left as they are (an assumption).
+    """A practitioner's values after the update, found by `Id` or else by `ExternalPractitionerId` (one is required;
+    clients enforce it). Ambiguity: whether a field left out is kept or cleared is not documented, so clients send
+    every field (the practitioner as read, with the caller's changes).
 
     Attributes:
         id: wire name ``Id``.
