@@ -30,12 +30,15 @@ FACADE_NAMES = {("CopyFormRequest", "destination_practice_id"): "destination_pra
 # Arguments that make a valid call, so that one more field can be added; several when fields exclude each other.
 BASES: dict[str, list[dict[str, Any]]] = {
     "create_practice": [{"practice_name": "P", "first_name": "F", "last_name": "L", "email": "e@x.test"}],
-    "update_practice": [{"id": "P1", "practice_name": "P", "first_name": "F", "last_name": "L", "email": "e@x.test"}],
+    # Updates read the object first; `current` hands it in, so the one request sent is the PUT.
+    "update_practice": [
+        {"id": "P1", "current": models.Practice("P1", practice_name="P", first_name="F", last_name="L", email="e@x")}
+    ],
     "copy_form": [{"source_master_form_id": "f1", "destination_practice": "P1"}],
     "create_practitioner": [{"first_name": "F", "last_name": "L", "email": "e@x.test"}],
-    "update_practitioner": [{"id": "u1"}],
+    "update_practitioner": [{"id": "u1", "current": models.Practitioner("u1")}],
     "create_assistant": [{"name": "N", "email": "e@x.test"}],
-    "update_assistant": [{"id": "a1"}],
+    "update_assistant": [{"id": "a1", "current": models.Assistant("a1", practitioner_ids=[])}],
     "create_intake": [
         {"questionnaire_id": "q1", "client_id": 7},
         {"questionnaire_id": "q1", "client_name": "C", "client_email": "c@x.test"},
