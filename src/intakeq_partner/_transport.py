@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import math
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypedDict, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 
@@ -30,7 +31,7 @@ from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
 from ._stack import HttpStack, build_transport
 
-__all__ = ["Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
+__all__ = ["SendOptions", "Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
 T = TypeVar("T")
@@ -81,6 +82,18 @@ class TransportOptions(TypedDict, total=False):
     http_stack: HttpStack
 
 
+class SendOptions(TypedDict, total=False):
+    """The options `with_options` can change per call: how one request is sent, not what it is sent through.
+
+    The pool, the concurrency and rate limits and the HTTP stack are what clients share, so they stay.
+    """
+
+    timeout: httpx.Timeout | float | None
+    max_retries: int
+    initial_delay: float
+    max_delay: float
+
+
 class Transport(AsyncCloseable):
     """Sends requests to IntakeQ; shared by the partner key and every practice key, so keys go per request."""
 
@@ -103,21 +116,11 @@ class Transport(AsyncCloseable):
     ) -> None:
         if http_client is not None and transport is not None:
             raise InvalidRequestError("pass either http_client or transport, not both")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidRequestError(f"max_retries must be an int >= 0, got {max_retries!r}")
-        _positive("initial_delay", initial_delay, allow_zero=True)
-        _positive("max_delay", max_delay, allow_zero=True)
         _positive("max_concurrency", max_concurrency, allow_none=True)
         _positive("rate_limit", rate_limit, allow_none=True)
         self.base_url = _check_base_url(base_url)
-        # None means our defaults; a user's own client keeps its own timeout unless one is given here.
-        if timeout is None:
-            self._timeout: httpx.Timeout | None = None if http_client is not None else default_timeout()
-        else:
-            self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self.max_retries = max_retries
-        self._initial_delay = initial_delay
-        self._max_delay = max_delay
+        self._users_client = http_client is not None
+        self._set_send_options(timeout, max_retries, initial_delay, max_delay)
         self._sleep = sleep
         self._random = random
         self._clock = clock
@@ -137,6 +140,55 @@ class Transport(AsyncCloseable):
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             headers={"User-Agent": C.USER_AGENT},
         )
+
+    def _set_send_options(
+        self, timeout: httpx.Timeout | float | None, max_retries: int, initial_delay: float, max_delay: float
+    ) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidRequestError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        _positive("initial_delay", initial_delay, allow_zero=True)
+        _positive("max_delay", max_delay, allow_zero=True)
+        if timeout is not None and not isinstance(timeout, httpx.Timeout):
+            _positive("timeout", timeout)
+        # None means our defaults; a user's own client keeps its own timeout unless one is given here.
+        if timeout is None:
+            self._timeout: httpx.Timeout | None = None if self._users_client else default_timeout()
+        else:
+            self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.max_retries = max_retries
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+
+    def with_options(self, **options: Unpack[SendOptions]) -> Transport:
+        """This transport with other send options, sharing the pool, the concurrency limit and the rate budgets.
+
+        The copy never closes the pool: it belongs to the transport it was made from.
+        """
+        unknown = set(options) - set(SendOptions.__annotations__)
+        if unknown:
+            raise InvalidRequestError(
+                f"with_options changes only {', '.join(SendOptions.__annotations__)}; "
+                f"{', '.join(sorted(unknown))} belong to the shared pool and limits: make a new client for those"
+            )
+        view = copy.copy(self)
+        view._owns_client = False
+        view._set_send_options(
+            options.get("timeout", self._timeout),
+            options.get("max_retries", self.max_retries),
+            options.get("initial_delay", self._initial_delay),
+            options.get("max_delay", self._max_delay),
+        )
+        return view
+
+    @property
+    def options(self) -> SendOptions:
+        """The send options in force (a timeout of None: the user's own http_client decides)."""
+        return {
+            "timeout": self._timeout,
+            "max_retries": self.max_retries,
+            "initial_delay": self._initial_delay,
+            "max_delay": self._max_delay,
+        }
 
     @overload
     async def request(

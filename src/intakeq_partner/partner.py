@@ -34,7 +34,7 @@ from ._generated.models import (
 from ._keys import PracticeKeyCache
 from ._secret import Secret
 from ._sender import Sender, SendWithKey
-from ._transport import Transport, TransportOptions
+from ._transport import SendOptions, Transport, TransportOptions
 from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
 from .practice import PracticeClient, _check_current
 
@@ -272,12 +272,32 @@ class PartnerClient(AsyncCloseable):
         key = partner_key if partner_key is not None else os.environ.get(PARTNER_KEY_ENV)
         if not key:
             raise InvalidRequestError(f"no partner key: pass partner_key= or set ${PARTNER_KEY_ENV}")
-        self._key = Secret(text("partner_key", key))
-        self._transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
-        sender = Sender(self._transport, "partner", self._with_partner_key)
+        transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
+        self._setup(Secret(text("partner_key", key)), transport, keys=None)
+
+    def _setup(self, key: Secret, transport: Transport, keys: PracticeKeyCache | None) -> None:
+        self._key = key
+        self._transport = transport
+        sender = Sender(transport, "partner", self._with_partner_key)
         self.practices = Practices(sender, on_delete=self.forget_practice_key)
         self.forms = Forms(sender)
-        self._keys = PracticeKeyCache(self.practices._api_key)
+        self._keys = keys if keys is not None else PracticeKeyCache(self.practices._api_key)
+
+    def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
+        """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`.
+
+        The copy shares this client's connection pool, concurrency and rate limits and practice-key cache, and
+        so do the practice clients it hands out; this client keeps its own options. It is cheap (make one per
+        call if you like) and closing it closes nothing: the pool belongs to this client.
+        """
+        view = PartnerClient.__new__(PartnerClient)
+        view._setup(self._key, self._transport.with_options(**options), self._keys)
+        return view
+
+    @property
+    def options(self) -> SendOptions:
+        """The send options in force (what `with_options` changes)."""
+        return self._transport.options
 
     @property
     def base_url(self) -> str:

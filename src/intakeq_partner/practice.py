@@ -45,8 +45,8 @@ from ._generated.models import (
 )
 from ._keys import PracticeKeyCache, call_with_key
 from ._secret import Secret
-from ._sender import Sender, SendWithKey
-from ._transport import Transport, TransportOptions
+from ._sender import KeyRunner, Sender, SendWithKey
+from ._transport import SendOptions, Transport, TransportOptions
 from ._validate import at_least_one, flag, id_list, optional_text, text
 from .tokens import FormToken
 
@@ -381,7 +381,7 @@ class PracticeClient(AsyncCloseable):
             return await send(secret)
 
         transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
-        self._setup(transport, Sender(transport, "practice", with_own_key), practice=None, owns_transport=True)
+        self._setup(transport, with_own_key, practice=None, owns_transport=True)
 
     @classmethod
     def _bound(cls, transport: Transport, practice: str, keys: PracticeKeyCache) -> PracticeClient:
@@ -391,18 +391,35 @@ class PracticeClient(AsyncCloseable):
             return await call_with_key(keys, practice, send)
 
         client = cls.__new__(cls)
-        client._setup(
-            transport, Sender(transport, "practice", with_cached_key), practice=practice, owns_transport=False
-        )
+        client._setup(transport, with_cached_key, practice=practice, owns_transport=False)
         return client
 
-    def _setup(self, transport: Transport, sender: Sender, *, practice: str | None, owns_transport: bool) -> None:
+    def _setup(self, transport: Transport, with_key: KeyRunner, *, practice: str | None, owns_transport: bool) -> None:
         self._transport = transport
+        self._with_key = with_key
         self._owns_transport = owns_transport
         self.practice = practice
+        sender = Sender(transport, "practice", with_key)
         self.practitioners = Practitioners(sender)
         self.assistants = Assistants(sender)
         self.intakes = Intakes(sender)
+
+    def with_options(self, **options: Unpack[SendOptions]) -> PracticeClient:
+        """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`.
+
+        The copy shares the pool, the limits and the practice key (or the key cache it came with); this client
+        keeps its own options. Closing the copy closes nothing.
+        """
+        view = PracticeClient.__new__(PracticeClient)
+        view._setup(
+            self._transport.with_options(**options), self._with_key, practice=self.practice, owns_transport=False
+        )
+        return view
+
+    @property
+    def options(self) -> SendOptions:
+        """The send options in force (what `with_options` changes)."""
+        return self._transport.options
 
     @property
     def http_stack(self) -> str:
