@@ -262,6 +262,9 @@ class PartnerClient(AsyncCloseable):
     by every PracticeClient this client hands out.
     """
 
+    practices: Practices
+    forms: Forms
+
     def __init__(
         self,
         partner_key: str | None = None,

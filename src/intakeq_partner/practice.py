@@ -365,6 +365,12 @@ class Intakes:
 class PracticeClient(AsyncCloseable):
     """One practice's v1 API: `practitioners`, `assistants`, `intakes`."""
 
+    practice: str | None
+    """The practice's Id or external ID when made by `PartnerClient.practice()`; None with its own key."""
+    practitioners: Practitioners
+    assistants: Assistants
+    intakes: Intakes
+
     def __init__(
         self,
         practice_key: str | None = None,
