@@ -335,3 +335,21 @@ def test_each_aiohttp_failure_maps_to_what_it_means_for_a_resend(
     assert type(caught.value) is expected
     assert caught.value.__cause__ is None
     assert should_retry(caught.value, idempotent=False) is nothing_sent  # a POST is resent only when nothing left
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_cookie_from_one_answer_never_rides_along_with_the_next_request(stack: str) -> None:
+    """Keys go per request; a cookie set in one practice's answer must not reach another practice's calls."""
+    setter = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 2\r\n\r\n{}"
+    async with raw_server(answering(setter, keep_open=True)) as server, transport(stack, server.url) as t:
+        await t.request("GET", PATH, key=KEY)
+        await t.request("GET", PATH, key=Secret("another-practice-key"))
+    assert len(server.requests) == 2 and b"cookie:" not in server.requests[1].lower()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_requests_sent_counts_every_attempt(stack: str) -> None:
+    async with raw_server(close_without_answer) as server, transport(stack, server.url, max_retries=2) as t:
+        with pytest.raises(APIConnectionError):
+            await t.request("GET", PATH, key=KEY)
+    assert t.requests_sent == len(server.requests) == 3
