@@ -149,6 +149,7 @@ class Transport(AsyncCloseable):
         self._direct = transport if http_client is None else None
         self._headers = list(self._client.headers.multi_items())
         self._timeouts = (self._timeout or default_timeout()).as_dict()
+        self._urls: dict[str, httpx.URL] = {}
         self.requests_sent = 0
         """Attempts sent so far, retries included (each one the server may count)."""
 
@@ -327,9 +328,17 @@ class Transport(AsyncCloseable):
         params: Mapping[str, str] | None,
         json: Any,
     ) -> httpx.Response:
+        url: httpx.URL | str = self.base_url + path
+        if not params:  # parsing the URL is a good part of building a request: most paths repeat, keep them
+            cached = self._urls.get(path)
+            if cached is None:
+                if len(self._urls) >= 512:
+                    self._urls.clear()
+                cached = self._urls[path] = httpx.URL(url)
+            url = cached
         request = httpx.Request(
             method,
-            self.base_url + path,
+            url,
             params=params,
             json=json,
             headers=[*self._headers, (C.AUTH_HEADER, key.reveal())],
