@@ -5,7 +5,7 @@ run, concurrency 50, the fake answering after 20 ms. The fake runs in a child pr
 (`python -m intakeq_partner.testing`) with a core of its own, as a real server would, so this process's CPU
 (getrusage) is the client's alone: the headline figure is client CPU per call.
 
-Variants, run in turn in every round (the order rotates), each with its own practices on the one fake:
+Variants, run in turn in every round (the order rotates), each against a fresh fake (an empty account):
 - the facade on each stack (`http_stack="aiohttp"`, `"httpx"`), and on one stock httpx pool;
 - the same 7 requests a practice written by hand (no validation, no models, no retries; `json.loads` of every
   answer) with raw aiohttp (the floor for Python), with httpx over our aiohttp transport, and with bare httpx
@@ -109,7 +109,7 @@ async def _facade(variant: str, base_url: str, key: str, n: int, prefix: str) ->
 async def _same_requests_by_hand(send: Send, partner_key: str, n: int, prefix: str) -> int:
     """The requests `provision()` sends for N new practices, without the library; returns the call count."""
     masters = {form["Name"]: form["Id"] for form in await send("GET", "/api/partner/masterForms", partner_key, None)}
-    await send("GET", "/api/partner/practice", partner_key, None)
+    assert await send("GET", "/api/partner/practice?page=1", partner_key, None) == []  # an empty account
     left = list(range(n))
 
     def body(value: dict[str, Any]) -> bytes:
@@ -224,16 +224,15 @@ def run(n: int = 500, rounds: int = 5) -> Result:
     started = time.perf_counter()
     result = Result("Provisioning")
     samples: dict[str, list[Sample]] = {v.name: [] for v in VARIANTS}
-    with fake_process("--latency", str(LATENCY), "--seed", "7", "--log-limit", "1000") as fake:
-        for r in range(rounds):
-            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
-            for variant in order:
-                size = max(10, int(n * variant.share))
-                prefix = f"r{r}-{variant.name}"
-                runner = _facade if variant in FACADE else _by_hand
-                samples[variant.name].append(
-                    asyncio.run(runner(variant.name, fake.base_url, fake.partner_key, size, prefix))
-                )
+    for r in range(rounds):
+        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+        for variant in order:
+            size = max(10, int(n * variant.share))
+            runner = _facade if variant in FACADE else _by_hand
+            # A fresh fake each time, so that every run meets the same empty account (the job lists it first).
+            with fake_process("--latency", str(LATENCY), "--seed", "7", "--log-limit", "1000") as fake:
+                sample = asyncio.run(runner(variant.name, fake.base_url, fake.partner_key, size, "bench"))
+            samples[variant.name].append(sample)
 
     def per_call(name: str) -> list[float]:
         return [s.cpu_per_call * 1e3 for s in samples[name]]
