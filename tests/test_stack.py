@@ -353,3 +353,18 @@ async def test_requests_sent_counts_every_attempt(stack: str) -> None:
         with pytest.raises(APIConnectionError):
             await t.request("GET", PATH, key=KEY)
     assert t.requests_sent == len(server.requests) == 3
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_no_log_line_of_any_library_carries_the_key_on_either_stack(
+    stack: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: aiohttp's, httpx's, httpcore's and asyncio's records too
+    async with raw_server(answer_ok) as server, transport(stack, server.url, max_retries=0) as t:
+        await t.request("GET", PATH, key=KEY, params={"userId": "u-77"})
+    async with raw_server(close_without_answer) as server, transport(stack, server.url, max_retries=0) as t:
+        with pytest.raises(APIConnectionError):
+            await t.request("POST", PATH, key=KEY, json={})
+    assert MARKER.encode() in server.requests[0]  # the key did go on the wire...
+    assert any(r.name == "intakeq_partner" for r in caplog.records)
+    assert MARKER not in caplog.text  # ...and into no log line
