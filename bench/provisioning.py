@@ -58,13 +58,13 @@ class Variant:
 FACADE = (
     Variant("facade-aiohttp", "facade, aiohttp stack (with the fast extra: the default)"),
     Variant("facade-httpx", "facade, httpx stack, sharded pool (without the extra: the default)"),
-    Variant("facade-one-pool", "facade, httpx stack, one stock pool", share=0.3),
+    Variant("facade-one-pool", "facade, httpx stack, one stock pool", share=0.15),
 )
 BY_HAND = (
     Variant("raw-aiohttp", "raw aiohttp, same requests (the floor)"),
     Variant("httpx-over-aiohttp", "bare httpx over our aiohttp transport, same requests"),
     Variant("httpx-sharded", "bare httpx on our sharded pool, same requests"),
-    Variant("httpx-one-pool", "bare httpx, one stock pool, same requests", share=0.3),
+    Variant("httpx-one-pool", "bare httpx, one stock pool, same requests", share=0.15),
 )
 VARIANTS = FACADE + BY_HAND
 
@@ -220,7 +220,7 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
-def run(n: int = 500, rounds: int = 5) -> Result:
+def run(n: int = 400, rounds: int = 5) -> Result:
     started = time.perf_counter()
     result = Result("Provisioning")
     samples: dict[str, list[Sample]] = {v.name: [] for v in VARIANTS}
