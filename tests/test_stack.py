@@ -368,3 +368,16 @@ async def test_no_log_line_of_any_library_carries_the_key_on_either_stack(
     assert MARKER.encode() in server.requests[0]  # the key did go on the wire...
     assert any(r.name == "intakeq_partner" for r in caplog.records)
     assert MARKER not in caplog.text  # ...and into no log line
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_a_view_with_a_shorter_timeout_applies_it_and_counts_on_the_shared_pool(stack: str) -> None:
+    async def never(n: int, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(5)  # bounded; the client gives up long before
+        return False
+
+    async with raw_server(never) as server, transport(stack, server.url, max_retries=0) as t:
+        impatient = t.with_options(timeout=0.2)
+        with pytest.raises(APITimeoutError):
+            await impatient.request("GET", PATH, key=KEY)
+    assert t.requests_sent == impatient.requests_sent == len(server.requests) == 1

@@ -148,10 +148,13 @@ class Transport(AsyncCloseable):
         # A user's own http_client keeps all of it.
         self._direct = transport if http_client is None else None
         self._headers = list(self._client.headers.multi_items())
-        self._timeouts = (self._timeout or default_timeout()).as_dict()
         self._urls: dict[str, httpx.URL] = {}
-        self.requests_sent = 0
-        """Attempts sent so far, retries included (each one the server may count)."""
+        self._sent = [0]  # shared with the views with_options() makes
+
+    @property
+    def requests_sent(self) -> int:
+        """Attempts sent so far through this pool, retries included (each one the server may count)."""
+        return self._sent[0]
 
     def _set_send_options(
         self, timeout: httpx.Timeout | float | None, max_retries: int, initial_delay: float, max_delay: float
@@ -167,6 +170,7 @@ class Transport(AsyncCloseable):
             self._timeout: httpx.Timeout | None = None if self._users_client else default_timeout()
         else:
             self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._timeouts = (self._timeout or default_timeout()).as_dict()  # as the direct path sends them
         self.max_retries = max_retries
         self._initial_delay = initial_delay
         self._max_delay = max_delay
@@ -299,7 +303,7 @@ class Transport(AsyncCloseable):
     ) -> httpx.Response | httpx.TransportError:
         """One attempt; a transport failure is returned, not raised, so the retry loop can judge it."""
         async with self._slot(), self._budgets.slot(key):
-            self.requests_sent += 1
+            self._sent[0] += 1
             try:
                 if self._direct is not None:
                     return await self._send_direct(self._direct, method, path, key, params, json)
