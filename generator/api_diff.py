@@ -7,7 +7,8 @@ Two halves:
 - the Python API of the package, from griffe (its `check`, run on both trees).
 
 The default base is the last release tag, else origin/main, else main (`BASE=<ref>` overrides). With
-`--check-changelog` it fails unless every breaking change is named in CHANGELOG.md's Unreleased section.
+`--check-changelog` it fails unless CHANGELOG.md's Unreleased section names every wire change and every
+breaking change.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Change:
     what: str
     names: tuple[str, ...]
     breaking: bool
+
+    @property
+    def wire(self) -> bool:
+        return not self.what.startswith("python: ")
 
     def line(self) -> str:
         return f"{'BREAKING' if self.breaking else 'ok':<9} {self.what}"
@@ -254,13 +259,14 @@ def unreleased(changelog: str) -> str:
 
 
 def missing_from_changelog(changes: Iterable[Change], changelog: str) -> list[Change]:
-    """The breaking changes whose names the Unreleased section does not all mention."""
+    """The changes users must read about whose names the Unreleased section does not all mention: every wire
+    change (a new field or operation too) and every breaking change of the Python API."""
     section = unreleased(changelog)
 
     def mentioned(name: str) -> bool:
         return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", section) is not None
 
-    return [c for c in changes if c.breaking and not all(mentioned(n) for n in c.names)]
+    return [c for c in changes if (c.breaking or c.wire) and not all(mentioned(n) for n in c.names)]
 
 
 def fork_point(base: str) -> str:
@@ -294,18 +300,19 @@ def report(base: str, changes: list[Change]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generator.api_diff", description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="git ref to compare with (default: last v* tag, else origin/main, else main)")
-    parser.add_argument("--check-changelog", action="store_true", help="fail unless CHANGELOG.md names every break")
+    parser.add_argument("--check-changelog", action="store_true", help="fail unless CHANGELOG.md names each change")
     args = parser.parse_args(argv)
     base = args.base or default_base()
     if base is None:
         print("no base to compare with: pass BASE=<git ref>", file=sys.stderr)
         return 2
     changes = changes_since(base)
-    print(report(base, changes))
+    fork = fork_point(base)
+    print(report(base if fork == base else f"{base} (where this branch left it, {fork[:10]})", changes))
     if args.check_changelog:
         missing = missing_from_changelog(changes, CHANGELOG.read_text(encoding="utf-8") if CHANGELOG.exists() else "")
         if missing:
-            print("\nCHANGELOG.md's [Unreleased] section does not name these breaking changes:")
+            print("\nCHANGELOG.md's [Unreleased] section does not name these changes:")
             print("\n".join(f"  {c.what}  (mention: {', '.join(c.names)})" for c in missing))
             return 1
     return 0

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from generator import spec
 from intakeq_partner.testing import FakeIntakeQ
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi" / "intakeq-partner.yaml"
@@ -92,14 +93,37 @@ def test_the_validator_rejects_what_the_spec_forbids() -> None:
         validator_for("list_master_forms", 409)
 
 
+def fields_sent(schema: str, data: Any, found: dict[str, set[str]]) -> None:
+    """Record, per schema, the properties present in an answer (nested objects included)."""
+    if isinstance(data, list):
+        for item in data:
+            fields_sent(schema, item, found)
+        return
+    if not isinstance(data, dict):
+        return
+    found.setdefault(schema, set()).update(data)
+    properties = spec.schemas(SPEC)[schema].get("properties", {})
+    for name, value in data.items():
+        prop = properties.get(name, {})
+        inner = spec.ref_name(prop) or spec.ref_name(prop.get("items", {}))
+        if inner is not None and value is not None:
+            fields_sent(inner, value, found)
+
+
 async def test_every_operation_answers_the_documented_shape(fake: FakeIntakeQ, http: httpx.AsyncClient) -> None:
     seen: set[str] = set()
+    sent: dict[str, set[str]] = {}
+    registry = spec.operations(SPEC)
 
     async def call(operation_id: str, path_params: dict[str, str] | None = None, **kwargs: Any) -> Any:
         method, template = OPERATIONS[operation_id]
         path = template.format(**(path_params or {}))
         seen.add(operation_id)
-        return check(operation_id, await http.request(method, path, **kwargs))
+        body = check(operation_id, await http.request(method, path, **kwargs))
+        response = registry[operation_id].response
+        if response is not None:
+            fields_sent(response, body, sent)
+        return body
 
     body = {"PracticeName": "P", "FirstName": "Ann", "LastName": "Lee", "Email": "ann@example.com"}
     practice = await call("create_practice", json={**body, "ExternalPracticeId": "e1", "City": "Oslo"})
@@ -149,6 +173,10 @@ async def test_every_operation_answers_the_documented_shape(fake: FakeIntakeQ, h
     await call("delete_practice", ref)
 
     assert sorted(set(OPERATIONS) - seen) == []
+    # Every property of every object the fake answered with is one it fills (null when it has no value): a new
+    # response field in the spec fails here, by name, until the fake sends it.
+    never = [f"{schema}.{name}" for schema in sent for name in spec.fields(SPEC, schema) if name not in sent[schema]]
+    assert never == [], f"the fake never sends {', '.join(never)}"
 
 
 async def test_error_answers_are_documented_and_match_the_error_schema(

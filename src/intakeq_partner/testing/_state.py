@@ -269,6 +269,7 @@ class Practice:
             "LastName": self.last_name,
             "Email": self.email,
             "ExternalPracticeId": self.external_id,
+            "ExternalPractitionerId": self.main_practitioner.external_id,
             "DateCreated": stamp(self.date_created, "iso"),
             "StreetAddress": self.street_address,
             "City": self.city,
