@@ -18,6 +18,7 @@ from conftest import PARTNER_KEY, practice_fields
 
 from intakeq_partner import InvalidRequestError, NotFoundError, PartnerClient, ServerError
 from intakeq_partner._generated.models import Assistant, Practice
+from intakeq_partner.practice import Assistants
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
 
@@ -303,4 +304,87 @@ async def test_an_update_that_cannot_be_completed_is_refused_before_sending(
     nameless = Practice(id="P1", first_name="A", last_name="B", email="a@example.com")
     with pytest.raises(InvalidRequestError, match="PracticeName"):
         await partner.practices.update(id="P1", city="Oslo", current=nameless)
+    assert fake.requests == []
+
+
+# ----- 5. only documented operations, and a way to call the rest
+
+
+async def test_disable_assistant_is_neither_a_method_nor_an_endpoint_of_the_fake(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    assert not hasattr(Assistants, "disable")
+    practice = fake.add_practice()
+    async with fake.client(headers={"X-Auth-Key": practice.key}) as http:
+        assert (await http.post("/api/v1/assistants/a1/disable")).status_code == 404
+
+
+async def test_request_reaches_an_endpoint_with_the_right_key_and_decodes_json(
+    fake: FakeIntakeQ, partner: PartnerClient
+) -> None:
+    await partner.practices.create(**practice_fields("r"), external_practice_id="ext-r")
+    found = await partner.request("GET", "/api/partner/practice", params={"externalPracticeId": "ext-r", "id": None})
+    assert [p["ExternalPracticeId"] for p in found] == ["ext-r"]
+    made = await partner.practice("ext-r").request(
+        "post", "/api/v1/practitioners", json={"FirstName": "Bo", "LastName": "Ek", "Email": "bo@example.com"}
+    )
+    assert made["CompleteName"] == "Bo Ek" and fake.practitioner("ext-r", made["Id"]).email == "bo@example.com"
+    gone = await partner.practice("ext-r").request("DELETE", f"/api/v1/practitioners/{made['Id']}")
+    assert gone is None  # an empty body
+    keys = [(r.method, r.route, r.auth) for r in fake.requests]
+    assert ("GET", "/api/partner/practice", "partner") in keys
+    assert ("POST", "/api/v1/practitioners", f"practice:{fake.practice('ext-r').id}") in keys
+
+
+async def test_request_errors_and_retries_are_those_of_typed_calls(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    with pytest.raises(NotFoundError):
+        await partner.request("DELETE", "/api/partner/practice/nope")
+    fake.faults = Faults(p5xx=1.0, statuses_5xx=(503,))
+    options: dict[str, Any] = {"transport": fake.transport(), "initial_delay": 0.0, "max_delay": 0.0}
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, max_retries=2, **options) as quick:
+        fake.reset_stats()
+        with pytest.raises(ServerError):
+            await quick.request("GET", "/api/partner/masterForms")
+        assert len(fake.requests) == 3  # a GET is retried
+        fake.reset_stats()
+        with pytest.raises(ServerError):
+            await quick.request("POST", "/api/partner/practice/copyForm", json={})
+        assert len(fake.requests) == 1  # a POST that may have arrived is not
+        fake.reset_stats()
+        with pytest.raises(ServerError):
+            await quick.request("POST", "/api/partner/practice/copyForm", json={}, idempotent=True)
+        assert len(fake.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("client", "method", "path", "message"),
+    [
+        ("partner", "GET", "/api/v1/practitioners", "only be sent under /api/partner/"),
+        ("practice", "GET", "/api/partner/practice", "only be sent under /api/v1/"),
+        ("practice", "GET", "/api/v1/../partner/practice", r"no empty, '\.' or '\.\.' segments"),
+        ("practice", "GET", "/api/v1/%2E%2e/partner/practice", r"'\.\.' segments"),
+        ("partner", "GET", "/api/partner//practice", "no empty"),
+        ("partner", "GET", "/api/partner/practice?id=1", "no query or fragment"),
+        ("partner", "GET", "/api/partner/practice#x", "no query or fragment"),
+        ("partner", "GET", "/api/partner/prac tice", "no whitespace"),
+        ("partner", "GET", "/api/partner/practice\\..\\x", "backslashes"),
+        ("partner", "GET", "/api/partner/pr\u00e4ctice", "ASCII"),
+        ("partner", "GET", "/api/partner/", "must start with it"),
+        ("partner", "GET", "https://evil.example/api/partner/x", "must start with it"),
+        ("partner", "TRACE", "/api/partner/practice", "method must be one of"),
+        ("partner", "GET", 7, "path must be a string"),
+    ],
+)
+async def test_request_refuses_what_could_carry_a_key_where_it_does_not_belong(
+    fake: FakeIntakeQ, partner: PartnerClient, client: str, method: str, path: Any, message: str
+) -> None:
+    target = partner if client == "partner" else partner.practice("P1")
+    with pytest.raises(InvalidRequestError, match=message):
+        await target.request(method, path)
+    assert fake.requests == []
+
+
+async def test_request_refuses_bad_params_before_sending(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    with pytest.raises(InvalidRequestError, match="params"):
+        await partner.request("GET", "/api/partner/practice", params={"page": [1, 2]})  # type: ignore[dict-item]
     assert fake.requests == []

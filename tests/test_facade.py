@@ -146,9 +146,6 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
     "delete_assistant": (
         v1(lambda c: c.assistants.delete("a1")), "DELETE", "/api/v1/assistants/a1", {}, None, None,
     ),
-    "disable_assistant": (
-        v1(lambda c: c.assistants.disable("a1")), "POST", "/api/v1/assistants/a1/disable", {}, None, None,
-    ),
     "create_intake": (
         v1(lambda c: c.intakes.create(questionnaire_id="q1", client_name="Dex", client_email="d@x.test")),
         "POST", "/api/v1/intakes/create", {}, {"QuestionnaireId": "q1", "ClientName": "Dex", "ClientEmail": "d@x.test"},

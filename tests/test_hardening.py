@@ -131,7 +131,6 @@ PATH_CALLS: list[tuple[str, Callable[[PartnerClient, str], Awaitable[Any]]]] = [
         "/api/v1/practitioners/{}/transferClientOwnership/{}",
         lambda p, x: p.practice("P1").practitioners.transfer_client_ownership(x, x),
     ),
-    ("/api/v1/assistants/{}/disable", lambda p, x: p.practice("P1").assistants.disable(x)),
     ("/api/v1/assistants/{}", lambda p, x: p.practice("P1").assistants.delete(x)),
     ("/api/v1/intakes/{}/token", lambda p, x: p.practice("P1").intakes.create_token(x)),
 ]

@@ -17,13 +17,18 @@ import httpx
 from ._errors import ConflictError, IntakeQError, InvalidRequestError, NotFoundError, is_ambiguous
 from ._secret import Secret
 from ._transport import Transport
-from ._wire import RequestSpec, WireError, decode_response, merge_update
+from ._wire import RequestSpec, WireError, decode_response, encode_query, merge_update, parse_json
 
 T = TypeVar("T")
 SendWithKey = Callable[[Secret], Awaitable[Any]]
 # Runs a send with the right key (and, for practice keys, refreshes a refused key once).
 KeyRunner = Callable[[SendWithKey], Awaitable[Any]]
 
+
+# Where each key may go: the escape hatch holds undocumented endpoints to the same key policy as typed calls.
+SCOPE_PREFIXES = {"partner": "/api/partner/", "practice": "/api/v1/"}
+RAW_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+_DOT_SEGMENTS = {".", "..", "%2e", "%2e%2e", ".%2e", "%2e."}
 
 # Per transport (so shared by a partner client and every practice client it hands out): one lock per object
 # being updated, held from the read to the write. Entries vanish once no update holds them.
@@ -153,3 +158,65 @@ class Sender:
             except WireError as exc:
                 raise InvalidRequestError(f"cannot complete the {what} update ({exc}): pass that field") from None
             return await self.call(operation, body=body)
+
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | bool | None] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send a request the spec does not describe, under every rule a typed call follows; return its JSON.
+
+        The path must lie under this key's prefix (/api/partner/ for the partner key, /api/v1/ for a practice
+        key), with no query, fragment, empty or dot segment, so no spelling of it can reach the other scope.
+        A body that is empty gives None; a success body that is not JSON is a ResponseValidationError.
+        """
+        if not isinstance(method, str) or method.upper() not in RAW_METHODS:
+            raise InvalidRequestError(f"method must be one of {', '.join(RAW_METHODS)}, not {method!r}")
+        method = method.upper()
+        prefix = SCOPE_PREFIXES[self.scope]
+        _check_raw_path(path, prefix, self.scope)
+        query: dict[str, str] = {}
+        for name, value in (params or {}).items():
+            if not isinstance(name, str) or not name:
+                raise InvalidRequestError("params names must be non-empty strings")
+            if value is None:
+                continue
+            if not isinstance(value, str | int | bool):
+                raise InvalidRequestError(f"params[{name!r}] must be a string, int or bool, not {type(value).__name__}")
+            query[name] = encode_query(value)
+        if idempotent is not None and not isinstance(idempotent, bool):
+            raise InvalidRequestError("idempotent must be True, False or None")
+
+        def parse(response: httpx.Response) -> Any:
+            return parse_json(response, method, path)
+
+        async def send(key: Secret) -> Any:
+            return await self.transport.request(
+                method, path, key=key, params=query or None, json=json, idempotent=idempotent, parse=parse
+            )
+
+        return await self._with_key(send)
+
+
+def _check_raw_path(path: object, prefix: str, scope: str) -> None:
+    """Refuse any path that is not plainly under `prefix`: httpx would resolve dot segments, and a path that
+    climbs out of /api/v1/ could carry a practice key to a partner endpoint."""
+    if not isinstance(path, str):
+        raise InvalidRequestError(f"path must be a string, not {type(path).__name__}")
+    if not path.startswith(prefix) or len(path) == len(prefix):
+        raise InvalidRequestError(f"the {scope} key may only be sent under {prefix}: path must start with it")
+    if "?" in path or "#" in path:
+        raise InvalidRequestError("path must hold no query or fragment (pass params= instead)")
+    if any(ch.isspace() or ord(ch) < 0x20 or ch == "\\" or ord(ch) == 0x7F for ch in path):
+        raise InvalidRequestError("path must hold no whitespace, control characters or backslashes")
+    segments = path[1:].split("/")
+    if any(not segment for segment in segments[:-1]) or any(s.lower() in _DOT_SEGMENTS for s in segments):
+        raise InvalidRequestError("path must hold no empty, '.' or '..' segments")
+    try:
+        path.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidRequestError("path must be ASCII (percent-encode what is not)") from None

@@ -51,6 +51,7 @@ __all__ = [
     "encode_query",
     "loads",
     "merge_update",
+    "parse_json",
     "segment",
     "send_plain",
     "structure",
@@ -317,6 +318,22 @@ def decode_response(response: httpx.Response, method: str, path: str, model: typ
             # A body that should hold a credential (a key, token or password) may hold it still: keep none of it.
             body_excerpt="" if _holds_credentials(model) else body_excerpt(response),
             reason=reason,
+        ) from None
+
+
+def parse_json(response: httpx.Response, method: str, path: str) -> Any:
+    """Any JSON answer, for requests the spec does not describe: None for an empty body."""
+    if not response.content.strip():
+        return None
+    try:
+        return loads(response.content)
+    except (ValueError, RecursionError):
+        raise ResponseValidationError(
+            status_code=response.status_code,
+            method=method,
+            path=path,
+            body_excerpt=body_excerpt(response),
+            reason="the body is not valid JSON",
         ) from None
 
 

@@ -7,7 +7,7 @@ PracticeClient that `PartnerClient.practice()` hands out, which fetches and cach
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Unpack
 
 from ._base import AsyncCloseable
@@ -281,7 +281,8 @@ class PartnerClient(AsyncCloseable):
     def _setup(self, key: Secret, transport: Transport, keys: PracticeKeyCache | None) -> None:
         self._key = key
         self._transport = transport
-        sender = Sender(transport, "partner", self._with_partner_key)
+        sender = Sender(transport, "partner", self._with_partner_key, owner="partner")
+        self._sender = sender
         self.practices = Practices(sender, on_delete=self.forget_practice_key)
         self.forms = Forms(sender)
         self._keys = keys if keys is not None else PracticeKeyCache(self.practices._api_key)
@@ -317,6 +318,26 @@ class PartnerClient(AsyncCloseable):
 
     async def _with_partner_key(self, send: SendWithKey) -> Any:
         return await send(self._key)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | bool | None] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call an endpoint the typed methods do not cover (yet), e.g. one IntakeQ added after this version.
+
+        Same rules as every typed call: the partner key, and only under /api/partner/ (a practice's /api/v1/
+        endpoints go through `partner.practice(ref).request(...)`); the same retries (GET, PUT and DELETE are
+        retried, a POST only when nothing reached the server, unless you pass `idempotent=True`), limits, typed
+        errors and logging.
+        `path` is sent as given (percent-encode IDs yourself); query values go in `params`. Returns the decoded
+        JSON answer, or None when the body is empty.
+        """
+        return await self._sender.raw(method, path, params=params, json=json, idempotent=idempotent)
 
     def practice(self, practice: str) -> PracticeClient:
         """A client for one practice's v1 endpoints (by Id or external ID), sharing this client's pool and limits.

@@ -8,7 +8,7 @@ with the partner key on first use and shares the partner client's pool and limit
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
 from ._base import AsyncCloseable
@@ -17,7 +17,6 @@ from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.assistants import (
     create_assistant,
     delete_assistant,
-    disable_assistant,
     list_assistants,
     update_assistant,
 )
@@ -302,10 +301,6 @@ class Assistants:
         found: Assistant | None = _find(await self.list(), text("assistant", assistant), "external_assistant_id")
         return found
 
-    async def disable(self, assistant: str) -> None:
-        """Disable an assistant (an operation the document names but does not describe; see the spec)."""
-        await self._sender.call(disable_assistant, text("assistant", assistant))
-
     async def delete(self, assistant: str, *, missing_ok: bool = False) -> None:
         """Delete an assistant."""
         try:
@@ -405,10 +400,11 @@ class PracticeClient(AsyncCloseable):
         self._with_key = with_key
         self._owns_transport = owns_transport
         self.practice = practice
-        sender = Sender(transport, "practice", with_key)
+        sender = Sender(transport, "practice", with_key, owner=None if practice is None else ("practice", practice))
         self.practitioners = Practitioners(sender)
         self.assistants = Assistants(sender)
         self.intakes = Intakes(sender)
+        self._sender = sender
 
     def with_options(self, **options: Unpack[SendOptions]) -> PracticeClient:
         """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`.
@@ -435,6 +431,25 @@ class PracticeClient(AsyncCloseable):
     def __repr__(self) -> str:
         where = f"practice={self.practice!r}" if self.practice is not None else "own key"
         return f"PracticeClient({where}, base_url={self._transport.base_url!r}, http_stack={self.http_stack!r})"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | bool | None] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call an endpoint the typed methods do not cover (yet), e.g. one IntakeQ added after this version.
+
+        Same rules as every typed call: this practice's key (fetched and refreshed as for typed calls), and
+        only under /api/v1/; the same retries (GET, PUT and DELETE are retried, a POST only when nothing reached
+        the server, unless you pass `idempotent=True`), limits, typed errors and logging.
+        `path` is sent as given (percent-encode IDs yourself); query values go in `params`. Returns the decoded
+        JSON answer, or None when the body is empty.
+        """
+        return await self._sender.raw(method, path, params=params, json=json, idempotent=idempotent)
 
     async def aclose(self) -> None:
         """Close the pool if this client made it; a client from PartnerClient.practice() borrows its parent's."""

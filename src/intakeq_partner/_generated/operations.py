@@ -3,7 +3,7 @@
 
 from types import ModuleType
 
-from .api.assistants import create_assistant, delete_assistant, disable_assistant, list_assistants, update_assistant
+from .api.assistants import create_assistant, delete_assistant, list_assistants, update_assistant
 from .api.forms import copy_form, list_master_forms, list_practice_forms
 from .api.intakes import create_intake, create_intake_token
 from .api.practices import (
@@ -35,7 +35,6 @@ OPERATIONS: dict[str, ModuleType] = {
     "delete_assistant": delete_assistant,
     "delete_practice": delete_practice,
     "delete_practitioner": delete_practitioner,
-    "disable_assistant": disable_assistant,
     "disable_practitioner": disable_practitioner,
     "enable_practitioner": enable_practitioner,
     "get_ephemeral_token": get_ephemeral_token,

@@ -436,10 +436,6 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         del ctx.own_practice.assistants[assistant.id]
         return ok()
 
-    async def disable_assistant(ctx: Ctx) -> Response:
-        state.assistant(ctx.own_practice, ctx.params["assistantId"]).is_inactive = True
-        return ok()
-
     async def create_intake(ctx: Ctx) -> Response:
         return JSONResponse(state.create_intake(ctx.own_practice, await ctx.body(), base(ctx)).to_wire(state.stamp))
 
@@ -512,7 +508,6 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         "create_assistant": create_assistant,
         "update_assistant": update_assistant,
         "delete_assistant": delete_assistant,
-        "disable_assistant": disable_assistant,
         "create_intake": create_intake,
         "create_intake_token": intake_token,
     }
