@@ -107,8 +107,6 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], str, str, dict[str, str], A
     ),
     ("assistants.list_assistants", lambda: {}, "GET", "/api/v1/assistants", {}, None, [ASSISTANT]),
     ("assistants.delete_assistant", lambda: {"assistant_id": "a1"}, "DELETE", "/api/v1/assistants/a1", {}, None, None),
-    ("assistants.disable_assistant", lambda: {"assistant_id": "a1"}, "POST", "/api/v1/assistants/a1/disable", {}, None,
-     None),
     (
         "intakes.create_intake",
         lambda: {"body": m.IntakeCreate("q1", client_name="Dex", client_email="d@x.test")},
