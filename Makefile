@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck generate check-generated api-diff doc-check bench soak clean
+.PHONY: demo test lint typecheck generate check-generated api-diff doc-check bench soak clean redis-server
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP) check-generated lint typecheck
+test: $(STAMP) redis-server check-generated lint typecheck
 	$(PY) -m pytest
+
+# The shared rate-limiter tests and benchmark run a real redis-server on a loopback port.
+redis-server:
+	@scripts/ensure-redis-server
 
 LINT_DIRS := $(wildcard src tests generator bench examples)
 
@@ -42,7 +46,7 @@ doc-check: $(STAMP)
 	@test -n "$(DOC)" || { echo "usage: make doc-check DOC=<the IntakeQ partner API page, saved as .html or .txt>"; exit 2; }
 	$(PY) -m generator.doc_check "$(DOC)"
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(PY) -m bench
 
 soak: $(STAMP)

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from intakeq_partner import PartnerClient
+from intakeq_partner import PartnerClient, RateLimits
 from intakeq_partner.provisioning import Plan, provision
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
@@ -69,6 +69,8 @@ async def soak(n: int, max_runs: int, seed: int, stack: str, faults: str) -> int
     fake = FakeIntakeQ(seed=seed, faults=FAULTS[faults], log_limit=1000)
     plan = build_plan(n, prefix="soak")
     options: dict[str, Any] = {"timeout": 1.0, "max_retries": 3, "initial_delay": 0.05, "max_delay": 1.0}
+    # A 429 without Retry-After pauses its key for everyone: here for as long as the fake's own Retry-After.
+    options["limits"] = RateLimits(pause_after_429=FAULTS[faults].retry_after)
     started = time.perf_counter()
     async with contextlib.AsyncExitStack() as resources:
         if stack == "in-process":

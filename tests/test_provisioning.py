@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from intakeq_partner import PartnerClient
+from intakeq_partner import PartnerClient, RateLimits
 from intakeq_partner.provisioning import (
     ItemKind,
     ItemResult,
@@ -429,7 +429,9 @@ async def test_soak_300_practices_under_5_percent_mixed_faults() -> None:
     fake = FakeIntakeQ(seed=5, faults=faults)
     plan = parse_plan(plan_data(300))
     timeout = httpx.Timeout(5.0, read=0.2)
-    async with client(fake, timeout=timeout, max_concurrency=64) as partner:
+    # A 429 without Retry-After pauses the key for everyone; a minute (the default) is too long for a test.
+    limits = RateLimits(pause_after_429=0.05)
+    async with client(fake, timeout=timeout, max_concurrency=64, limits=limits) as partner:
         for _ in range(3):
             report = await provision(partner, plan, concurrency=32)
             assert len(report.items) == plan.item_count

@@ -91,18 +91,21 @@ OK = httpx.Response(200, json={"ok": True})
 )
 async def test_a_get_is_retried_after_a_transient_failure(router: respx.MockRouter, first: Any) -> None:
     route = router.get(PATH).mock(side_effect=[first, OK])
-    sleep = FakeSleep()
-    async with make(sleep) as t:
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+    async with make(sleep, clock=clock) as t:
         response = await t.request("GET", PATH, key=KEY)
     assert response.json() == {"ok": True}
     assert route.call_count == 2
-    assert sleep.delays == [0.5]
+    # A 429 without Retry-After pauses the key for the default minute; everything else backs off.
+    assert sleep.delays == ([60.0] if first.__class__ is httpx.Response and first.status_code == 429 else [0.5])
 
 
 async def test_retry_after_in_seconds_sets_the_delay(router: respx.MockRouter) -> None:
     router.get(PATH).mock(side_effect=[httpx.Response(429, headers={"Retry-After": "7"}), OK])
-    sleep = FakeSleep()
-    async with make(sleep) as t:
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+    async with make(sleep, clock=clock) as t:
         await t.request("GET", PATH, key=KEY)
     assert sleep.delays == [7.0]
 
@@ -143,13 +146,17 @@ async def test_exhausted_retries_raise_the_last_failure(
     router: respx.MockRouter, failure: Any, error: type[IntakeQError]
 ) -> None:
     route = router.get(PATH).mock(side_effect=[failure] * 3)
-    sleep = FakeSleep()
-    async with make(sleep) as t:
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+    async with make(sleep, clock=clock) as t:
         with pytest.raises(error) as info:
             await t.request("GET", PATH, key=KEY)
     assert type(info.value) is error
     assert route.call_count == 3  # the first try and max_retries=2 more
-    assert sleep.delays == [0.5, 1.0]  # backoff doubles (jitter pinned to its cap)
+    if error is RateLimitError:  # each 429 pauses the key for the default minute
+        assert sleep.delays == [60.0, 60.0]
+    else:
+        assert sleep.delays == [0.5, 1.0]  # backoff doubles (jitter pinned to its cap)
 
 
 async def test_no_retries_when_max_retries_is_zero(router: respx.MockRouter) -> None:

@@ -1,5 +1,6 @@
 """intakeq-partner: the asyncio client for the IntakeQ Partner API."""
 
+from ._budgets import Rate, RateLimits
 from ._constants import VERSION as __version__
 from ._convert import to_dict
 from ._errors import (
@@ -14,6 +15,7 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RateLimiterUnavailableError,
     ResponseValidationError,
     ServerError,
 )
@@ -55,7 +57,10 @@ __all__ = [
     "PracticeClient",
     "Practitioner",
     "Question",
+    "Rate",
     "RateLimitError",
+    "RateLimiterUnavailableError",
+    "RateLimits",
     "ResponseValidationError",
     "ServerError",
     "__version__",

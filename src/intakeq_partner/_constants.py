@@ -20,6 +20,15 @@ DEFAULT_POOL_TIMEOUT = 30.0
 
 DEFAULT_MAX_CONCURRENCY = 64
 
+# Budgets: after a 429 without Retry-After a key pauses this long (what community clients of IntakeQ's API do);
+# a call waits at most MAX_RETRY_AFTER for its budget, then fails with RateLimitError.
+DEFAULT_PAUSE_AFTER_429 = 60.0  # seconds
+# The shared limiter: Redis calls give up fast, and a slot held by a process that died frees after the lease.
+REDIS_SOCKET_TIMEOUT = 1.0  # seconds
+REDIS_CONNECT_TIMEOUT = 0.5  # seconds
+REDIS_RETRY_INTERVAL = 5.0  # seconds between attempts to reach Redis again while falling back
+REDIS_LEASE = 120.0  # seconds
+
 AUTH_HEADER = "X-Auth-Key"
 USER_AGENT = f"intakeq-partner/{VERSION}"
 REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Correlation-Id")

@@ -126,6 +126,10 @@ class APITimeoutError(APIConnectionError):
     """A connect, read, write or pool timeout."""
 
 
+class RateLimiterUnavailableError(IntakeQError):
+    """The shared rate limiter (Redis) cannot be reached and `on_redis_error="fail"` was chosen; nothing was sent."""
+
+
 class ResponseValidationError(IntakeQError):
     """A 2xx response whose body is not JSON or not the expected shape."""
 

@@ -16,12 +16,13 @@ import httpx
 
 from . import _constants as C
 from ._base import AsyncCloseable, is_loopback_host
-from ._budgets import Budgets
+from ._budgets import RateLimits, Scope, WaitTooLong, make_budgets, scope_of, shared_window
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
     IntakeQError,
     InvalidRequestError,
+    RateLimitError,
     ResponseValidationError,
     error_from_response,
     is_ambiguous,
@@ -80,6 +81,7 @@ class TransportOptions(TypedDict, total=False):
     max_concurrency: int | None
     rate_limit: float | None
     http_stack: HttpStack
+    limits: RateLimits | None
 
 
 class SendOptions(TypedDict, total=False):
@@ -110,6 +112,7 @@ class Transport(AsyncCloseable):
         max_concurrency: int | None = C.DEFAULT_MAX_CONCURRENCY,
         rate_limit: float | None = None,
         http_stack: HttpStack = "auto",
+        limits: RateLimits | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -118,6 +121,8 @@ class Transport(AsyncCloseable):
             raise InvalidRequestError("pass either http_client or transport, not both")
         _positive("max_concurrency", max_concurrency, allow_none=True)
         _positive("rate_limit", rate_limit, allow_none=True)
+        if limits is not None and not isinstance(limits, RateLimits):
+            raise InvalidRequestError("limits must be a RateLimits")
         self.base_url = _check_base_url(base_url)
         self._users_client = http_client is not None
         self._set_send_options(timeout, max_retries, initial_delay, max_delay)
@@ -125,7 +130,10 @@ class Transport(AsyncCloseable):
         self._random = random
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        self._budgets = Budgets(rate_limit=rate_limit, clock=clock, sleep=sleep)
+        # Every key's budget (and its pause after a 429), then the one rate shared by all keys.
+        self.limits = limits if limits is not None else RateLimits()
+        self._budgets = make_budgets(self.limits, clock=clock, sleep=sleep)
+        self._shared_rate = shared_window(rate_limit, clock, sleep) if rate_limit else None
         self._owns_client = http_client is None
         if http_client is not None or transport is not None:
             if http_stack != "auto":
@@ -255,10 +263,12 @@ class Transport(AsyncCloseable):
             raise InvalidRequestError("path must start with '/' and hold no query or fragment (use params=)")
         method = method.upper()
         safe = is_idempotent(method, idempotent)
+        scope = scope_of(path)
+        deadline = self._clock() + self.limits.max_wait  # for waits on the key's budget, retries included
         attempt = 0
         while True:
             started = self._clock()
-            outcome = await self._send_once(method, path, key, params, json)
+            outcome = await self._send_once(method, path, key, params, json, scope, deadline)
             elapsed_ms = (self._clock() - started) * 1000
             label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
             unreadable: ResponseValidationError | None = None
@@ -270,15 +280,26 @@ class Transport(AsyncCloseable):
                 else:
                     logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1)
                     return result
+            paused: float | None = None
             if unreadable is not None:
                 delay = self._backoff(attempt) if safe and attempt < self.max_retries else None
+            elif isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+                # Pause the key for everyone who spends it; the retry then waits in the budget like the others.
+                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+                paused = await self._budgets.pause(key, scope, retry_after)
+                too_long = attempt >= self.max_retries or self._clock() + paused > deadline
+                delay = None if too_long else 0.0
             else:
                 delay = self._delay_before_retry(outcome, attempt, safe)
-            suffix = f", retry in {delay:.2f} s" if delay is not None else ""
+            suffix = "" if delay is None else f", retry in {delay if paused is None else paused:.2f} s"
             logger.debug("%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix)
             if delay is None:
-                raise unreadable or self._error(outcome, method, path)
-            await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
+                error = unreadable or self._error(outcome, method, path)
+                if isinstance(error, RateLimitError) and error.retry_after is None:
+                    error.retry_after = paused  # the wait the key's budget now imposes
+                raise error
+            if delay:
+                await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
             attempt += 1
 
     def _backoff(self, attempt: int) -> float:
@@ -299,29 +320,49 @@ class Transport(AsyncCloseable):
         )
 
     async def _send_once(
-        self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
+        self,
+        method: str,
+        path: str,
+        key: Secret,
+        params: Mapping[str, str] | None,
+        json: Any,
+        scope: Scope,
+        deadline: float,
     ) -> httpx.Response | httpx.TransportError:
         """One attempt; a transport failure is returned, not raised, so the retry loop can judge it."""
-        async with self._slot(), self._budgets.slot(key):
-            self._sent[0] += 1
-            try:
-                if self._direct is not None:
-                    return await self._send_direct(self._direct, method, path, key, params, json)
-                return await self._client.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    json=json,
-                    headers={C.AUTH_HEADER: key.reveal()},
-                    timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                    # A redirect would carry X-Auth-Key to wherever it points: never follow one.
-                    follow_redirects=False,
-                )
-            except httpx.TransportError as exc:
-                return exc
-            except httpx.DecodingError as exc:
-                # A body that cannot be decompressed or decoded: no usable answer, like a broken connection.
-                return httpx.RemoteProtocolError(f"undecodable response body: {exc}")
+        try:
+            # The key's budget first: a call waiting for its own key holds none of the shared slots.
+            budget = self._budgets.slot(key, scope, deadline)
+            async with budget, self._slot():
+                self._sent[0] += 1
+                return await self._send(method, path, key, params, json)
+        except WaitTooLong as exc:
+            raise RateLimitError(
+                status_code=429, method=method, path=path, message=f"not sent: {exc}", retry_after=exc.wait
+            ) from None
+
+    async def _send(
+        self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
+    ) -> httpx.Response | httpx.TransportError:
+        """The request itself: a transport failure is returned, not raised."""
+        try:
+            if self._direct is not None:
+                return await self._send_direct(self._direct, method, path, key, params, json)
+            return await self._client.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers={C.AUTH_HEADER: key.reveal()},
+                timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                # A redirect would carry X-Auth-Key to wherever it points: never follow one.
+                follow_redirects=False,
+            )
+        except httpx.TransportError as exc:
+            return exc
+        except httpx.DecodingError as exc:
+            # A body that cannot be decompressed or decoded: no usable answer, like a broken connection.
+            return httpx.RemoteProtocolError(f"undecodable response body: {exc}")
 
     async def _send_direct(
         self,
@@ -359,10 +400,9 @@ class Transport(AsyncCloseable):
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        if self._semaphore is None:
-            yield
-        else:
-            async with self._semaphore:
+        """The slots every key shares: the concurrency cap, then the client-wide rate."""
+        async with self._semaphore or contextlib.nullcontext():
+            async with self._shared_rate.slot() if self._shared_rate is not None else contextlib.nullcontext():
                 yield
 
     @staticmethod

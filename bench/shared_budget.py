@@ -1,0 +1,173 @@
+"""Many processes, one budget: 4 worker processes share per-key budgets through Redis against a rate-limited fake.
+
+The fake (served over loopback by this process) refuses beyond R requests per second per key (a sliding
+window) with a 429. Four worker processes, each a `PartnerClient(limits=RateLimits(partner="R/s",
+practice="R/s", redis_url=...))`, call a partner endpoint and one practice's endpoint as fast as their budgets
+let them. The figures: each key's achieved rate over R (target >= 90%) and the 429s the fake sent (target 0).
+For contrast, the same load with every process keeping its own in-process budget (no Redis).
+
+`python -m bench.shared_budget worker` is the worker; keys reach it in its environment, never its arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from intakeq_partner import IntakeQError, PartnerClient, RateLimits
+from intakeq_partner.testing import FakeIntakeQ, Faults
+
+from ._common import Result
+
+RATE = 40
+PROCESSES = 4
+TARGET_SHARE = 0.90
+PRACTICE = "bench-shared"
+
+
+@dataclass
+class Outcome:
+    """What a run of the workers achieved, per key, and what the fake refused."""
+
+    rate: int
+    seconds: float
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    refused: int = 0
+    fallbacks: int = 0
+
+    def share(self, scope: str) -> float:
+        return self.calls[scope] / (self.rate * self.seconds)
+
+
+async def _work(seconds: float, tasks: int) -> dict[str, object]:
+    """One worker process: `tasks` callers per key, from the parent's go until `seconds` (plus a margin) later.
+
+    It reports when each call finished (wall clock, which the processes share), so that the parent counts
+    only the calls inside its measured interval: a budget of R per second allows R x T in T whole seconds.
+    """
+    limits = RateLimits(
+        partner=os.environ["BENCH_RATE"],
+        practice=os.environ["BENCH_RATE"],
+        redis_url=os.environ.get("BENCH_REDIS_URL") or None,
+    )
+    calls: dict[str, list[float]] = {"partner": [], "practice": []}
+    errors: Counter[str] = Counter()
+    key, base_url = os.environ["BENCH_PARTNER_KEY"], os.environ["BENCH_BASE_URL"]
+    async with PartnerClient(key, base_url=base_url, limits=limits) as p:
+        clinic = p.practice(PRACTICE)
+        await clinic.practitioners.list()  # fetches the practice key before the load starts
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        deadline = time.monotonic() + seconds + 1.0  # keep the load steady to the end of the interval
+
+        async def caller(scope: str) -> None:
+            while time.monotonic() < deadline:
+                try:
+                    if scope == "partner":
+                        await p.forms.master()
+                    else:
+                        await clinic.practitioners.list()
+                    calls[scope].append(time.time())
+                except IntakeQError as exc:
+                    errors[type(exc).__name__] += 1
+
+        await asyncio.gather(*(caller(scope) for scope in ("partner", "practice") for _ in range(tasks)))
+        fallbacks = getattr(p._transport._budgets, "fallbacks", 0)
+    return {"calls": calls, "errors": dict(errors), "fallbacks": fallbacks}
+
+
+async def measure(
+    redis_url: str | None, *, rate: int = RATE, seconds: float = 4.0, processes: int = PROCESSES, tasks: int = 4
+) -> Outcome:
+    """Run `processes` workers against a fake limiting each key to `rate`/s; shared budgets when `redis_url`."""
+    fake = FakeIntakeQ(seed=3)
+    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport()) as partner:
+        await partner.practices.create(
+            practice_name="Shared", first_name="Ann", last_name="Lee", email="a@ex.com", external_practice_id=PRACTICE
+        )
+    outcome = Outcome(rate, seconds)
+    async with fake.serve(port=0) as base_url:
+        env = dict(os.environ, BENCH_RATE=f"{rate}/s", BENCH_PARTNER_KEY=fake.partner_key, BENCH_BASE_URL=base_url)
+        env["BENCH_REDIS_URL"] = redis_url or ""
+        command = [sys.executable, "-m", "bench.shared_budget", "worker", str(seconds), str(tasks)]
+        workers = [
+            await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
+            )
+            for _ in range(processes)
+        ]
+        try:
+            for worker in workers:
+                assert worker.stdout is not None
+                line = await asyncio.wait_for(worker.stdout.readline(), 60)
+                if line.strip() != b"ready":
+                    raise RuntimeError(f"a worker did not start: {line!r}")
+            await asyncio.sleep(1.1)  # the warm-up calls leave every one-second window
+            fake.reset_stats()
+            fake.faults = Faults(rate_limit=rate)  # only now: the workers' key fetches were not part of the load
+            began = time.time()
+            for worker in workers:
+                assert worker.stdin is not None
+                worker.stdin.write(b"go\n")
+                await worker.stdin.drain()
+            for worker in workers:
+                out, _ = await asyncio.wait_for(worker.communicate(), seconds + 120)
+                if worker.returncode != 0:
+                    raise RuntimeError(f"a worker failed with exit code {worker.returncode}")
+                report = json.loads(out.decode().strip().splitlines()[-1])
+                for scope, ends in report["calls"].items():
+                    outcome.calls[scope] += sum(began <= end < began + seconds for end in ends)
+                outcome.errors.update(report["errors"])
+                outcome.fallbacks += report["fallbacks"]
+        finally:
+            for worker in workers:
+                if worker.returncode is None:
+                    worker.kill()
+                    await worker.wait()
+        outcome.refused = fake.stats.statuses[429]
+    return outcome
+
+
+def run(seconds: float = 5.0) -> Result:
+    from tests.redis_server import redis_server  # the test suite's fixture: a real server on a free port
+
+    started = time.perf_counter()
+    result = Result("Shared budget on Redis")
+    with redis_server() as server:
+        shared = asyncio.run(measure(server.url, seconds=seconds))
+    alone = asyncio.run(measure(None, seconds=seconds))
+    worst = min(shared.share("partner"), shared.share("practice"))
+    result.add(
+        f"{PROCESSES} processes on Redis: achieved / budget (worst key)", f"{worst:.1%}", f">= {TARGET_SHARE:.0%}",
+        worst >= TARGET_SHARE,
+    )  # fmt: skip
+    result.add(f"{PROCESSES} processes on Redis: 429s the fake sent", str(shared.refused), "0", shared.refused == 0)
+    result.add(f"{PROCESSES} processes, each its own budget: 429s the fake sent", str(alone.refused), note="contrast")
+    for name, outcome in (("Redis", shared), ("in-process only", alone)):
+        result.details.append(
+            f"{name}: partner {outcome.calls['partner']} calls ({outcome.share('partner'):.1%} of {RATE}/s x "
+            f"{seconds:g} s), practice {outcome.calls['practice']} ({outcome.share('practice'):.1%}), "
+            f"429s sent {outcome.refused}, errors {dict(outcome.errors) or 'none'}, fallbacks {outcome.fallbacks}"
+        )
+    result.details.append(
+        f"{PROCESSES} worker processes x 4 callers per key; the fake limits each key to {RATE} requests per second"
+    )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_quick() -> Result:
+    return run(seconds=2.0)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        print(json.dumps(asyncio.run(_work(float(sys.argv[2]), int(sys.argv[3])))), flush=True)
+    else:
+        print(run())
