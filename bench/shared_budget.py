@@ -64,7 +64,7 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
         await clinic.practitioners.list()  # fetches the practice key before the load starts
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        deadline = time.monotonic() + seconds + 1.0  # keep the load steady to the end of the interval
+        deadline = time.monotonic() + seconds + 0.3  # keep the load steady to the end of the interval
 
         async def caller(scope: str) -> None:
             while time.monotonic() < deadline:

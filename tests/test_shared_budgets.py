@@ -1,0 +1,153 @@
+"""Budgets shared through a real Redis: several processes, one budget; and what happens when Redis goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import respx
+
+from bench.shared_budget import measure
+from intakeq_partner import PartnerClient, RateLimitError, RateLimiterUnavailableError, RateLimits
+from intakeq_partner._budgets import WaitTooLong, budget_id
+from intakeq_partner._redis import RedisBudgets
+from intakeq_partner._secret import Secret
+from intakeq_partner._transport import Transport
+from intakeq_partner.testing import FakeIntakeQ
+from tests.redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
+
+BASE = "https://api.test"
+PATH = "/api/v1/practitioners"
+KEY = Secret("practice-key-shared-0123")
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    try:
+        with redis_server() as server:
+            yield server
+    except RedisMissing as exc:
+        if skip_knowingly():
+            pytest.skip(str(exc))
+        pytest.fail(str(exc))  # loudly: a green run must have tested the shared limiter
+
+
+def budgets(server: RedisServer, **options: object) -> RedisBudgets:
+    limits = RateLimits(redis_url=server.url, **options)  # type: ignore[arg-type]
+    return RedisBudgets(limits, clock=time.monotonic, sleep=asyncio.sleep)
+
+
+async def test_four_processes_share_one_budget_with_no_429_and_at_least_90_percent_of_it(redis: RedisServer) -> None:
+    outcome = await measure(redis.url, rate=20, seconds=2.0, processes=4, tasks=3)
+    assert outcome.refused == 0, outcome
+    assert not outcome.errors and outcome.fallbacks == 0, outcome
+    assert outcome.share("partner") >= 0.9 and outcome.share("practice") >= 0.9, outcome
+
+
+async def test_a_window_is_shared_by_every_process_that_uses_the_same_redis(redis: RedisServer) -> None:
+    one, other = budgets(redis, practice="2/10s"), budgets(redis, practice="2/10s")
+    async with one.slot(KEY, "practice", None), other.slot(KEY, "practice", None):
+        pass
+    deadline = time.monotonic() + 0.5
+    with pytest.raises(WaitTooLong) as info:
+        async with one.slot(KEY, "practice", deadline):
+            pass
+    assert 9 < info.value.wait <= 10
+    # Another key, and the partner budget of the same key, are untouched.
+    async with one.slot(Secret("another-practice-key"), "practice", deadline), one.slot(KEY, "partner", deadline):
+        pass
+    await one.aclose()
+    await other.aclose()
+
+
+async def test_concurrency_per_key_holds_across_processes(redis: RedisServer) -> None:
+    one, other = budgets(redis, concurrency=1), budgets(redis, concurrency=1)
+    async with one.slot(KEY, "practice", None):
+        with pytest.raises(WaitTooLong):
+            async with other.slot(KEY, "practice", time.monotonic() + 0.2):
+                pass
+    async with other.slot(KEY, "practice", time.monotonic() + 1):  # released: free again
+        pass
+    await one.aclose()
+    await other.aclose()
+
+
+async def test_a_429_seen_by_one_process_pauses_the_key_in_every_other(redis: RedisServer) -> None:
+    limits = RateLimits(redis_url=redis.url, max_wait=0.5)
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.get(PATH).mock(return_value=httpx.Response(429, headers={"Retry-After": "30"}))
+        async with Transport(base_url=BASE, limits=limits, max_retries=0) as one:
+            with pytest.raises(RateLimitError):
+                await one.request("GET", PATH, key=KEY)
+        async with Transport(base_url=BASE, limits=limits) as other:
+            with pytest.raises(RateLimitError) as info:
+                await other.request("GET", PATH, key=KEY)
+    assert route.call_count == 1  # the second process sent nothing
+    assert info.value.retry_after is not None and 25 < info.value.retry_after <= 30
+
+
+async def test_redis_holds_hashes_of_keys_never_the_keys(redis: RedisServer) -> None:
+    shared = budgets(redis, practice="5/s")
+    async with shared.slot(KEY, "practice", None):
+        pass
+    await shared.pause(KEY, "practice", 1.0)
+    client = aioredis.Redis.from_url(redis.url)
+    names = [name.decode() for name in await client.keys("*")]
+    values = [await client.zrange(n, 0, -1) if n.endswith(":log") else await client.get(n) for n in names]
+    await client.aclose()
+    await shared.aclose()
+    assert len(names) == 2 and all(budget_id(KEY) in name for name in names)
+    assert KEY.reveal() not in repr(names) + repr(values)
+
+
+async def test_redis_killed_mid_run_falls_back_to_local_budgets_warning_once(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="intakeq_partner")
+    fake = FakeIntakeQ(seed=4)
+    limits = RateLimits(partner="200/s", redis_url=redis.url)
+    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport(), limits=limits) as p:
+        shared = p._transport._budgets
+        assert isinstance(shared, RedisBudgets)
+        async with asyncio.timeout(60):  # a guard: a hang fails here instead of stalling the suite
+            for _ in range(10):
+                await p.forms.master()
+            assert shared.fallbacks == 0
+            redis.kill()
+            results = await asyncio.gather(*(p.forms.master() for _ in range(20)), return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert shared.fallbacks >= 20
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and f"127.0.0.1:{redis.port}" in warnings[0]
+
+
+async def test_redis_killed_with_fail_closed_chosen_raises_and_sends_nothing(redis: RedisServer) -> None:
+    fake = FakeIntakeQ(seed=4)
+    limits = RateLimits(partner="200/s", redis_url=redis.url, on_redis_error="fail")
+    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport(), limits=limits) as p:
+        await p.forms.master()
+        redis.kill()
+        sent = fake.stats.statuses[200]
+        async with asyncio.timeout(60):
+            with pytest.raises(RateLimiterUnavailableError) as info:
+                await p.forms.master()
+    assert fake.stats.statuses[200] == sent
+    assert f"127.0.0.1:{redis.port}" in str(info.value)
+
+
+async def test_an_unreachable_redis_never_puts_its_password_in_an_error(redis: RedisServer) -> None:
+    port = redis.port
+    redis.kill()
+    limits = RateLimits(redis_url=f"redis://:pa55word@127.0.0.1:{port}/0", on_redis_error="fail")
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        route = mock.get(PATH).mock(return_value=httpx.Response(200, json=[]))
+        async with Transport(base_url=BASE, limits=limits) as t:
+            with pytest.raises(RateLimiterUnavailableError) as info:
+                await t.request("GET", PATH, key=KEY)
+    assert route.call_count == 0
+    assert "pa55word" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
