@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks, print a table, optionally write the Markdown section of BENCHMARKS.md.
 
 python -m bench                      all of them
-python -m bench decoding overhead    some of them (provisioning, overhead, imports, decoding, ratelimit, shared_budget, memory)
+python -m bench decoding overhead    some of them (see NAMES below)
 python -m bench --markdown           also print the Markdown section
 python -m bench --write              also replace the generated section of BENCHMARKS.md
 python -m bench --quick              fewer rounds and smaller loads, to check that everything runs

@@ -63,7 +63,8 @@ def sent(clock: Clock) -> Iterator[list[tuple[float, str, str]]]:
 
 
 def transport(clock: Clock, limits: RateLimits, **kwargs: Any) -> Transport:
-    return Transport(base_url=BASE, limits=limits, clock=clock, sleep=clock.sleep, random=lambda: 1.0, **kwargs)
+    options: dict[str, Any] = {"http_stack": "httpx", "random": lambda: 1.0, **kwargs}  # respx mocks httpx
+    return Transport(base_url=BASE, limits=limits, clock=clock, sleep=clock.sleep, **options)
 
 
 # --- configuration ---------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ async def test_per_key_concurrency_caps_one_key_and_not_the_others() -> None:
 
     with respx.mock(base_url=BASE) as mock:
         mock.get(PRACTICE_PATH).mock(side_effect=slow)
-        async with Transport(base_url=BASE, limits=RateLimits(concurrency=2)) as t:
+        async with Transport(base_url=BASE, limits=RateLimits(concurrency=2), http_stack="httpx") as t:
             calls = [t.request("GET", PRACTICE_PATH, key=k) for k in (CLINIC_A, CLINIC_B) for _ in range(5)]
             tasks = [asyncio.ensure_future(c) for c in calls]
             for _ in range(50):

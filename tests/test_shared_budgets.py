@@ -81,10 +81,10 @@ async def test_a_429_seen_by_one_process_pauses_the_key_in_every_other(redis: Re
     limits = RateLimits(redis_url=redis.url, max_wait=0.5)
     with respx.mock(base_url=BASE) as mock:
         route = mock.get(PATH).mock(return_value=httpx.Response(429, headers={"Retry-After": "30"}))
-        async with Transport(base_url=BASE, limits=limits, max_retries=0) as one:
+        async with Transport(base_url=BASE, limits=limits, max_retries=0, http_stack="httpx") as one:
             with pytest.raises(RateLimitError):
                 await one.request("GET", PATH, key=KEY)
-        async with Transport(base_url=BASE, limits=limits) as other:
+        async with Transport(base_url=BASE, limits=limits, http_stack="httpx") as other:
             with pytest.raises(RateLimitError) as info:
                 await other.request("GET", PATH, key=KEY)
     assert route.call_count == 1  # the second process sent nothing
@@ -146,7 +146,7 @@ async def test_an_unreachable_redis_never_puts_its_password_in_an_error(redis: R
     limits = RateLimits(redis_url=f"redis://:pa55word@127.0.0.1:{port}/0", on_redis_error="fail")
     with respx.mock(base_url=BASE, assert_all_called=False) as mock:
         route = mock.get(PATH).mock(return_value=httpx.Response(200, json=[]))
-        async with Transport(base_url=BASE, limits=limits) as t:
+        async with Transport(base_url=BASE, limits=limits, http_stack="httpx") as t:
             with pytest.raises(RateLimiterUnavailableError) as info:
                 await t.request("GET", PATH, key=KEY)
     assert route.call_count == 0

@@ -135,6 +135,7 @@ class Transport(AsyncCloseable):
         self._budgets = make_budgets(self.limits, clock=clock, sleep=sleep)
         self._shared_rate = shared_window(rate_limit, clock, sleep) if rate_limit else None
         self._owns_client = http_client is None
+        self._owns_budgets = True  # a with_options view shares them and leaves closing them to us
         if http_client is not None or transport is not None:
             if http_stack != "auto":
                 raise InvalidRequestError("http_stack chooses the client we build: leave it out with your own")
@@ -196,6 +197,7 @@ class Transport(AsyncCloseable):
             )
         view = copy.copy(self)
         view._owns_client = False
+        view._owns_budgets = False
         view._set_send_options(
             options.get("timeout", self._timeout),
             options.get("max_retries", self.max_retries),
@@ -425,6 +427,8 @@ class Transport(AsyncCloseable):
         await self._sleep(self._backoff(attempt))
 
     async def aclose(self) -> None:
-        """Close the HTTP client if we made it; a client handed in belongs to its owner."""
+        """Close the HTTP client if we made it (a client handed in belongs to its owner) and the budgets' store."""
+        if self._owns_budgets:
+            await self._budgets.aclose()
         if self._owns_client:
             await self._client.aclose()
