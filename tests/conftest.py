@@ -64,24 +64,47 @@ def stack_transport(stack: str) -> httpx.AsyncBaseTransport:
     return AiohttpTransport() if stack == "aiohttp" else httpx.AsyncHTTPTransport()
 
 
-@pytest.fixture(params=MODES)
+READINGS: dict[str, dict[str, str]] = {
+    "documented": {"update_semantics": "merge", "list_paging": "all", "timestamps": "documented"},
+    "replace-paged-ms": {"update_semantics": "replace", "list_paging": "paged", "timestamps": "unix-ms"},
+    "replace-ignores-page-mixed": {"update_semantics": "replace", "list_paging": "ignores-page", "timestamps": "mixed"},
+    "merge-paged-iso": {"update_semantics": "merge", "list_paging": "paged", "timestamps": "iso"},
+}
+"""Readings of the API document the fake can play (see FakeIntakeQ): together they take every value of every
+setting, so a test run under each reading has met every one of them."""
+
+
+def play(fake: FakeIntakeQ, reading: str) -> FakeIntakeQ:
+    """Make the fake play one reading of the document."""
+    for name, value in READINGS[reading].items():
+        setattr(fake, name, value)
+    return fake
+
+
+# Every reading in-process (cheap); over loopback (the same app behind a socket), each stack under one reading.
+ENV_PARAMS = [("in-process", reading) for reading in READINGS] + [(mode, "documented") for mode in MODES[1:]]
+
+
+@pytest.fixture(params=ENV_PARAMS, ids=[f"{mode}-{reading}" for mode, reading in ENV_PARAMS])
 async def env(request: pytest.FixtureRequest, fake: FakeIntakeQ) -> AsyncIterator[Env]:
-    if request.param == "in-process":
+    mode, reading = request.param
+    play(fake, reading)
+    if mode == "in-process":
 
         def in_process() -> dict[str, Any]:
             return {**FAST, "transport": fake.transport()}
 
         async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, **in_process()) as partner, fake.client() as web:
-            yield Env(request.param, fake, partner, web, fake.base_url, in_process)
+            yield Env(mode, fake, partner, web, fake.base_url, in_process)
     else:
-        options = {**FAST, "http_stack": request.param.removeprefix("loopback-")}
+        options = {**FAST, "http_stack": mode.removeprefix("loopback-")}
         async with (
             fake.serve() as base_url,
             PartnerClient(PARTNER_KEY, base_url=base_url, **options) as partner,
             httpx.AsyncClient() as web,
         ):
             assert partner.http_stack == options["http_stack"]
-            yield Env(request.param, fake, partner, web, base_url, lambda: dict(options))
+            yield Env(mode, fake, partner, web, base_url, lambda: dict(options))
 
 
 class FaultOnce(httpx.AsyncBaseTransport):
@@ -146,6 +169,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
     assert fake.practice(f"ext-{tag}").id == practice.id and practice.city == "Oslo"
     updated = await partner.practices.update(external_practice_id=f"ext-{tag}", **practice_fields(tag), city="Rome")
     assert updated.id == practice.id and fake.practice(practice.id).city == "Rome"
+    assert fake.practice(practice.id).external_id == f"ext-{tag}"
     found = await partner.practices.get(email=f"ann-{tag}@example.com")
     assert found is not None and found.id == practice.id and found.city == "Rome"
     assert practice.id in [p.id for p in await partner.practices.list()]
@@ -173,6 +197,13 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
     assert doc.external_practitioner_id == f"doc-{tag}" and doc.role_name == "Administrator"
     doc = await v1.practitioners.update(external_practitioner_id=f"doc-{tag}", last_name="Berg")
     assert doc.complete_name == "Bo Berg"
+    # Whatever the fake does with fields an update leaves out, none was left out: nothing else changed.
+    stored = fake.practitioner(practice.id, doc.id)
+    assert (stored.email, stored.role_name, stored.external_id) == (
+        f"bo-{tag}@example.com",
+        "Administrator",
+        f"doc-{tag}",
+    )
     await v1.practitioners.disable(doc.id)
     assert doc.id not in [p.id for p in await v1.practitioners.list()]
     assert [p.is_inactive for p in await v1.practitioners.list(include_inactive=True) if p.id == doc.id] == [True]

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import READINGS, play
 
 from intakeq_partner import PartnerClient, RateLimits
 from intakeq_partner.provisioning import (
@@ -80,9 +81,10 @@ def client(fake: FakeIntakeQ, **options: Any) -> PartnerClient:
     return PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport(), **options)
 
 
-@pytest.fixture
-def fake() -> FakeIntakeQ:
-    return FakeIntakeQ(seed=11)
+@pytest.fixture(params=list(READINGS))
+def fake(request: pytest.FixtureRequest) -> FakeIntakeQ:
+    """The fake under each reading of the API document (see conftest.READINGS)."""
+    return play(FakeIntakeQ(seed=11), request.param)
 
 
 @pytest.fixture
@@ -415,7 +417,8 @@ async def test_a_few_percent_of_faults_converge_in_a_couple_of_runs(seed: int) -
     assert_converged(fake, plan)
 
 
-async def test_soak_300_practices_under_5_percent_mixed_faults() -> None:
+@pytest.mark.parametrize("reading", list(READINGS))
+async def test_soak_300_practices_under_5_percent_mixed_faults(reading: str) -> None:
     faults = Faults(
         p429=0.01,
         p5xx=0.012,
@@ -426,7 +429,7 @@ async def test_soak_300_practices_under_5_percent_mixed_faults() -> None:
         p_retry_after_missing=0.5,
         hang_seconds=0.5,
     )
-    fake = FakeIntakeQ(seed=5, faults=faults)
+    fake = play(FakeIntakeQ(seed=5, faults=faults), reading)
     plan = parse_plan(plan_data(300))
     timeout = httpx.Timeout(5.0, read=0.2)
     # A 429 without Retry-After pauses the key for everyone; a minute (the default) is too long for a test.
