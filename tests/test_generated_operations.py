@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import httpx
@@ -13,8 +13,11 @@ import pytest
 import respx
 
 from generator import spec
+from intakeq_partner._errors import error_from_response
 from intakeq_partner._generated import models as m
-from intakeq_partner._wire import segment
+from intakeq_partner._wire import RequestSpec, segment
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.usefixtures("httpx_stack")  # respx mocks httpx's transports only
 
@@ -123,6 +126,22 @@ def test_every_operation_has_a_case() -> None:
     assert sorted(set(spec.operations(spec.load())) - named) == []
 
 
+class PlainSender:
+    """The smallest Sender: one httpx client and one key, no policy; enough to test each operation's wire format."""
+
+    def __init__(self, client: httpx.AsyncClient, key: str) -> None:
+        self.client, self.key = client, key
+
+    async def send(self, request: RequestSpec, parse: Callable[[httpx.Response, RequestSpec], T]) -> T:
+        response = await self.client.request(
+            request.method, request.path, params=request.params or None, json=request.json,
+            headers={"X-Auth-Key": self.key},
+        )  # fmt: skip
+        if not response.is_success:
+            raise error_from_response(response, request.method, request.path)
+        return parse(response, request)
+
+
 @pytest.mark.parametrize(
     ("name", "arguments", "method", "path", "query", "body", "answer"), CASES, ids=[c[0] for c in CASES]
 )
@@ -141,7 +160,7 @@ async def test_generated_call_sends_what_the_spec_says(
             return_value=httpx.Response(200, json=answer) if answer is not None else httpx.Response(200)
         )
         async with httpx.AsyncClient(base_url=BASE) as client:
-            result = await module.asyncio(client, KEY, **arguments())
+            result = await module.asyncio(PlainSender(client, KEY), **arguments())
     sent = route.calls.last.request
     assert sent.url.raw_path.split(b"?")[0].decode() == path
     assert dict(sent.url.params) == query
@@ -161,7 +180,7 @@ async def test_an_id_stays_inside_its_path_segment(hostile: str) -> None:
     with respx.mock() as router:
         route = router.get(host="intakeq.test").mock(return_value=httpx.Response(200, json={"ApiKey": "k"}))
         async with httpx.AsyncClient(base_url=BASE) as client:
-            await module.asyncio(client, KEY, hostile)
+            await module.asyncio(PlainSender(client, KEY), hostile)
     raw = route.calls.last.request.url.raw_path.decode()
     assert raw == f"/api/partner/practice/{segment(hostile)}/key"
     assert "?" not in raw and "#" not in raw and raw.count("/") == 5

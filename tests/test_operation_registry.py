@@ -106,12 +106,17 @@ def test_readme_lists_every_operation_with_its_request_and_key() -> None:
 
 
 def _names_used(cls: type, method: str, seen: set[str] | None = None) -> set[str]:
-    """Names a method's body uses, following calls of the class's own private helpers (`self._x(...)`)."""
+    """Names a method's body uses, following the class's own private helpers (`self._x(...)`) and the functions
+    of its module that it calls."""
     seen = seen if seen is not None else set()
-    if method in seen or not hasattr(cls, method):
+    if method in seen:
         return set()
     seen.add(method)
-    tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, method))))
+    module = inspect.getmodule(cls)
+    target = getattr(cls, method, None) if not method.startswith("module:") else getattr(module, method[7:], None)
+    if target is None:
+        return set()
+    tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     for node in ast.walk(tree):
         if (
@@ -121,6 +126,10 @@ def _names_used(cls: type, method: str, seen: set[str] | None = None) -> set[str
             and node.attr.startswith("_")
         ):
             names |= _names_used(cls, node.attr, seen)
+    for name in list(names):
+        function = getattr(module, name, None)
+        if inspect.isfunction(function) and inspect.getmodule(function) is module:
+            names |= _names_used(cls, f"module:{name}", seen)
     return names
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from types import ModuleType
 from typing import Any, TypeVar
 
 import httpx
@@ -17,9 +16,11 @@ import httpx
 from ._errors import ConflictError, IntakeQError, InvalidRequestError, NotFoundError, is_ambiguous
 from ._secret import Secret
 from ._transport import Transport
-from ._wire import RequestSpec, WireError, decode_response, encode_query, merge_update, parse_json
+from ._wire import RequestSpec, WireError, encode_query, merge_update, parse_json
 
 T = TypeVar("T")
+U = TypeVar("U")  # an update body
+C = TypeVar("C")  # the object as read
 SendWithKey = Callable[[Secret], Awaitable[Any]]
 # Runs a send with the right key (and, for practice keys, refreshes a refused key once).
 KeyRunner = Callable[[SendWithKey], Awaitable[Any]]
@@ -53,42 +54,36 @@ class Sender:
     def __repr__(self) -> str:
         return f"Sender(scope={self.scope!r})"
 
-    async def call(self, operation: ModuleType, *args: Any, **kwargs: Any) -> Any:
-        """Build the request (bad arguments fail here, before anything is sent), send it, decode the answer.
+    async def send(self, request: RequestSpec, parse: Callable[[httpx.Response, RequestSpec], T]) -> T:
+        """Send one request of a generated operation with this sender's key; return `parse` of the answer.
 
-        Whether a failed attempt may be repeated is the operation's own (`x-idempotent` in the spec)."""
-        if operation.KEY_SCOPE != self.scope:
-            raise RuntimeError(f"{operation.__name__} needs the {operation.KEY_SCOPE} key, not the {self.scope} key")
-        try:
-            request: RequestSpec = operation.build_request(*args, **kwargs)
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc)) from None
+        This is the seam between the generated code and the facade: each generated `asyncio(sender, ...)`
+        builds its typed request and parser and hands them here. Whether a failed attempt may be repeated is
+        the operation's own (`x-idempotent` in the spec), carried by the request.
+        """
+        if request.key_scope != self.scope:
+            raise RuntimeError(f"{request.method} {request.path} needs the {request.key_scope} key, not {self.scope}")
 
-        def parse(response: httpx.Response) -> Any:
-            return decode_response(
-                response, request.method, request.path, operation.RESPONSE_MODEL, operation.RESPONSE_IS_LIST
-            )
-
-        async def send(key: Secret) -> Any:
+        async def attempt(key: Secret) -> T:
             return await self.transport.request(
                 request.method,
                 request.path,
                 key=key,
                 params=request.params or None,
                 json=request.json,
-                idempotent=operation.IDEMPOTENT,
-                parse=parse,
+                idempotent=request.idempotent,
+                parse=lambda response: parse(response, request),
             )
 
-        return await self._with_key(send)
+        result: T = await self._with_key(attempt)
+        return result
 
     async def create_once(
         self,
-        operation: ModuleType,
+        create: Callable[[], Awaitable[T]],
         find_existing: Callable[[], Awaitable[T | None]] | None,
-        **kwargs: Any,
     ) -> T:
-        """POST a create without ever making a duplicate.
+        """POST a create (`create()`, a generated operation's call) without ever making a duplicate.
 
         IntakeQ has no idempotency keys, so when an attempt may have landed (a dropped connection, a timeout,
         a 5xx, a garbled answer) we look the object up by its external ID before posting again; a 409 after
@@ -96,14 +91,12 @@ class Sender:
         (`find_existing` is None) there is nothing to look up by, so such an attempt is not repeated.
         """
         if find_existing is None:
-            only: T = await self.call(operation, **kwargs)
-            return only
+            return await create()
         attempt = 0
         uncertain = False
         while True:
             try:
-                created: T = await self.call(operation, **kwargs)
-                return created
+                return await create()
             except IntakeQError as exc:
                 if not (is_ambiguous(exc) or (uncertain and isinstance(exc, ConflictError))):
                     raise
@@ -118,17 +111,19 @@ class Sender:
 
     async def update_whole(
         self,
-        operation: ModuleType,
-        update_cls: type[Any],
+        put: Callable[[U], Awaitable[T]],
+        update_cls: type[U],
         *,
+        path: str,
         what: str,
         ref: str,
-        read: Callable[[], Awaitable[Any | None]],
+        read: Callable[[], Awaitable[C | None]],
         changes: Mapping[str, Any],
-        current: Any = None,
-        check: Callable[[Any], None] | None = None,
-    ) -> Any:
-        """PUT a complete body: read the object (unless `current` is given), apply `changes`, send everything.
+        current: C | None = None,
+        check: Callable[[C], None] | None = None,
+    ) -> T:
+        """PUT a complete body: read the object (unless `current` is given), apply `changes`, send everything
+        with `put` (a generated operation's call taking the body).
 
         IntakeQ does not say whether a PUT keeps or clears the fields its body leaves out, so nothing is left
         out. A failed read raises and sends nothing; so does an object that is not there (NotFoundError) or a
@@ -148,7 +143,7 @@ class Sender:
                 raise NotFoundError(
                     status_code=404,
                     method="GET",
-                    path=operation.PATH,
+                    path=path,
                     message=f"no {what} {ref!r} to update (nothing was sent)",
                 )
             if check is not None:
@@ -157,7 +152,7 @@ class Sender:
                 body = merge_update(update_cls, current, changes)
             except WireError as exc:
                 raise InvalidRequestError(f"cannot complete the {what} update ({exc}): pass that field") from None
-            return await self.call(operation, body=body)
+            return await put(body)
 
     async def raw(
         self,

@@ -29,9 +29,8 @@ from urllib.parse import quote
 import attrs
 import httpx
 
-from ._constants import AUTH_HEADER
 from ._convert import wire_body
-from ._errors import ResponseValidationError, body_excerpt, error_from_response
+from ._errors import InvalidRequestError, ResponseValidationError, body_excerpt
 
 _loads: Callable[[bytes], Any]
 try:  # orjson is optional (the `fast` extra); both parsers give the same Python objects for JSON.
@@ -46,14 +45,16 @@ Decoder = Callable[[Any], Any]
 
 __all__ = [
     "RequestSpec",
+    "Sender",
     "WireError",
+    "decode_list",
+    "decode_one",
     "decode_response",
     "encode_query",
     "loads",
     "merge_update",
     "parse_json",
     "segment",
-    "send_plain",
     "structure",
     "structure_list",
     "unstructure",
@@ -70,17 +71,26 @@ class RequestSpec:
 
     method: str
     path: str
-    key_scope: str  # "partner" or "practice": which key this endpoint accepts
+    key_scope: str  # "partner" or "practice": which key this endpoint accepts (its `security` in the spec)
+    idempotent: bool | None  # True: safe to repeat even as a POST (`x-idempotent`); None: the method decides
     params: dict[str, str]
     json: Any
+
+
+class Sender(typing.Protocol):
+    """What a generated operation sends through: the facade's policy (key, retries, limits, typed errors)."""
+
+    async def send(self, request: RequestSpec, parse: Callable[[httpx.Response, RequestSpec], T]) -> T:
+        """Send `request` and return `parse` of the success answer; raise an IntakeQError otherwise."""
+        ...
 
 
 def segment(value: str) -> str:
     """Escape one path segment so that no ID can reach another segment, the query or a parent path."""
     if not isinstance(value, str):
-        raise ValueError(f"an ID must be a string, not {type(value).__name__}")
+        raise InvalidRequestError(f"an ID must be a string, not {type(value).__name__}")
     if not value:
-        raise ValueError("an ID must not be empty")
+        raise InvalidRequestError("an ID must not be empty")
     escaped = quote(value, safe="")
     # "." and ".." are left alone by quote() but would be resolved away as dot-segments.
     return escaped.replace(".", "%2E") if escaped in (".", "..") else escaped
@@ -337,22 +347,18 @@ def parse_json(response: httpx.Response, method: str, path: str) -> Any:
         ) from None
 
 
+def decode_one(response: httpx.Response, request: RequestSpec, model: type[T]) -> T:
+    """A success answer holding one `model` object."""
+    result: T = decode_response(response, request.method, request.path, model, False)
+    return result
+
+
+def decode_list(response: httpx.Response, request: RequestSpec, model: type[T]) -> list[T]:
+    """A success answer holding an array of `model` objects."""
+    result: list[T] = decode_response(response, request.method, request.path, model, True)
+    return result
+
+
 def _holds_credentials(model: type[Any]) -> bool:
     """Whether the model has a credential field (the generator keeps those out of repr)."""
     return any(not field.repr and not field.metadata.get("extra") for field in attrs.fields(model))
-
-
-async def send_plain(
-    client: httpx.AsyncClient, key: str, request: RequestSpec, model: type[Any] | None, many: bool
-) -> Any:
-    """Send one request with a plain httpx client: the generated modules' only way out."""
-    response = await client.request(
-        request.method,
-        request.path,
-        params=request.params or None,
-        json=request.json,
-        headers={AUTH_HEADER: key},
-    )
-    if not response.is_success:
-        raise error_from_response(response, request.method, request.path)
-    return decode_response(response, request.method, request.path, model, many)

@@ -6,6 +6,7 @@ PracticeClient that `PartnerClient.practice()` hands out, which fetches and cach
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Unpack
@@ -27,7 +28,6 @@ from ._generated.models import (
     EphemeralToken,
     FormTemplate,
     Practice,
-    PracticeApiKey,
     PracticeCreate,
     PracticeUpdate,
 )
@@ -83,7 +83,7 @@ class Practices:
         )
         ref = external_practice_id
         find = None if ref is None else lambda: self.get(external_practice_id=ref)
-        return await self._sender.create_once(create_practice, find, body=body)
+        return await self._sender.create_once(lambda: create_practice.asyncio(self._sender, body=body), find)
 
     async def update(
         self,
@@ -131,18 +131,23 @@ class Practices:
         async def read() -> Practice | None:
             return await (self.get(id=id) if id is not None else self.get(external_practice_id=ref))
 
-        updated: Practice = await self._sender.update_whole(
-            update_practice, PracticeUpdate, what="practice", ref=ref, read=read, changes=changes, current=current
+        return await self._sender.update_whole(
+            lambda body: update_practice.asyncio(self._sender, body=body),
+            PracticeUpdate,
+            path=update_practice.PATH,
+            what="practice",
+            ref=ref,
+            read=read,
+            changes=changes,
+            current=current,
         )
-        return updated
 
     async def list(self, *, page: int | None = None) -> list[Practice]:
         """Every practice of the partner (walking IntakeQ's pages, see `iter`), or one 1-based `page` of them."""
         if page is not None:
             if isinstance(page, bool) or not isinstance(page, int) or page < 1:
                 raise InvalidRequestError("page must be an int >= 1")
-            one_page: list[Practice] = await self._sender.call(list_practices, page=page)
-            return one_page
+            return await list_practices.asyncio(self._sender, page=page)
         return [practice async for practice in self.iter()]
 
     async def iter(self) -> AsyncIterator[Practice]:
@@ -157,7 +162,7 @@ class Practices:
         longest = 0
         page = 1
         while True:
-            batch: list[Practice] = await self._sender.call(list_practices, page=page)
+            batch = await list_practices.asyncio(self._sender, page=page)
             new = [p for p in batch if p.id not in seen]
             for practice in new:
                 seen.add(practice.id)
@@ -176,15 +181,18 @@ class Practices:
         searched page by page instead, so a lookup never returns another practice.
         """
         name = exactly_one(id=id, email=email, external_practice_id=external_practice_id)
-        filters: dict[str, Any] = {"id": id, "email": email, "external_practice_id": external_practice_id}
-        wanted = text(name, filters[name])
-        filters[name] = wanted
+        wanted = text(name, {"id": id, "email": email, "external_practice_id": external_practice_id}[name])
 
         def matches(practice: Practice) -> bool:
             value = getattr(practice, name)
             return value == wanted or (name == "email" and (value or "").casefold() == wanted.casefold())
 
-        found: list[Practice] = await self._sender.call(list_practices, **filters)
+        found = await list_practices.asyncio(
+            self._sender,
+            id=wanted if name == "id" else None,
+            email=wanted if name == "email" else None,
+            external_practice_id=wanted if name == "external_practice_id" else None,
+        )
         match = next((p for p in found if matches(p)), None)
         if match is None and found:
             async for practice in self.iter():
@@ -195,7 +203,7 @@ class Practices:
     async def delete(self, practice: str, *, missing_ok: bool = False) -> None:
         """Delete a practice (by Id or external ID). `missing_ok` makes a repeated delete succeed."""
         try:
-            await self._sender.call(delete_practice, text("practice", practice))
+            await delete_practice.asyncio(self._sender, text("practice", practice))
         except NotFoundError:
             if not missing_ok:
                 raise
@@ -204,25 +212,26 @@ class Practices:
 
     async def api_key(self, practice: str) -> str:
         """The practice's own API key. Prefer `PartnerClient.practice()`, which fetches and caches it for you."""
-        return (await self._api_key(practice)).reveal()
-
-    async def _api_key(self, practice: str) -> Secret:
-        ref = text("practice", practice)
-        answer: PracticeApiKey = await self._sender.call(get_practice_api_key, ref)
-        try:
-            return Secret(answer.api_key)
-        except InvalidRequestError as exc:  # e.g. an empty key: the server's fault, not the caller's
-            request = get_practice_api_key.build_request(ref)
-            raise ResponseValidationError(
-                status_code=200, method=request.method, path=request.path, body_excerpt="", reason=str(exc)
-            ) from None
+        return (await fetch_practice_key(self._sender, practice)).reveal()
 
     async def ephemeral_token(self, practice: str, user_id: str | None = None) -> EphemeralToken:
         """A single-use sign-in token for a practice user (default: its main user); see `sso_url`."""
-        token: EphemeralToken = await self._sender.call(
-            get_ephemeral_token, text("practice", practice), user_id=optional_text("user_id", user_id)
+        return await get_ephemeral_token.asyncio(
+            self._sender, text("practice", practice), user_id=optional_text("user_id", user_id)
         )
-        return token
+
+
+async def fetch_practice_key(sender: Sender, practice: str) -> Secret:
+    """A practice's key, fetched with the partner key (what `Practices.api_key` and the key cache both use)."""
+    ref = text("practice", practice)
+    answer = await get_practice_api_key.asyncio(sender, ref)
+    try:
+        return Secret(answer.api_key)
+    except InvalidRequestError as exc:  # e.g. an empty key: the server's fault, not the caller's
+        request = get_practice_api_key.build_request(ref)
+        raise ResponseValidationError(
+            status_code=200, method=request.method, path=request.path, body_excerpt="", reason=str(exc)
+        ) from None
 
 
 class Forms:
@@ -233,13 +242,11 @@ class Forms:
 
     async def master(self) -> list[FormTemplate]:
         """The form templates of the partner's master account."""
-        forms: list[FormTemplate] = await self._sender.call(list_master_forms)
-        return forms
+        return await list_master_forms.asyncio(self._sender)
 
     async def list(self, practice: str) -> list[FormTemplate]:
         """The form templates a practice has (by Id or external ID)."""
-        forms: list[FormTemplate] = await self._sender.call(list_practice_forms, text("practice", practice))
-        return forms
+        return await list_practice_forms.asyncio(self._sender, text("practice", practice))
 
     async def copy(
         self, *, source_master_form_id: str, destination_practice: str, copy_attached_consent_forms: bool = False
@@ -250,8 +257,7 @@ class Forms:
             destination_practice_id=text("destination_practice", destination_practice),
             copy_attached_consent_forms=flag("copy_attached_consent_forms", copy_attached_consent_forms),
         )
-        form: FormTemplate = await self._sender.call(copy_form, body=body)
-        return form
+        return await copy_form.asyncio(self._sender, body=body)
 
 
 class PartnerClient(AsyncCloseable):
@@ -285,7 +291,7 @@ class PartnerClient(AsyncCloseable):
         self._sender = sender
         self.practices = Practices(sender, on_delete=self.forget_practice_key)
         self.forms = Forms(sender)
-        self._keys = keys if keys is not None else PracticeKeyCache(self.practices._api_key)
+        self._keys = keys if keys is not None else PracticeKeyCache(functools.partial(fetch_practice_key, sender))
 
     def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
         """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`.

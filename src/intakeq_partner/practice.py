@@ -8,8 +8,8 @@ with the partner key on first use and shares the partner client's pool and limit
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, Unpack
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
@@ -37,7 +37,6 @@ from ._generated.models import (
     AssistantUpdate,
     Intake,
     IntakeCreate,
-    IntakeToken,
     Practitioner,
     PractitionerCreate,
     PractitionerUpdate,
@@ -50,16 +49,18 @@ from ._validate import at_least_one, flag, id_list, optional_text, text
 from .tokens import FormToken
 
 
-def _find(items: Iterable[Any], ref: str, external: str) -> Any:
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+M = TypeVar("M", bound=_Identified)
+
+
+def _find(items: Iterable[M], ref: str, external: Callable[[M], str | None]) -> M | None:
     """The item whose Id, or else whose external ID, is `ref` (the API's own lookup order)."""
     items = list(items)
-    for item in items:
-        if item.id == ref:
-            return item
-    for item in items:
-        if getattr(item, external) == ref:
-            return item
-    return None
+    return next((i for i in items if i.id == ref), None) or next((i for i in items if external(i) == ref), None)
 
 
 def _client_id(value: object) -> int | None:
@@ -94,9 +95,9 @@ def _check_intake_client(
         )
 
 
-def _find_by(items: Iterable[Any], ref: str, attribute: str) -> Any:
-    """The item whose `attribute` is `ref` (an update names its object by exactly one of Id or external ID)."""
-    return next((item for item in items if getattr(item, attribute) == ref), None)
+def _find_by(items: Iterable[M], ref: str, key: Callable[[M], str | None]) -> M | None:
+    """The item whose `key` is `ref` (an update names its object by exactly one of Id or external ID)."""
+    return next((item for item in items if key(item) == ref), None)
 
 
 def _check_current(name: str, value: object, cls: type) -> None:
@@ -129,7 +130,7 @@ class Practitioners:
         )
         ref = external_practitioner_id
         find = None if ref is None else lambda: self.get(ref)
-        return await self._sender.create_once(create_practitioner, find, body=body)
+        return await self._sender.create_once(lambda: create_practitioner.asyncio(self._sender, body=body), find)
 
     async def update(
         self,
@@ -163,53 +164,53 @@ class Practitioners:
         assert ref is not None
 
         async def read() -> Practitioner | None:
-            found: Practitioner | None = _find_by(
-                await self.list(include_inactive=True), ref, "id" if by_id else "external_practitioner_id"
+            found = _find_by(
+                await self.list(include_inactive=True),
+                ref,
+                (lambda p: p.id) if by_id else (lambda p: p.external_practitioner_id),
             )
             return found
 
-        updated: Practitioner = await self._sender.update_whole(
-            update_practitioner, PractitionerUpdate, what="practitioner", ref=ref, read=read, changes=changes,
-            current=current,
+        return await self._sender.update_whole(
+            lambda body: update_practitioner.asyncio(self._sender, body=body), PractitionerUpdate,
+            path=update_practitioner.PATH, what="practitioner", ref=ref, read=read, changes=changes, current=current,
         )  # fmt: skip
-        return updated
 
     async def list(self, *, include_inactive: bool = False) -> list[Practitioner]:
         """The practice's practitioners; disabled ones too with `include_inactive=True`."""
-        found: list[Practitioner] = await self._sender.call(
-            list_practitioners, include_inactive=flag("include_inactive", include_inactive) or None
+        return await list_practitioners.asyncio(
+            self._sender, include_inactive=flag("include_inactive", include_inactive) or None
         )
-        return found
 
     async def get(self, practitioner: str) -> Practitioner | None:
         """One practitioner by Id or external ID (disabled ones included), or None."""
         ref = text("practitioner", practitioner)
-        found: Practitioner | None = _find(await self.list(include_inactive=True), ref, "external_practitioner_id")
+        found = _find(await self.list(include_inactive=True), ref, lambda p: p.external_practitioner_id)
         return found
 
     async def disable(self, practitioner: str) -> None:
         """Disable a practitioner. Safe to repeat (the spec says so), so it is retried like a PUT."""
-        await self._sender.call(disable_practitioner, text("practitioner", practitioner))
+        await disable_practitioner.asyncio(self._sender, text("practitioner", practitioner))
 
     async def enable(self, practitioner: str) -> None:
         """Re-enable a disabled practitioner. Safe to repeat."""
-        await self._sender.call(enable_practitioner, text("practitioner", practitioner))
+        await enable_practitioner.asyncio(self._sender, text("practitioner", practitioner))
 
     async def delete(self, practitioner: str, *, missing_ok: bool = False) -> None:
         """Delete a practitioner; IntakeQ refuses (ConflictError) while they own client data."""
         try:
-            await self._sender.call(delete_practitioner, text("practitioner", practitioner))
+            await delete_practitioner.asyncio(self._sender, text("practitioner", practitioner))
         except NotFoundError:
             if not missing_ok:
                 raise
 
     async def transfer_data(self, source: str, destination: str) -> None:
         """Move all client data from one practitioner to another (needed before deleting the source)."""
-        await self._sender.call(transfer_practitioner_data, text("source", source), text("destination", destination))
+        await transfer_practitioner_data.asyncio(self._sender, text("source", source), text("destination", destination))
 
     async def transfer_client_ownership(self, source: str, destination: str) -> None:
         """Make another practitioner the owner of the source's clients, keeping history as it is."""
-        await self._sender.call(transfer_client_ownership, text("source", source), text("destination", destination))
+        await transfer_client_ownership.asyncio(self._sender, text("source", source), text("destination", destination))
 
 
 class Assistants:
@@ -237,7 +238,7 @@ class Assistants:
         )
         ref = external_assistant_id
         find = None if ref is None else lambda: self.get(ref)
-        return await self._sender.create_once(create_assistant, find, body=body)
+        return await self._sender.create_once(lambda: create_assistant.asyncio(self._sender, body=body), find)
 
     async def update(
         self,
@@ -275,7 +276,7 @@ class Assistants:
         assert ref is not None
 
         async def read() -> Assistant | None:
-            found: Assistant | None = _find_by(await self.list(), ref, "id" if by_id else "external_assistant_id")
+            found = _find_by(await self.list(), ref, (lambda a: a.id) if by_id else (lambda a: a.external_assistant_id))
             return found
 
         def keeps_access(found: Assistant) -> None:
@@ -285,26 +286,26 @@ class Assistants:
                     "give the assistant every practitioner: pass practitioner_ids"
                 )
 
-        updated: Assistant = await self._sender.update_whole(
-            update_assistant, AssistantUpdate, what="assistant", ref=ref, read=read, changes=changes,
-            current=current, check=keeps_access,
+        return await self._sender.update_whole(
+            lambda body: update_assistant.asyncio(self._sender, body=body), AssistantUpdate,
+            path=update_assistant.PATH, what="assistant", ref=ref, read=read, changes=changes, current=current,
+            check=keeps_access,
         )  # fmt: skip
-        return updated
 
     async def list(self) -> list[Assistant]:
         """The practice's assistants."""
-        found: list[Assistant] = await self._sender.call(list_assistants)
+        found = await list_assistants.asyncio(self._sender)
         return found
 
     async def get(self, assistant: str) -> Assistant | None:
         """One assistant by Id or external ID, or None."""
-        found: Assistant | None = _find(await self.list(), text("assistant", assistant), "external_assistant_id")
+        found = _find(await self.list(), text("assistant", assistant), lambda a: a.external_assistant_id)
         return found
 
     async def delete(self, assistant: str, *, missing_ok: bool = False) -> None:
         """Delete an assistant."""
         try:
-            await self._sender.call(delete_assistant, text("assistant", assistant))
+            await delete_assistant.asyncio(self._sender, text("assistant", assistant))
         except NotFoundError:
             if not missing_ok:
                 raise
@@ -342,13 +343,12 @@ class Intakes:
             client_phone=optional_text("client_phone", client_phone),
             practitioner_id=optional_text("practitioner_id", practitioner_id),
         )
-        intake: Intake = await self._sender.call(create_intake, body=body)
-        return intake
+        return await create_intake.asyncio(self._sender, body=body)
 
     async def create_token(self, intake_id: str) -> FormToken:
         """A token that signs the client into this form; use `url_with_auth()` on the result."""
         request = create_intake_token.build_request(text("intake_id", intake_id))
-        token: IntakeToken = await self._sender.call(create_intake_token, intake_id)
+        token = await create_intake_token.asyncio(self._sender, intake_id)
         try:
             return FormToken.from_wire(token.token, token.url, token.expiration)
         except InvalidRequestError as exc:  # e.g. an empty Token: the server's fault, not the caller's

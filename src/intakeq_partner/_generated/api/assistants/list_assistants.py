@@ -6,7 +6,7 @@ The practice's assistants.
 
 import httpx
 
-from ...._wire import RequestSpec, send_plain
+from ...._wire import RequestSpec, Sender, decode_list
 from ...models.assistant import Assistant
 
 OPERATION_ID = "list_assistants"
@@ -25,24 +25,28 @@ RESPONSE_IS_LIST = True
 
 
 def build_request() -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     return RequestSpec(
         method=METHOD,
         path=PATH,
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> list[Assistant]:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_list(response, request, Assistant)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
 ) -> list[Assistant]:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: list[Assistant] = await send_plain(client, key, build_request(), RESPONSE_MODEL, RESPONSE_IS_LIST)
-    return result
+    return await sender.send(build_request(), parse_response)

@@ -6,7 +6,7 @@ The form templates a practice has.
 
 import httpx
 
-from ...._wire import RequestSpec, segment, send_plain
+from ...._wire import RequestSpec, Sender, decode_list, segment
 from ...models.form_template import FormTemplate
 
 OPERATION_ID = "list_practice_forms"
@@ -27,27 +27,29 @@ RESPONSE_IS_LIST = True
 def build_request(
     practice_id: str,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     return RequestSpec(
         method=METHOD,
         path=PATH.format_map({"practice_id": segment(practice_id)}),
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> list[FormTemplate]:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_list(response, request, FormTemplate)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     practice_id: str,
 ) -> list[FormTemplate]:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: list[FormTemplate] = await send_plain(
-        client, key, build_request(practice_id), RESPONSE_MODEL, RESPONSE_IS_LIST
-    )
-    return result
+    return await sender.send(build_request(practice_id), parse_response)

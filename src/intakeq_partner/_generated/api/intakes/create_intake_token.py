@@ -6,7 +6,7 @@ A token that signs a client straight into one intake form, valid until `Expirati
 
 import httpx
 
-from ...._wire import RequestSpec, segment, send_plain
+from ...._wire import RequestSpec, Sender, decode_one, segment
 from ...models.intake_token import IntakeToken
 
 OPERATION_ID = "create_intake_token"
@@ -27,25 +27,29 @@ RESPONSE_IS_LIST = False
 def build_request(
     intake_id: str,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     return RequestSpec(
         method=METHOD,
         path=PATH.format_map({"intake_id": segment(intake_id)}),
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> IntakeToken:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_one(response, request, IntakeToken)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     intake_id: str,
 ) -> IntakeToken:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: IntakeToken = await send_plain(client, key, build_request(intake_id), RESPONSE_MODEL, RESPONSE_IS_LIST)
-    return result
+    return await sender.send(build_request(intake_id), parse_response)

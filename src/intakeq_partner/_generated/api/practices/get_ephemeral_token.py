@@ -7,7 +7,7 @@ the practice's main user.
 
 import httpx
 
-from ...._wire import RequestSpec, encode_query, segment, send_plain
+from ...._wire import RequestSpec, Sender, decode_one, encode_query, segment
 from ...models.ephemeral_token import EphemeralToken
 
 OPERATION_ID = "get_ephemeral_token"
@@ -30,7 +30,7 @@ def build_request(
     *,
     user_id: str | None = None,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     if user_id is not None:
         params["userId"] = encode_query(user_id)
@@ -38,23 +38,25 @@ def build_request(
         method=METHOD,
         path=PATH.format_map({"practice_id": segment(practice_id)}),
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> EphemeralToken:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_one(response, request, EphemeralToken)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     practice_id: str,
     *,
     user_id: str | None = None,
 ) -> EphemeralToken:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: EphemeralToken = await send_plain(
-        client, key, build_request(practice_id, user_id=user_id), RESPONSE_MODEL, RESPONSE_IS_LIST
-    )
-    return result
+    return await sender.send(build_request(practice_id, user_id=user_id), parse_response)

@@ -6,7 +6,7 @@ The key that authenticates the practice-scoped v1 endpoints for this practice.
 
 import httpx
 
-from ...._wire import RequestSpec, segment, send_plain
+from ...._wire import RequestSpec, Sender, decode_one, segment
 from ...models.practice_api_key import PracticeApiKey
 
 OPERATION_ID = "get_practice_api_key"
@@ -27,25 +27,29 @@ RESPONSE_IS_LIST = False
 def build_request(
     practice_id: str,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     return RequestSpec(
         method=METHOD,
         path=PATH.format_map({"practice_id": segment(practice_id)}),
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> PracticeApiKey:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_one(response, request, PracticeApiKey)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     practice_id: str,
 ) -> PracticeApiKey:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: PracticeApiKey = await send_plain(client, key, build_request(practice_id), RESPONSE_MODEL, RESPONSE_IS_LIST)
-    return result
+    return await sender.send(build_request(practice_id), parse_response)

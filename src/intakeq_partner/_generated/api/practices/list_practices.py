@@ -11,7 +11,7 @@ new.
 
 import httpx
 
-from ...._wire import RequestSpec, encode_query, send_plain
+from ...._wire import RequestSpec, Sender, decode_list, encode_query
 from ...models.practice import Practice
 
 OPERATION_ID = "list_practices"
@@ -36,7 +36,7 @@ def build_request(
     external_practice_id: str | None = None,
     page: int | None = None,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     if id is not None:
         params["id"] = encode_query(id)
@@ -50,29 +50,29 @@ def build_request(
         method=METHOD,
         path=PATH,
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> list[Practice]:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_list(response, request, Practice)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     *,
     id: str | None = None,
     email: str | None = None,
     external_practice_id: str | None = None,
     page: int | None = None,
 ) -> list[Practice]:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: list[Practice] = await send_plain(
-        client,
-        key,
-        build_request(id=id, email=email, external_practice_id=external_practice_id, page=page),
-        RESPONSE_MODEL,
-        RESPONSE_IS_LIST,
+    return await sender.send(
+        build_request(id=id, email=email, external_practice_id=external_practice_id, page=page), parse_response
     )
-    return result

@@ -7,7 +7,7 @@ practice (see `PracticeUpdate`).
 
 import httpx
 
-from ...._wire import RequestSpec, send_plain, unstructure
+from ...._wire import RequestSpec, Sender, decode_one, unstructure
 from ...models.practice import Practice
 from ...models.practice_update import PracticeUpdate
 
@@ -30,26 +30,30 @@ def build_request(
     *,
     body: PracticeUpdate,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     return RequestSpec(
         method=METHOD,
         path=PATH,
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=unstructure(body),
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> Practice:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_one(response, request, Practice)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     *,
     body: PracticeUpdate,
 ) -> Practice:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: Practice = await send_plain(client, key, build_request(body=body), RESPONSE_MODEL, RESPONSE_IS_LIST)
-    return result
+    return await sender.send(build_request(body=body), parse_response)

@@ -6,7 +6,7 @@ The practice's practitioners; disabled ones only with `includeInactive=true`.
 
 import httpx
 
-from ...._wire import RequestSpec, encode_query, send_plain
+from ...._wire import RequestSpec, Sender, decode_list, encode_query
 from ...models.practitioner import Practitioner
 
 OPERATION_ID = "list_practitioners"
@@ -28,7 +28,7 @@ def build_request(
     *,
     include_inactive: bool | None = None,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     if include_inactive is not None:
         params["includeInactive"] = encode_query(include_inactive)
@@ -36,22 +36,24 @@ def build_request(
         method=METHOD,
         path=PATH,
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> list[Practitioner]:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return decode_list(response, request, Practitioner)
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     *,
     include_inactive: bool | None = None,
 ) -> list[Practitioner]:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    result: list[Practitioner] = await send_plain(
-        client, key, build_request(include_inactive=include_inactive), RESPONSE_MODEL, RESPONSE_IS_LIST
-    )
-    return result
+    return await sender.send(build_request(include_inactive=include_inactive), parse_response)

@@ -7,7 +7,7 @@ disabling the source.
 
 import httpx
 
-from ...._wire import RequestSpec, segment, send_plain
+from ...._wire import RequestSpec, Sender, segment
 
 OPERATION_ID = "transfer_client_ownership"
 METHOD = "POST"
@@ -28,7 +28,7 @@ def build_request(
     source_practitioner_id: str,
     destination_practitioner_id: str,
 ) -> RequestSpec:
-    """The request for this operation. Raises ValueError for an empty path ID."""
+    """The request for this operation. Raises InvalidRequestError (a ValueError) for an empty path ID."""
     params: dict[str, str] = {}
     return RequestSpec(
         method=METHOD,
@@ -39,19 +39,24 @@ def build_request(
             }
         ),
         key_scope=KEY_SCOPE,
+        idempotent=IDEMPOTENT,
         params=params,
         json=None,
     )
 
 
+def parse_response(response: httpx.Response, request: RequestSpec) -> None:
+    """The success answer as the spec describes it; a body of another shape raises ResponseValidationError."""
+    return None  # the spec promises no body; whatever came is ignored
+
+
 async def asyncio(
-    client: httpx.AsyncClient,
-    key: str,
+    sender: Sender,
     source_practitioner_id: str,
     destination_practitioner_id: str,
 ) -> None:
-    """Send once through a plain httpx client (no retries, no key policy): the facade is the supported way.
+    """Send through `sender`, which adds the key and the sending policy; bad arguments fail before sending.
 
     A non-2xx answer raises the matching APIStatusError; a body of the wrong shape, ResponseValidationError.
     """
-    await send_plain(client, key, build_request(source_practitioner_id, destination_practitioner_id), None, False)
+    return await sender.send(build_request(source_practitioner_id, destination_practitioner_id), parse_response)
