@@ -29,17 +29,17 @@ def practice(rng: random.Random, n: int) -> list[str]:
     main = f"{ext}-owner"
     lines = [
         "[[practices]]",
-        f"external_id = {q(ext)}",
+        f"external_practice_id = {q(ext)}",
         f"practice_name = {q(f'{last} {rng.choice(KINDS)}')}",
         f"first_name = {q(first)}",
         f"last_name = {q(last)}",
         f"email = {q(f'{first.lower()}@{domain}')}",
         f"city = {q(city)}",
         f"state = {q(state)}",
-        f"main_practitioner_external_id = {q(main)}",
+        f"external_practitioner_id = {q(main)}",
         "",
         "[[practices.practitioners]]",
-        f"external_id = {q(main)}",
+        f"external_practitioner_id = {q(main)}",
         f"first_name = {q(first)}",
         f"last_name = {q(last)}",
         f"email = {q(f'{first.lower()}@{domain}')}",
@@ -52,7 +52,7 @@ def practice(rng: random.Random, n: int) -> list[str]:
         staff.append(pid)
         lines += [
             "[[practices.practitioners]]",
-            f"external_id = {q(pid)}",
+            f"external_practitioner_id = {q(pid)}",
             f"first_name = {q(pfirst)}",
             f"last_name = {q(plast)}",
             f"email = {q(f'{pfirst.lower()}.{plast.lower()}@{domain}')}",
@@ -62,10 +62,10 @@ def practice(rng: random.Random, n: int) -> list[str]:
     afirst, alast = rng.choice(FIRST), rng.choice(LAST)
     lines += [
         "[[practices.assistants]]",
-        f"external_id = {q(f'{ext}-front-desk')}",
+        f"external_assistant_id = {q(f'{ext}-front-desk')}",
         f"name = {q(f'{afirst} {alast}')}",
         f"email = {q(f'frontdesk@{domain}')}",
-        f"practitioners = [{', '.join(q(s) for s in staff[1:])}]",
+        f"practitioner_ids = [{', '.join(q(s) for s in staff[1:])}]",
         "",
     ]
     return lines
@@ -83,7 +83,7 @@ def main() -> None:
         "",
         "[defaults]",
         'forms = ["Intake Form", "Progress Note"]',
-        "copy_consent_forms = true",
+        "copy_attached_consent_forms = true",
         "forms_enabled = true",
         "",
     ]

@@ -182,7 +182,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
     assert masters.keys() == {form.name for form in fake.master_forms}
     copy = await partner.forms.copy(
         source_master_form_id=masters["Intake Form"].id,
-        destination_practice=f"ext-{tag}",
+        practice=f"ext-{tag}",
         copy_attached_consent_forms=True,
     )
     assert copy.name == "Intake Form" and copy.type == "Questionnaire"
@@ -231,8 +231,8 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
 
     # --- practice key: handing over and removing a practitioner
     main = fake.practice(practice.id).main_practitioner_id
-    await v1.practitioners.transfer_client_ownership(doc.id, main)
-    await v1.practitioners.transfer_data(f"doc-{tag}", main)
+    await v1.practitioners.transfer_client_ownership(source=doc.id, destination=main)
+    await v1.practitioners.transfer_data(source=f"doc-{tag}", destination=main)
     assert fake.client_data(practice.id, doc.id) == 0 and fake.client_data(practice.id, main) == 1
     await v1.practitioners.delete(doc.id)
     assert [p.id for p in fake.practitioners(practice.id)] == [main]

@@ -36,17 +36,28 @@ def writes(fake: FakeIntakeQ) -> int:
 def plan_file(tmp_path: Path, n: int = 3, *, role: str = "Practitioner", name: str = "plan.json") -> Path:
     practices: list[dict[str, Any]] = [
         {
-            "external_id": f"ext-{i}",
+            "external_practice_id": f"ext-{i}",
             "practice_name": f"Practice {i}",
             "first_name": "Ann",
             "last_name": "Lee",
             "email": f"ann{i}@example.com",
-            "main_practitioner_external_id": f"main-{i}",
+            "external_practitioner_id": f"main-{i}",
             "practitioners": [
-                {"external_id": "dr-1", "first_name": "Bo", "last_name": "Kim", "email": "bo@x.io", "role_name": role}
+                {
+                    "external_practitioner_id": "dr-1",
+                    "first_name": "Bo",
+                    "last_name": "Kim",
+                    "email": "bo@x.io",
+                    "role_name": role,
+                }
             ],
             "assistants": [
-                {"external_id": "desk", "name": "Cy", "email": "cy@x.io", "practitioners": ["dr-1", f"main-{i}"]}
+                {
+                    "external_assistant_id": "desk",
+                    "name": "Cy",
+                    "email": "cy@x.io",
+                    "practitioner_ids": ["dr-1", f"main-{i}"],
+                }
             ],
         }
         for i in range(n)
@@ -148,13 +159,13 @@ def test_a_bad_plan_exits_2_before_any_call(served: Served, tmp_path: Path, caps
     path.write_text(
         """
 [[practices]]
-external_id = "a"
+external_practice_id = "a"
 practice_name = "A"
 first_name = "B"
 email = 42
 
 [[practices]]
-external_id = "a"
+external_practice_id = "a"
 practice_name = "A2"
 first_name = "B"
 last_name = "C"
@@ -166,7 +177,7 @@ email = "x@y.z"
     err = capsys.readouterr().err
     assert f"{path}: practices[0] (a): last_name: required field is missing" in err
     assert f"{path}: practices[0] (a): email: must be a string, not an integer" in err
-    assert f"{path}: practices[1] (a): external_id: duplicate practice external ID" in err
+    assert f"{path}: practices[1] (a): external_practice_id: duplicate practice external ID" in err
     assert served.fake.requests == []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import runpy
 import shlex
+import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
@@ -145,3 +146,17 @@ def test_shell_block_command_lines_parse(block: Block) -> None:
                 named = re.fullmatch(r"intakeq-partner(?:\[([\w,-]+)\])?", requirement)
                 assert named, f"{block}: installs something else: {requirement}"
                 assert set(filter(None, (named.group(1) or "").split(","))) <= extras, f"{block}: {requirement}"
+
+
+def test_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
+    """What a user copies from the docs type-checks under `mypy --strict` against the installed package."""
+    for block in PYTHON:
+        (tmp_path / f"{block.path.stem.lower()}_{block.line}.py").write_text(block.code, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(tmp_path)],
+        cwd=ROOT,  # shares the project's mypy cache, warm after `make typecheck`
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

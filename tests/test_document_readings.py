@@ -71,7 +71,7 @@ REFUSED = {
 async def intake_setup(partner: PartnerClient) -> str:
     await partner.practices.create(**practice_fields("in"), external_practice_id="ext-in")
     [master] = [f for f in await partner.forms.master() if f.name == "Intake Form"]
-    copy = await partner.forms.copy(source_master_form_id=master.id, destination_practice="ext-in")
+    copy = await partner.forms.copy(source_master_form_id=master.id, practice="ext-in")
     return copy.id
 
 
@@ -156,9 +156,9 @@ async def test_a_lookup_by_external_id_finds_the_practice_under_each_paging() ->
         for i in range(150):
             fake.add_practice(ExternalPracticeId=f"ext-{i}", Email=f"p{i}@example.com")
         async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
-            by_ext = await partner.practices.get(external_practice_id="ext-149")
+            by_ext = await partner.practices.get("ext-149")
             by_email = await partner.practices.get(email="P120@example.com")
-            missing = await partner.practices.get(external_practice_id="ext-999")
+            missing = await partner.practices.get("ext-999")
         assert by_ext is not None and by_ext.external_practice_id == "ext-149", paging
         assert by_email is not None and by_email.email == "p120@example.com", paging
         assert missing is None
@@ -177,7 +177,7 @@ async def test_a_lookup_never_returns_another_practice_when_the_server_ignores_t
     with respx.mock(base_url="https://intakeq.test", assert_all_called=False) as router:
         router.get("/api/partner/practice").mock(side_effect=answer)
         async with PartnerClient(PARTNER_KEY, base_url="https://intakeq.test") as partner:
-            found = await partner.practices.get(external_practice_id="mine")
+            found = await partner.practices.get("mine")
     assert found is not None and found.id == "PX"
 
 

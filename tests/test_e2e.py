@@ -128,7 +128,7 @@ async def test_a_practitioner_with_client_data_can_be_deleted_only_after_transfe
 
     with pytest.raises(ConflictError, match="409 Conflict on DELETE /api/v1/practitioners/"):
         await v1.practitioners.delete("leaving")
-    await v1.practitioners.transfer_data("leaving", main)
+    await v1.practitioners.transfer_data(source="leaving", destination=main)
     await v1.practitioners.delete("leaving")
 
     assert [p.id for p in env.fake.practitioners(practice_id)] == [main]
@@ -163,7 +163,7 @@ async def test_a_wrong_key_is_an_authentication_error(env: Env) -> None:
 async def test_an_unknown_practice_is_not_found(env: Env) -> None:
     with pytest.raises(NotFoundError):
         await env.partner.practice("no-such-practice").practitioners.list()
-    assert await env.partner.practices.get(external_practice_id="no-such-practice") is None
+    assert await env.partner.practices.get("no-such-practice") is None
     with pytest.raises(NotFoundError):
         await env.partner.practices.delete("no-such-practice")
     await env.partner.practices.delete("no-such-practice", missing_ok=True)
@@ -311,7 +311,7 @@ async def test_every_timestamp_decodes_to_an_aware_datetime_whichever_form_the_s
         await v1.practitioners.create(first_name="Bo", last_name="Ek", email="bo@example.com")
         await v1.assistants.create(name="Al", email="al@example.com")
         [master] = [f for f in await partner.forms.master() if f.name == "Intake Form"]
-        copy = await partner.forms.copy(source_master_form_id=master.id, destination_practice="ext-a")
+        copy = await partner.forms.copy(source_master_form_id=master.id, practice="ext-a")
         intake = await v1.intakes.create(questionnaire_id=copy.id, client_name="Cy", client_email="cy@example.com")
         token = await v1.intakes.create_token(intake.id)
         stamps = [p.date_created for p in await partner.practices.list()]

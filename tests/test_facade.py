@@ -76,7 +76,7 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         lambda p: p.practices.list(page=2), "GET", "/api/partner/practice", {"page": "2"}, None, [PRACTICE_JSON],
     ),
     "list_practices_filtered": (
-        lambda p: p.practices.get(external_practice_id="e 1"),
+        lambda p: p.practices.get("e 1"),
         "GET", "/api/partner/practice", {"externalPracticeId": "e 1"}, None,
         [{**PRACTICE_JSON, "ExternalPracticeId": "e 1"}],
     ),
@@ -93,7 +93,7 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         lambda p: p.forms.list("P1"), "GET", "/api/partner/practice/P1/forms", {}, None, [FORM_JSON],
     ),
     "copy_form": (
-        lambda p: p.forms.copy(source_master_form_id="f1", destination_practice="P1", copy_attached_consent_forms=True),
+        lambda p: p.forms.copy(source_master_form_id="f1", practice="P1", copy_attached_consent_forms=True),
         "POST", "/api/partner/practice/copyForm", {},
         {"SourceMasterFormId": "f1", "DestinationPracticeId": "P1", "CopyAttachedConsentForms": True}, FORM_JSON,
     ),
@@ -124,11 +124,11 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         v1(lambda c: c.practitioners.delete("dr")), "DELETE", "/api/v1/practitioners/dr", {}, None, None,
     ),
     "transfer_practitioner_data": (
-        v1(lambda c: c.practitioners.transfer_data("a", "b")),
+        v1(lambda c: c.practitioners.transfer_data(source="a", destination="b")),
         "POST", "/api/v1/practitioners/a/transferData/b", {}, None, None,
     ),
     "transfer_client_ownership": (
-        v1(lambda c: c.practitioners.transfer_client_ownership("a", "b")),
+        v1(lambda c: c.practitioners.transfer_client_ownership(source="a", destination="b")),
         "POST", "/api/v1/practitioners/a/transferClientOwnership/b", {}, None, None,
     ),
     "create_assistant": (
@@ -486,7 +486,7 @@ INVALID: dict[str, tuple[Call, str]] = {
         lambda p: p.practices.update(**NAMES), "at least one of id, external_practice_id",
     ),
     "practice get with two filters": (
-        lambda p: p.practices.get(id="P1", email="a@x.test"), "exactly one of id, email, external_practice_id",
+        lambda p: p.practices.get("P1", email="a@x.test"), "exactly one of: ref (an Id or external ID), email",
     ),
     "practice get with nothing": (lambda p: p.practices.get(), "exactly one of id, email"),
     "practitioner update with neither id": (
@@ -513,7 +513,9 @@ INVALID: dict[str, tuple[Call, str]] = {
     "practice ref as int": (lambda p: p.forms.list(7), "practice must be a string, not int"),  # type: ignore[arg-type]
     "empty user id": (lambda p: p.practices.ephemeral_token("P1", user_id=""), "user_id must not be empty"),
     "empty practitioner": (v1(lambda c: c.practitioners.disable("")), "practitioner must not be empty"),
-    "empty transfer destination": (v1(lambda c: c.practitioners.transfer_data("a", "")), "destination must not be"),
+    "empty transfer destination": (
+        v1(lambda c: c.practitioners.transfer_data(source="a", destination="")), "destination must not be",
+    ),
     "empty assistant": (v1(lambda c: c.assistants.delete("")), "assistant must not be empty"),
     "empty intake id": (v1(lambda c: c.intakes.create_token("")), "intake_id must not be empty"),
     "missing practice name": (
@@ -524,7 +526,7 @@ INVALID: dict[str, tuple[Call, str]] = {
     "city as int": (lambda p: p.practices.create(**NAMES, city=10001), "city must be a string, not int"),  # type: ignore[arg-type]
     "flag as int": (lambda p: p.practices.create(**NAMES, forms_enabled=1), "forms_enabled must be True or False"),  # type: ignore[arg-type]
     "flag as text": (
-        lambda p: p.forms.copy(source_master_form_id="f", destination_practice="P1", copy_attached_consent_forms="yes"),  # type: ignore[arg-type]
+        lambda p: p.forms.copy(source_master_form_id="f", practice="P1", copy_attached_consent_forms="yes"),  # type: ignore[arg-type]
         "copy_attached_consent_forms must be True or False",
     ),
     "include_inactive as text": (

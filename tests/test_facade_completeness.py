@@ -26,7 +26,7 @@ BASE = "https://intakeq.test"
 SPEC = specs.load()
 OPERATIONS = specs.operations(SPEC)
 # Facade parameters named differently from the model's attribute (the facade's name says what it takes).
-FACADE_NAMES = {("CopyFormRequest", "destination_practice_id"): "destination_practice"}
+FACADE_NAMES = {("CopyFormRequest", "destination_practice_id"): "practice"}
 # Arguments that make a valid call, so that one more field can be added; several when fields exclude each other.
 BASES: dict[str, list[dict[str, Any]]] = {
     "create_practice": [{"practice_name": "P", "first_name": "F", "last_name": "L", "email": "e@x.test"}],
@@ -34,7 +34,7 @@ BASES: dict[str, list[dict[str, Any]]] = {
     "update_practice": [
         {"id": "P1", "current": models.Practice("P1", practice_name="P", first_name="F", last_name="L", email="e@x")}
     ],
-    "copy_form": [{"source_master_form_id": "f1", "destination_practice": "P1"}],
+    "copy_form": [{"source_master_form_id": "f1", "practice": "P1"}],
     "create_practitioner": [{"first_name": "F", "last_name": "L", "email": "e@x.test"}],
     "update_practitioner": [{"id": "u1", "current": models.Practitioner("u1")}],
     "create_assistant": [{"name": "N", "email": "e@x.test"}],

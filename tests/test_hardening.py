@@ -126,10 +126,13 @@ PATH_CALLS: list[tuple[str, Callable[[PartnerClient, str], Awaitable[Any]]]] = [
     ("/api/v1/practitioners/{}/disable", lambda p, x: p.practice("P1").practitioners.disable(x)),
     ("/api/v1/practitioners/{}/enable", lambda p, x: p.practice("P1").practitioners.enable(x)),
     ("/api/v1/practitioners/{}", lambda p, x: p.practice("P1").practitioners.delete(x)),
-    ("/api/v1/practitioners/{}/transferData/{}", lambda p, x: p.practice("P1").practitioners.transfer_data(x, x)),
+    (
+        "/api/v1/practitioners/{}/transferData/{}",
+        lambda p, x: p.practice("P1").practitioners.transfer_data(source=x, destination=x),
+    ),
     (
         "/api/v1/practitioners/{}/transferClientOwnership/{}",
-        lambda p, x: p.practice("P1").practitioners.transfer_client_ownership(x, x),
+        lambda p, x: p.practice("P1").practitioners.transfer_client_ownership(source=x, destination=x),
     ),
     ("/api/v1/assistants/{}", lambda p, x: p.practice("P1").assistants.delete(x)),
     ("/api/v1/intakes/{}/token", lambda p, x: p.practice("P1").intakes.create_token(x)),
@@ -159,7 +162,7 @@ def test_no_id_can_leave_its_path_segment(hostile: str) -> None:
                 await partner.practice(hostile).assistants.list()  # the key fetch puts the ref in a path too
                 for _, call in PATH_CALLS:
                     await call(partner, hostile)
-                await partner.practices.get(external_practice_id=hostile)
+                await partner.practices.get(hostile)
             return [c.request for c in route.calls]
 
     partner_calls = [t for t, _ in PATH_CALLS if t.startswith("/api/partner/")]
@@ -194,9 +197,9 @@ ID_ARGS: list[tuple[str, Callable[[PartnerClient, Any], Awaitable[Any]]]] = [
     ("practice", lambda p, x: p.practices.api_key(x)),
     ("practice", lambda p, x: p.forms.list(x)),
     ("practice", lambda p, x: p.practice(x).assistants.list()),
-    ("destination_practice", lambda p, x: p.forms.copy(source_master_form_id="f", destination_practice=x)),
+    ("practice", lambda p, x: p.forms.copy(source_master_form_id="f", practice=x)),
     ("practitioner", lambda p, x: p.practice("P1").practitioners.disable(x)),
-    ("source", lambda p, x: p.practice("P1").practitioners.transfer_data(x, "b")),
+    ("source", lambda p, x: p.practice("P1").practitioners.transfer_data(source=x, destination="b")),
     ("assistant", lambda p, x: p.practice("P1").assistants.delete(x)),
     ("intake_id", lambda p, x: p.practice("P1").intakes.create_token(x)),
     ("email", lambda p, x: p.practices.create(practice_name="P", first_name="A", last_name="B", email=x)),

@@ -36,22 +36,22 @@ def plan_data(n: int, *, first: int = 0) -> dict[str, Any]:
         ext = f"ext-{i:04d}"
         practices.append(
             {
-                "external_id": ext,
+                "external_practice_id": ext,
                 "practice_name": f"Practice {i}",
                 "first_name": "Ann",
                 "last_name": f"Lee{i}",
                 "email": f"ann{i}@example.com",
                 "city": "Oslo",
-                "main_practitioner_external_id": f"{ext}-main",
+                "external_practitioner_id": f"{ext}-main",
                 "practitioners": [
                     {
-                        "external_id": f"{ext}-main",
+                        "external_practitioner_id": f"{ext}-main",
                         "first_name": "Ann",
                         "last_name": f"Lee{i}",
                         "email": f"ann{i}@example.com",
                     },
                     {
-                        "external_id": f"{ext}-dr",
+                        "external_practitioner_id": f"{ext}-dr",
                         "first_name": "Bo",
                         "last_name": "Kim",
                         "email": f"bo{i}@example.com",
@@ -60,15 +60,18 @@ def plan_data(n: int, *, first: int = 0) -> dict[str, Any]:
                 ],
                 "assistants": [
                     {
-                        "external_id": f"{ext}-desk",
+                        "external_assistant_id": f"{ext}-desk",
                         "name": "Cy Desk",
                         "email": f"desk{i}@example.com",
-                        "practitioners": [f"{ext}-dr"],
+                        "practitioner_ids": [f"{ext}-dr"],
                     }
                 ],
             }
         )
-    return {"defaults": {"forms": ["Intake Form", "Progress Note"], "copy_consent_forms": True}, "practices": practices}
+    return {
+        "defaults": {"forms": ["Intake Form", "Progress Note"], "copy_attached_consent_forms": True},
+        "practices": practices,
+    }
 
 
 def writes(fake: FakeIntakeQ) -> int:
@@ -155,7 +158,7 @@ async def test_changed_fields_make_exactly_the_expected_updates(fake: FakeIntake
     p0, p1 = data["practices"][0], data["practices"][1]
     p0["city"] = "Bergen"
     p0["practitioners"][1]["last_name"] = "Kimura"
-    p1["assistants"][0]["practitioners"] = ["ext-0001-dr", "ext-0001-main"]
+    p1["assistants"][0]["practitioner_ids"] = ["ext-0001-dr", "ext-0001-main"]
     p1["forms"] = ["Intake Form", "Progress Note", "Adult History"]
     plan = parse_plan(data)
     fake.reset_stats()
@@ -215,8 +218,10 @@ async def test_an_unlisted_main_user_of_an_existing_practice_is_named_so_assista
     )
     data = plan_data(1)
     practice = data["practices"][0]
-    practice["practitioners"] = [p for p in practice["practitioners"] if p["external_id"] != "ext-0000-main"]
-    practice["assistants"][0]["practitioners"] = ["ext-0000-main"]
+    practice["practitioners"] = [
+        p for p in practice["practitioners"] if p["external_practitioner_id"] != "ext-0000-main"
+    ]
+    practice["assistants"][0]["practitioner_ids"] = ["ext-0000-main"]
     plan = parse_plan(data)
     report = await provision(partner, plan)
     assert report.ok, report.failures
@@ -250,7 +255,7 @@ async def test_the_owner_listed_as_a_practitioner_is_adopted_in_a_new_practice(
     # No main_practitioner_external_id, but the practice's own email listed as a practitioner: that is the
     # main user IntakeQ makes with the practice, and must be given the external ID, not made a second time.
     data = plan_data(1)
-    del data["practices"][0]["main_practitioner_external_id"]
+    del data["practices"][0]["external_practitioner_id"]
     plan = parse_plan(data)
     dry = await provision(partner, plan, dry_run=True)
     assert {(i.key, i.status) for i in dry.items if i.kind is ItemKind.PRACTITIONER} == {
@@ -451,7 +456,7 @@ async def test_soak_300_practices_under_5_percent_mixed_faults(reading: str) -> 
 async def test_a_thousand_practices_converge_and_rerun_without_duplicates_however_the_list_pages(paging: str) -> None:
     fake = FakeIntakeQ(seed=8, list_paging=paging)  # type: ignore[arg-type]
     practices = [
-        {"external_id": f"ext-{i:04d}", "practice_name": f"P{i}", "first_name": "A", "last_name": "B",
+        {"external_practice_id": f"ext-{i:04d}", "practice_name": f"P{i}", "first_name": "A", "last_name": "B",
          "email": f"a{i}@example.com"}
         for i in range(1000)
     ]  # fmt: skip
@@ -481,8 +486,8 @@ def test_toml_and_json_plans_load_alike(tmp_path: Path) -> None:
         "plan.toml",
         """
 [defaults]
-forms = ["Intake Form", { name = "Progress Note", copy_consent_forms = false }]
-copy_consent_forms = true
+forms = ["Intake Form", { name = "Progress Note", copy_attached_consent_forms = false }]
+copy_attached_consent_forms = true
 booking_enabled = false
 
 [practices.ext-1]
@@ -498,10 +503,10 @@ last_name = "E"
 email = "d@e.f"
 
 [[practices.ext-1.assistants]]
-external_id = "as-1"
+external_assistant_id = "as-1"
 name = "F"
 email = "f@g.h"
-practitioners = ["dr-1"]
+practitioner_ids = ["dr-1"]
 """,
     )
     data = json.loads(json.dumps(plan_data(1)))
@@ -520,9 +525,9 @@ def test_a_bad_plan_names_file_item_and_field_for_every_problem(tmp_path: Path) 
     del data["practices"][0]["email"]
     data["practices"][1]["forms_enabled"] = "yes"
     data["practices"][1]["colour"] = "blue"
-    data["practices"][2]["external_id"] = "ext-0000"
-    data["practices"][2]["assistants"][0]["practitioners"] = ["dr-nobody"]
-    data["practices"][2]["practitioners"][1]["external_id"] = "ext-0002-main"
+    data["practices"][2]["external_practice_id"] = "ext-0000"
+    data["practices"][2]["assistants"][0]["practitioner_ids"] = ["dr-nobody"]
+    data["practices"][2]["practitioners"][1]["external_practitioner_id"] = "ext-0002-main"
     path = write(tmp_path, "bad.json", json.dumps(data))
     with pytest.raises(PlanError) as caught:
         load_plan(path)
@@ -532,9 +537,10 @@ def test_a_bad_plan_names_file_item_and_field_for_every_problem(tmp_path: Path) 
         "practices[0] (ext-0000): email: required field is missing",
         "practices[1] (ext-0001): forms_enabled: must be true or false, not a string",
         "practices[1] (ext-0001): colour: unknown field",
-        "practices[2] (ext-0000): external_id: duplicate practice external ID (also practices[0] (ext-0000))",
-        "practices[2] (ext-0000).assistants[0] (ext-0002-desk): practitioners: 'dr-nobody' is not a practitioner",
-        "practices[2] (ext-0000).practitioners[1] (ext-0002-main): external_id: duplicate practitioner external ID",
+        "practices[2] (ext-0000): external_practice_id: duplicate practice external ID (also practices[0] (ext-0000))",
+        "practices[2] (ext-0000).assistants[0] (ext-0002-desk): practitioner_ids: 'dr-nobody' is not a practitioner",
+        "practices[2] (ext-0000).practitioners[1] (ext-0002-main): external_practitioner_id: duplicate practitioner "
+        "external ID",
     ]
     for text in expected:
         assert f"{path}: {text}" in lines, text
@@ -549,7 +555,11 @@ def test_a_bad_plan_names_file_item_and_field_for_every_problem(tmp_path: Path) 
         ("p.json", '{"practices": {"a": {}, "a": {}}}', "key 'a' appears twice"),
         ("p.yaml", "practices: []", "must end in .toml or .json"),
         ("p.json", "[]", "must be a table/object"),
-        ("p.json", '{"practices": [{"practice_name": 3}]}', "practices[0]: external_id: required field is missing"),
+        (
+            "p.json",
+            '{"practices": [{"practice_name": 3}]}',
+            "practices[0]: external_practice_id: required field is missing",
+        ),
     ],
 )
 def test_unreadable_plans_are_refused_with_the_reason(tmp_path: Path, name: str, text: str, message: str) -> None:
@@ -563,21 +573,22 @@ def test_text_that_could_never_be_sent_is_a_plan_error(tmp_path: Path) -> None:
     # JSON can spell a lone surrogate; the client refuses to send one, so the plan must refuse it up front.
     path = tmp_path / "plan.json"
     practice = {"practice_name": "P\\ud800", "first_name": "A", "last_name": "L", "email": "a@x.com"}
-    bad_ext = {**practice, "practice_name": "P", "external_id": "e\\udc00"}
-    text = json.dumps({"defaults": {"forms": ["F\\ud800"]}, "practices": [{**practice, "external_id": "e1"}, bad_ext]})
+    bad_ext = {**practice, "practice_name": "P", "external_practice_id": "e\\udc00"}
+    first = {**practice, "external_practice_id": "e1"}
+    text = json.dumps({"defaults": {"forms": ["F\\ud800"]}, "practices": [first, bad_ext]})
     path.write_text(text.replace("\\\\", "\\"), encoding="utf-8")
     with pytest.raises(PlanError) as caught:
         load_plan(path)
     problems = [str(p) for p in caught.value.problems]
     assert any("practices[0] (e1): practice_name" in p and "surrogate" in p for p in problems)
-    assert any("practices[1]: external_id" in p and "surrogate" in p for p in problems)
+    assert any("practices[1]: external_practice_id" in p and "surrogate" in p for p in problems)
     assert any(p.startswith("defaults.forms[0]") for p in problems)
 
 
 def test_practice_forms_override_defaults_and_keep_the_consent_flag() -> None:
     data = plan_data(2)
     data["practices"][0]["forms"] = ["Adult History"]
-    data["practices"][1]["copy_consent_forms"] = False
+    data["practices"][1]["copy_attached_consent_forms"] = False
     plan = parse_plan(data)
     assert [(f.name, f.copy_consent_forms) for f in plan.practices[0].forms] == [("Adult History", True)]
     assert [f.copy_consent_forms for f in plan.practices[1].forms] == [False, False]

@@ -82,7 +82,7 @@ router = APIRouter()
 async def onboard(body: Onboarding, partner: Partner) -> dict[str, Any]:
     """Create the practice unless it exists (found by its external ID, so a repeated call is harmless) and give
     it the onboarding forms it lacks. The answer is the practice as plain data."""
-    practice = await partner.practices.get(external_practice_id=body.external_practice_id)
+    practice = await partner.practices.get(body.external_practice_id)
     if practice is None:
         # With an external ID the create is also safe to retry: a lost answer never makes a second practice.
         practice = await partner.practices.create(**body.model_dump())
@@ -90,7 +90,7 @@ async def onboard(body: Onboarding, partner: Partner) -> dict[str, Any]:
     present = {form.name for form in await partner.forms.list(practice.id)}
     for name in ONBOARDING_FORMS:
         if name not in present and name in masters:
-            await partner.forms.copy(source_master_form_id=masters[name].id, destination_practice=practice.id)
+            await partner.forms.copy(source_master_form_id=masters[name].id, practice=practice.id)
     return to_dict(practice)
 
 

@@ -31,7 +31,7 @@ from ._generated.models import (
 )
 from .partner import PartnerClient
 from .practice import PracticeClient
-from .tokens import IQ_LOGOUT, SSO_PATHS, FormToken, sso_url
+from .tokens import IQ_LOGOUT, SSO_PATHS, FormToken, SsoPath, sso_url
 
 __all__ = [
     "IQ_LOGOUT",
@@ -63,6 +63,7 @@ __all__ = [
     "RateLimits",
     "ResponseValidationError",
     "ServerError",
+    "SsoPath",
     "__version__",
     "sso_url",
     "to_dict",

@@ -436,7 +436,7 @@ def _sso_url(args: argparse.Namespace) -> int:
 
     async def go() -> str:
         async with _client() as partner:
-            token = await partner.practices.ephemeral_token(args.practice, args.user)
+            token = await partner.practices.ephemeral_token(args.practice, user_id=args.user)
         return sso_url(host, token, path=args.path)
 
     print(asyncio.run(go()))

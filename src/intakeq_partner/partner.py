@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Unpack
 
 from ._base import AsyncCloseable
+from ._compat import became_positional, renamed_arguments, was_positional
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.forms import copy_form, list_master_forms, list_practice_forms
@@ -82,7 +83,7 @@ class Practices:
             booking_enabled=flag("booking_enabled", booking_enabled),
         )
         ref = external_practice_id
-        find = None if ref is None else lambda: self.get(external_practice_id=ref)
+        find = None if ref is None else lambda: self._find(external_practice_id=ref)
         return await self._sender.create_once(lambda: create_practice.asyncio(self._sender, body=body), find)
 
     async def update(
@@ -129,7 +130,7 @@ class Practices:
         assert ref is not None
 
         async def read() -> Practice | None:
-            return await (self.get(id=id) if id is not None else self.get(external_practice_id=ref))
+            return await (self._find(id=id) if id is not None else self._find(external_practice_id=ref))
 
         return await self._sender.update_whole(
             lambda body: update_practice.asyncio(self._sender, body=body),
@@ -172,16 +173,30 @@ class Practices:
             longest = max(longest, len(batch))
             page += 1
 
-    async def get(
+    @became_positional("id", "external_practice_id")
+    async def get(self, ref: str | None = None, /, *, email: str | None = None) -> Practice | None:
+        """The practice with Id or external ID `ref` (the Id wins, as everywhere in IntakeQ), or the one with
+        `email`; None when there is none. Give one of the two.
+
+        Answers are checked: a server that ignored the filter (answering a list without the match) is searched
+        page by page instead, so a lookup never returns another practice.
+        """
+        if (ref is None) == (email is None):
+            raise InvalidRequestError("give exactly one of: ref (an Id or external ID), email")
+        if email is not None:
+            return await self._find(email=email)
+        by_id = await self._find(id=ref)
+        return by_id if by_id is not None else await self._find(external_practice_id=ref)
+
+    async def _find(
         self, *, id: str | None = None, email: str | None = None, external_practice_id: str | None = None
     ) -> Practice | None:
-        """The practice matching exactly one of `id`, `email` or `external_practice_id`, or None.
-
-        The answer is checked: a server that ignored the filter (answering a list without the match) is
-        searched page by page instead, so a lookup never returns another practice.
-        """
+        """The practice matching exactly one of the list call's filters, or None."""
         name = exactly_one(id=id, email=email, external_practice_id=external_practice_id)
-        wanted = text(name, {"id": id, "email": email, "external_practice_id": external_practice_id}[name])
+        wanted = text(
+            "ref" if name != "email" else name,
+            {"id": id, "email": email, "external_practice_id": external_practice_id}[name],
+        )
 
         def matches(practice: Practice) -> bool:
             value = getattr(practice, name)
@@ -214,7 +229,8 @@ class Practices:
         """The practice's own API key. Prefer `PartnerClient.practice()`, which fetches and caches it for you."""
         return (await fetch_practice_key(self._sender, practice)).reveal()
 
-    async def ephemeral_token(self, practice: str, user_id: str | None = None) -> EphemeralToken:
+    @was_positional("user_id")
+    async def ephemeral_token(self, practice: str, *, user_id: str | None = None) -> EphemeralToken:
         """A single-use sign-in token for a practice user (default: its main user); see `sso_url`."""
         return await get_ephemeral_token.asyncio(
             self._sender, text("practice", practice), user_id=optional_text("user_id", user_id)
@@ -248,13 +264,15 @@ class Forms:
         """The form templates a practice has (by Id or external ID)."""
         return await list_practice_forms.asyncio(self._sender, text("practice", practice))
 
+    @renamed_arguments(destination_practice="practice")
     async def copy(
-        self, *, source_master_form_id: str, destination_practice: str, copy_attached_consent_forms: bool = False
+        self, *, source_master_form_id: str, practice: str, copy_attached_consent_forms: bool = False
     ) -> FormTemplate:
-        """Copy a master form (and optionally its consent forms) into a practice. Not retried when in doubt."""
+        """Copy a master form (and optionally its consent forms) into a practice (Id or external ID). Not retried
+        when in doubt."""
         body = CopyFormRequest(
             source_master_form_id=text("source_master_form_id", source_master_form_id),
-            destination_practice_id=text("destination_practice", destination_practice),
+            destination_practice_id=text("practice", practice),
             copy_attached_consent_forms=flag("copy_attached_consent_forms", copy_attached_consent_forms),
         )
         return await copy_form.asyncio(self._sender, body=body)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
+from ._compat import renamed_arguments, was_positional
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.assistants import (
@@ -182,10 +183,11 @@ class Practitioners:
             self._sender, include_inactive=flag("include_inactive", include_inactive) or None
         )
 
-    async def get(self, practitioner: str) -> Practitioner | None:
-        """One practitioner by Id or external ID (disabled ones included), or None."""
-        ref = text("practitioner", practitioner)
-        found = _find(await self.list(include_inactive=True), ref, lambda p: p.external_practitioner_id)
+    @renamed_arguments(practitioner="ref")
+    async def get(self, ref: str) -> Practitioner | None:
+        """The practitioner with Id or external ID `ref` (disabled ones included), or None."""
+        wanted = text("ref", ref)
+        found = _find(await self.list(include_inactive=True), wanted, lambda p: p.external_practitioner_id)
         return found
 
     async def disable(self, practitioner: str) -> None:
@@ -204,11 +206,13 @@ class Practitioners:
             if not missing_ok:
                 raise
 
-    async def transfer_data(self, source: str, destination: str) -> None:
+    @was_positional("source", "destination")
+    async def transfer_data(self, *, source: str, destination: str) -> None:
         """Move all client data from one practitioner to another (needed before deleting the source)."""
         await transfer_practitioner_data.asyncio(self._sender, text("source", source), text("destination", destination))
 
-    async def transfer_client_ownership(self, source: str, destination: str) -> None:
+    @was_positional("source", "destination")
+    async def transfer_client_ownership(self, *, source: str, destination: str) -> None:
         """Make another practitioner the owner of the source's clients, keeping history as it is."""
         await transfer_client_ownership.asyncio(self._sender, text("source", source), text("destination", destination))
 
@@ -297,9 +301,10 @@ class Assistants:
         found = await list_assistants.asyncio(self._sender)
         return found
 
-    async def get(self, assistant: str) -> Assistant | None:
-        """One assistant by Id or external ID, or None."""
-        found = _find(await self.list(), text("assistant", assistant), lambda a: a.external_assistant_id)
+    @renamed_arguments(assistant="ref")
+    async def get(self, ref: str) -> Assistant | None:
+        """The assistant with Id or external ID `ref`, or None."""
+        found = _find(await self.list(), text("ref", ref), lambda a: a.external_assistant_id)
         return found
 
     async def delete(self, assistant: str, *, missing_ok: bool = False) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -11,13 +11,16 @@ import attrs
 from ._base import is_loopback_host
 from ._errors import InvalidRequestError
 
-__all__ = ["IQ_LOGOUT", "SSO_PATHS", "EphemeralTokenLike", "FormToken", "sso_url"]
+__all__ = ["IQ_LOGOUT", "SSO_PATHS", "EphemeralTokenLike", "FormToken", "SsoPath", "sso_url"]
 
 IQ_LOGOUT = "iq_logout"
 """The message to `postMessage` into an IntakeQ iframe to end its session when the user signs out of yours."""
 
-SSO_PATHS = frozenset({"intakes", "templates", "settings", "report", "intake"})
-"""Pages an SSO login may open; `intake` opens one form and so needs a `path_key`."""
+SsoPath = Literal["intakes", "templates", "settings", "report", "intake"]
+"""The pages the document names for a single-sign-on login; `intake` opens one form and so needs a `path_key`."""
+
+SSO_PATHS: frozenset[str] = frozenset(get_args(SsoPath))
+"""The same pages, as a set of strings (for command lines and checks)."""
 
 _BAD_HOST_CHARS = frozenset("/?#@\\")
 
@@ -67,7 +70,7 @@ def sso_url(
     token: str | EphemeralTokenLike,
     *,
     user_id: str | None = None,
-    path: str | None = None,
+    path: SsoPath | None = None,
     path_key: str | None = None,
 ) -> str:
     """The URL that signs a practice user into the white-labelled site with a one-time ephemeral token.

@@ -513,7 +513,7 @@ class _PracticeRun:
             try:
                 await self.partner.forms.copy(
                     source_master_form_id=master.id,
-                    destination_practice=practice_id,
+                    practice=practice_id,
                     copy_attached_consent_forms=form.copy_consent_forms,
                 )
             except IntakeQError as exc:

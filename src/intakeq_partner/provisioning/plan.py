@@ -1,36 +1,40 @@
 """The plan: what a partner account should hold, read from TOML or JSON and checked before any call.
 
 Every problem in a file is collected and reported at once, each naming the file, the item and the field,
-so a 10,000-practice plan is fixed in one edit rather than one run per typo.
+so a 10,000-practice plan is fixed in one edit rather than one run per typo. Field names are the facade's
+(`external_practice_id` as in `practices.create`, and so on).
 
 Shape (TOML shown; JSON is the same tree)::
 
     [defaults]                      # optional: address fields, forms_enabled, booking_enabled,
-    forms = ["Intake Form"]         # forms and copy_consent_forms, used where a practice sets none
-    copy_consent_forms = true
+    forms = ["Intake Form"]         # forms and copy_attached_consent_forms, used where a practice sets none
+    copy_attached_consent_forms = true
 
-    [[practices]]                   # a list whose items carry external_id, or a table keyed by it
-    external_id = "ext-0001"
+    [[practices]]                   # a list whose items carry external_practice_id, or a table keyed by it
+    external_practice_id = "ext-0001"
     practice_name = "Lee Counseling"
     first_name = "Ann"              # practice_name, first_name, last_name, email are required
     last_name = "Lee"
     email = "ann@lee.example"
-    main_practitioner_external_id = "ann"    # given to the main user when the practice is made
+    external_practitioner_id = "ann"         # the main user's external ID, as in practices.create
 
-    [[practices.practitioners]]     # external_id, first_name, last_name, email, optional role_name
-    external_id = "dr-kim"
+    [[practices.practitioners]]     # external_practitioner_id, first_name, last_name, email, optional role_name
+    external_practitioner_id = "dr-kim"
     first_name = "Jo"
     last_name = "Kim"
     email = "jo@lee.example"
 
-    [[practices.assistants]]        # external_id, name, email, optional role_name and practitioners
-    external_id = "front-desk"
+    [[practices.assistants]]        # external_assistant_id, name, email, optional role_name, practitioner_ids
+    external_assistant_id = "front-desk"
     name = "Sam Roe"
     email = "desk@lee.example"
-    practitioners = ["dr-kim", "ann"]        # external IDs; [] means all, absent means leave as is
+    practitioner_ids = ["dr-kim", "ann"]     # external IDs; [] means all, absent means leave as is
 
 A practice's `forms` replaces the default list; an entry is a master form name or
-`{ name = "...", copy_consent_forms = false }`.
+`{ name = "...", copy_attached_consent_forms = false }`.
+
+The names of the first release (`external_id`, `main_practitioner_external_id`, `copy_consent_forms`,
+`practitioners` in an assistant) are still read, with a FutureWarning, until the next release.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,24 +218,34 @@ def parse_plan(data: object, *, source: str = "<plan>") -> Plan:
 _PRACTICE_TEXT = ("practice_name", "first_name", "last_name", "email")
 _ADDRESS = ("street_address", "city", "state", "postal_code")
 _FLAGS = ("forms_enabled", "booking_enabled")
-_DEFAULT_KEYS = frozenset({*_ADDRESS, *_FLAGS, "forms", "copy_consent_forms"})
-_PRACTICE_KEYS = frozenset(
-    {
-        "external_id",
-        *_PRACTICE_TEXT,
-        *_ADDRESS,
-        *_FLAGS,
-        "main_practitioner_external_id",
-        "practitioners",
-        "assistants",
-        "forms",
-        "copy_consent_forms",
-    }
+_CONSENT = "copy_attached_consent_forms"
+_PRACTICE_ID, _MAIN_ID, _PRACTITIONER_ID, _ASSISTANT_ID = (
+    "external_practice_id",
+    "external_practitioner_id",
+    "external_practitioner_id",
+    "external_assistant_id",
 )
-_PRACTITIONER_KEYS = frozenset({"external_id", "first_name", "last_name", "email", "role_name"})
-_ASSISTANT_KEYS = frozenset({"external_id", "name", "email", "role_name", "practitioners"})
-_FORM_KEYS = frozenset({"name", "copy_consent_forms"})
+_DEFAULT_KEYS = frozenset({*_ADDRESS, *_FLAGS, "forms", _CONSENT})
+_PRACTICE_KEYS = frozenset(
+    {_PRACTICE_ID, *_PRACTICE_TEXT, *_ADDRESS, *_FLAGS, _MAIN_ID, "practitioners", "assistants", "forms", _CONSENT}
+)
+_PRACTITIONER_KEYS = frozenset({_PRACTITIONER_ID, "first_name", "last_name", "email", "role_name"})
+_ASSISTANT_KEYS = frozenset({_ASSISTANT_ID, "name", "email", "role_name", "practitioner_ids"})
+_FORM_KEYS = frozenset({"name", _CONSENT})
 _TOP_KEYS = frozenset({"defaults", "practices"})
+
+# The first release's field names, per kind of item: still read, with a FutureWarning, for one release.
+_OLD_NAMES: dict[str, dict[str, str]] = {
+    "defaults": {"copy_consent_forms": _CONSENT},
+    "practice": {
+        "external_id": _PRACTICE_ID,
+        "main_practitioner_external_id": _MAIN_ID,
+        "copy_consent_forms": _CONSENT,
+    },
+    "practitioner": {"external_id": _PRACTITIONER_ID},
+    "assistant": {"external_id": _ASSISTANT_ID, "practitioners": "practitioner_ids"},
+    "form": {"copy_consent_forms": _CONSENT},
+}
 
 
 def _type_name(value: object) -> str:
@@ -251,6 +266,35 @@ class _Parser:
         self.source = source
         self.problems: list[PlanProblem] = []
         self.form_refs: dict[str, str] = {}
+        self.renamed: dict[tuple[str, str], tuple[str, int]] = {}  # (old, new) -> (first place, count)
+
+    def modernise(self, where: str, item: dict[str, Any], kind: str) -> dict[str, Any]:
+        """The item with the first release's field names replaced by today's (noted, to warn once per name)."""
+        old_names = _OLD_NAMES[kind]
+        if not any(old in item for old in old_names):
+            return item
+        item = dict(item)
+        for old, new in old_names.items():
+            if old not in item:
+                continue
+            if new in item:
+                self.problem(where, old, f"the old name of {new}, which is also given: keep {new} only")
+                del item[old]
+                continue
+            item[new] = item.pop(old)
+            first, count = self.renamed.get((old, new), (where or "defaults", 0))
+            self.renamed[(old, new)] = (first, count + 1)
+        return item
+
+    def warn_renamed(self) -> None:
+        for (old, new), (first, count) in self.renamed.items():
+            others = f" and {count - 1} more" if count > 1 else ""
+            warnings.warn(
+                f"{self.source}: {first}{others}: `{old}` is now `{new}` (the facade's name); "
+                "the old name is read until the next release",
+                FutureWarning,
+                stacklevel=4,
+            )
 
     def problem(self, where: str, field: str | None, message: str) -> None:
         self.problems.append(PlanProblem(where, field, message))
@@ -265,15 +309,16 @@ class _Parser:
         seen: dict[str, str] = {}
         if "practices" not in data:
             self.problem("", "practices", "required field is missing")
-        for where, ext, item in self.keyed_items("practices", data.get("practices")):
+        for where, ext, item in self.keyed_items("practices", data.get("practices"), "practice", _PRACTICE_ID):
             spec = self.practice(where, ext, item, defaults)
             if ext is not None:
                 if ext in seen:
-                    self.problem(where, "external_id", f"duplicate practice external ID (also {seen[ext]})")
+                    self.problem(where, _PRACTICE_ID, f"duplicate practice external ID (also {seen[ext]})")
                 else:
                     seen[ext] = where
             if spec is not None:
                 practices.append(spec)
+        self.warn_renamed()
         if self.problems:
             raise PlanError(self.source, self.problems)
         return Plan(tuple(practices), self.source, self.form_refs)
@@ -283,10 +328,12 @@ class _Parser:
             if key not in allowed:
                 self.problem(where, str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
-    def keyed_items(self, where: str, value: object) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
-        """Items given as a list (each with `external_id`) or as a table keyed by external ID.
+    def keyed_items(
+        self, where: str, value: object, kind: str, id_key: str
+    ) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+        """Items given as a list (each with its external ID in `id_key`) or as a table keyed by external ID.
 
-        Yields (location, external ID or None if missing/bad, the item's fields).
+        Yields (location, external ID or None if missing/bad, the item's fields, under today's names).
         """
         if value is None:
             return
@@ -304,23 +351,24 @@ class _Parser:
                     label if key is None else f"{label} ({key})", None, f"must be a table, not {_type_name(item)}"
                 )
                 continue
+            item = self.modernise(label if key is None else f"{label} ({key})", item, kind)
             if key is not None:
-                if "external_id" in item and item["external_id"] != key:
-                    self.problem(f"{label} ({key})", "external_id", "differs from the key it is listed under")
-                fields = {**item, "external_id": key}
+                if id_key in item and item[id_key] != key:
+                    self.problem(f"{label} ({key})", id_key, "differs from the key it is listed under")
+                fields = {**item, id_key: key}
             else:
                 fields = dict(item)
-            ext = fields.get("external_id")
+            ext = fields.get(id_key)
             if isinstance(ext, str) and ext.strip() and _encodable(ext):
                 yield f"{label} ({ext})", ext, fields
             elif isinstance(ext, str) and ext.strip():
-                self.problem(label, "external_id", "is not valid text (it holds a lone surrogate)")
+                self.problem(label, id_key, "is not valid text (it holds a lone surrogate)")
                 yield label, None, fields
             else:
-                if "external_id" not in fields:
-                    self.problem(label, "external_id", "required field is missing")
+                if id_key not in fields:
+                    self.problem(label, id_key, "required field is missing")
                 else:
-                    self.problem(label, "external_id", f"must be a non-empty string, not {_type_name(ext)}")
+                    self.problem(label, id_key, f"must be a non-empty string, not {_type_name(ext)}")
                 yield label, None, fields
 
     def text(self, where: str, item: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -355,14 +403,15 @@ class _Parser:
         if not isinstance(value, dict):
             self.problem("defaults", None, f"must be a table, not {_type_name(value)}")
             return {}
+        value = self.modernise("defaults", value, "defaults")
         self.unknown_keys("defaults", value, _DEFAULT_KEYS)
         result: dict[str, Any] = {}
         for name in _ADDRESS:
             result[name] = self.text("defaults", value, name, required=False)
-        for name in (*_FLAGS, "copy_consent_forms"):
+        for name in (*_FLAGS, _CONSENT):
             result[name] = self.flag("defaults", value, name)
         if "forms" in value:
-            result["forms"] = self.forms("defaults", value["forms"], bool(result["copy_consent_forms"]))
+            result["forms"] = self.forms("defaults", value["forms"], bool(result[_CONSENT]))
         return result
 
     def forms(self, where: str, value: object, copy_consent: bool) -> tuple[FormSpec, ...]:
@@ -376,9 +425,10 @@ class _Parser:
             name: str | None
             consent = copy_consent
             if isinstance(entry, dict):
+                entry = self.modernise(spot, entry, "form")
                 self.unknown_keys(spot, entry, _FORM_KEYS)
                 name = self.text(spot, entry, "name", required=True)
-                flag = self.flag(spot, entry, "copy_consent_forms")
+                flag = self.flag(spot, entry, _CONSENT)
                 consent = consent if flag is None else flag
             elif isinstance(entry, str) and entry.strip() and _encodable(entry):
                 name = entry
@@ -409,9 +459,9 @@ class _Parser:
         for name in _FLAGS:
             if flags[name] is None and name not in item:
                 flags[name] = defaults.get(name)
-        main = self.text(where, item, "main_practitioner_external_id", required=False)
-        consent = self.flag(where, item, "copy_consent_forms")
-        copy_consent = bool(defaults.get("copy_consent_forms")) if consent is None else consent
+        main = self.text(where, item, _MAIN_ID, required=False)
+        consent = self.flag(where, item, _CONSENT)
+        copy_consent = bool(defaults.get(_CONSENT)) if consent is None else consent
         if "forms" in item:
             forms = self.forms(where, item["forms"], copy_consent)
         elif consent is not None and "forms" in defaults:
@@ -421,7 +471,9 @@ class _Parser:
 
         practitioners: list[PractitionerSpec] = []
         known: dict[str, str] = {}
-        for spot, pid, fields in self.keyed_items("practitioners", item.get("practitioners")):
+        for spot, pid, fields in self.keyed_items(
+            "practitioners", item.get("practitioners"), "practitioner", _PRACTITIONER_ID
+        ):
             spot = f"{where}.{spot}"
             self.unknown_keys(spot, fields, _PRACTITIONER_KEYS)
             first = self.text(spot, fields, "first_name", required=True)
@@ -431,7 +483,7 @@ class _Parser:
             if pid is None:
                 continue
             if pid in known:
-                self.problem(spot, "external_id", f"duplicate practitioner external ID (also {known[pid]})")
+                self.problem(spot, _PRACTITIONER_ID, f"duplicate practitioner external ID (also {known[pid]})")
                 continue
             known[pid] = spot
             if first and last and email:
@@ -440,17 +492,17 @@ class _Parser:
         assistants: list[AssistantSpec] = []
         seen_assistants: dict[str, str] = {}
         reachable = set(known) | ({main} if main else set())
-        for spot, aid, fields in self.keyed_items("assistants", item.get("assistants")):
+        for spot, aid, fields in self.keyed_items("assistants", item.get("assistants"), "assistant", _ASSISTANT_ID):
             spot = f"{where}.{spot}"
             self.unknown_keys(spot, fields, _ASSISTANT_KEYS)
             shown = self.text(spot, fields, "name", required=True)
             email = self.text(spot, fields, "email", required=True)
             role = self.text(spot, fields, "role_name", required=False)
-            refs = self.refs(spot, fields.get("practitioners"), reachable)
+            refs = self.refs(spot, fields.get("practitioner_ids"), reachable)
             if aid is None:
                 continue
             if aid in seen_assistants:
-                self.problem(spot, "external_id", f"duplicate assistant external ID (also {seen_assistants[aid]})")
+                self.problem(spot, _ASSISTANT_ID, f"duplicate assistant external ID (also {seen_assistants[aid]})")
                 continue
             seen_assistants[aid] = spot
             if shown and email:
@@ -480,9 +532,9 @@ class _Parser:
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.problem(where, "practitioners", "must be a list of practitioner external IDs")
+            self.problem(where, "practitioner_ids", "must be a list of practitioner external IDs")
             return None
         for ref in value:
             if ref not in known:
-                self.problem(where, "practitioners", f"{ref!r} is not a practitioner of this practice in the plan")
+                self.problem(where, "practitioner_ids", f"{ref!r} is not a practitioner of this practice in the plan")
         return tuple(dict.fromkeys(value))
