@@ -76,9 +76,9 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         lambda p: p.practices.list(page=2), "GET", "/api/partner/practice", {"page": "2"}, None, [PRACTICE_JSON],
     ),
     "list_practices_filtered": (
-        lambda p: p.practices.get("e 1"),
-        "GET", "/api/partner/practice", {"externalPracticeId": "e 1"}, None,
-        [{**PRACTICE_JSON, "ExternalPracticeId": "e 1"}],
+        lambda p: p.practices.get(email="a b@x.test"),
+        "GET", "/api/partner/practice", {"email": "a b@x.test"}, None,
+        [{**PRACTICE_JSON, "Email": "a b@x.test"}],
     ),
     "delete_practice": (lambda p: p.practices.delete("e/1"), "DELETE", "/api/partner/practice/e%2F1", {}, None, None),
     "get_practice_api_key": (
@@ -486,9 +486,9 @@ INVALID: dict[str, tuple[Call, str]] = {
         lambda p: p.practices.update(**NAMES), "at least one of id, external_practice_id",
     ),
     "practice get with two filters": (
-        lambda p: p.practices.get("P1", email="a@x.test"), "exactly one of: ref (an Id or external ID), email",
+        lambda p: p.practices.get("P1", email="a@x.test"), r"exactly one of: ref \(an Id or external ID\), email",
     ),
-    "practice get with nothing": (lambda p: p.practices.get(), "exactly one of id, email"),
+    "practice get with nothing": (lambda p: p.practices.get(), r"exactly one of: ref \(an Id or external ID\), email"),
     "practitioner update with neither id": (
         v1(lambda c: c.practitioners.update(first_name="A")), "at least one of id, external_practitioner_id",
     ),

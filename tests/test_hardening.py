@@ -173,7 +173,8 @@ def test_no_id_can_leave_its_path_segment(hostile: str) -> None:
         *partner_calls,
         "/api/partner/practice/P1/key",  # the key of the practice the v1 calls below go to
         *v1_calls,
-        "/api/partner/practice",
+        "/api/partner/practice",  # practices.get(ref): by Id,
+        "/api/partner/practice",  # then by external ID
     ]
     requests = asyncio.run(run())
     assert len(requests) == len(expected)

@@ -19,8 +19,28 @@ R = TypeVar("R")
 
 
 def deprecated(message: str) -> None:
-    """Warn once per call site, pointing at the caller of the public function."""
-    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    """Warn, pointing at the caller of the public function (for a coroutine: the code that awaits it)."""
+    warnings.warn(message, DeprecationWarning, stacklevel=4)  # deprecated, translate, wrapper, caller
+
+
+def _same_kind(function: Callable[..., Any], translate: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Any:
+    """A wrapper that translates the arguments, then calls `function`; async when `function` is, so that
+    `inspect.iscoroutinefunction` (and everything that relies on it) still sees a coroutine function."""
+    if inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs = translate(args, kwargs)
+            return await function(*args, **kwargs)
+
+        return async_wrapper
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args, kwargs = translate(args, kwargs)
+        return function(*args, **kwargs)
+
+    return wrapper
 
 
 def renamed_arguments(**old_to_new: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -29,17 +49,17 @@ def renamed_arguments(**old_to_new: str) -> Callable[[Callable[P, R]], Callable[
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         name = function.__qualname__
 
-        @functools.wraps(function)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        def translate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
             for old, new in old_to_new.items():
                 if old in kwargs:
                     if new in kwargs:
                         raise TypeError(f"{name}() got both {old}= (its old name) and {new}=")
                     deprecated(f"{name}({old}=...) is now {name}({new}=...); the old name goes in the next release")
                     kwargs[new] = kwargs.pop(old)
-            return function(*args, **kwargs)
+            return args, kwargs
 
-        return wrapper
+        wrapped: Callable[P, R] = _same_kind(function, translate)
+        return wrapped
 
     return decorate
 
@@ -56,25 +76,24 @@ def was_positional(*names: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
 
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> R:
+        def translate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
             extra = args[len(positional) :]
-            if extra:
-                if len(extra) > len(names):
-                    raise TypeError(f"{name}() takes {len(positional)} positional arguments, got {len(args)}")
-                moved = names[: len(extra)]
-                clash = [n for n in moved if n in kwargs]
-                if clash:
-                    raise TypeError(f"{name}() got {clash[0]} both by position and by keyword")
-                deprecated(
-                    f"{name}(): pass {', '.join(f'{n}=' for n in moved)} by keyword; "
-                    "by position it stops working in the next release"
-                )
-                kwargs.update(zip(moved, extra, strict=True))
-                args = args[: len(positional)]
-            return function(*args, **kwargs)
+            if not extra:
+                return args, kwargs
+            if len(extra) > len(names):
+                raise TypeError(f"{name}() takes {len(positional)} positional arguments, got {len(args)}")
+            moved = names[: len(extra)]
+            clash = [n for n in moved if n in kwargs]
+            if clash:
+                raise TypeError(f"{name}() got {clash[0]} both by position and by keyword")
+            deprecated(
+                f"{name}(): pass {', '.join(f'{n}=' for n in moved)} by keyword; "
+                "by position it stops working in the next release"
+            )
+            return args[: len(positional)], {**kwargs, **dict(zip(moved, extra, strict=True))}
 
-        return wrapper
+        wrapped: Callable[P, R] = _same_kind(function, translate)
+        return wrapped
 
     return decorate
 
@@ -86,17 +105,17 @@ def became_positional(*old_names: str) -> Callable[[Callable[P, R]], Callable[P,
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         name = function.__qualname__
 
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> R:
+        def translate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
             given = [old for old in old_names if old in kwargs]
-            if given:
-                if len(given) > 1 or len(args) > 1:
-                    raise TypeError(f"{name}() takes one reference; got {', '.join(given)} and more")
-                value = kwargs.pop(given[0])
-                deprecated(f"{name}({given[0]}=ref) is now {name}(ref); the old keyword goes in the next release")
-                args = (*args, value)
-            return function(*args, **kwargs)
+            if not given:
+                return args, kwargs
+            if len(given) > 1 or len(args) > 1:
+                raise TypeError(f"{name}() takes one reference; got {', '.join(given)} and more")
+            deprecated(f"{name}({given[0]}=ref) is now {name}(ref); the old keyword goes in the next release")
+            kwargs = dict(kwargs)
+            return (*args, kwargs.pop(given[0])), kwargs
 
-        return wrapper
+        wrapped: Callable[P, R] = _same_kind(function, translate)
+        return wrapped
 
     return decorate

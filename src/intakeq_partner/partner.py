@@ -185,8 +185,24 @@ class Practices:
             raise InvalidRequestError("give exactly one of: ref (an Id or external ID), email")
         if email is not None:
             return await self._find(email=email)
-        by_id = await self._find(id=ref)
-        return by_id if by_id is not None else await self._find(external_practice_id=ref)
+        wanted = text("ref", ref)
+        found: list[Practice] = await self._sender.call(list_practices, id=wanted)
+        match = next((p for p in found if p.id == wanted), None)
+        if match is not None:
+            return match
+        if not found:  # the server filters: ask again by external ID
+            found = await self._sender.call(list_practices, external_practice_id=wanted)
+            match = next((p for p in found if p.external_practice_id == wanted), None)
+            if match is not None or not found:
+                return match
+        # A server that ignored a filter: look through every practice once, an Id match winning.
+        by_external_id = None
+        async for practice in self.iter():
+            if practice.id == wanted:
+                return practice
+            if by_external_id is None and practice.external_practice_id == wanted:
+                by_external_id = practice
+        return by_external_id
 
     async def _find(
         self, *, id: str | None = None, email: str | None = None, external_practice_id: str | None = None
