@@ -186,12 +186,12 @@ class Practices:
         if email is not None:
             return await self._find(email=email)
         wanted = text("ref", ref)
-        found: list[Practice] = await self._sender.call(list_practices, id=wanted)
+        found = await list_practices.asyncio(self._sender, id=wanted)
         match = next((p for p in found if p.id == wanted), None)
         if match is not None:
             return match
         if not found:  # the server filters: ask again by external ID
-            found = await self._sender.call(list_practices, external_practice_id=wanted)
+            found = await list_practices.asyncio(self._sender, external_practice_id=wanted)
             match = next((p for p in found if p.external_practice_id == wanted), None)
             if match is not None or not found:
                 return match
