@@ -388,3 +388,27 @@ async def test_request_refuses_bad_params_before_sending(fake: FakeIntakeQ, part
     with pytest.raises(InvalidRequestError, match="params"):
         await partner.request("GET", "/api/partner/practice", params={"page": [1, 2]})  # type: ignore[dict-item]
     assert fake.requests == []
+
+
+async def test_updates_through_a_with_options_view_wait_for_the_client_they_came_from() -> None:
+    fake = FakeIntakeQ(PARTNER_KEY, seed=4, update_semantics="replace")
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
+        await a_full_practice(partner)
+        patient = partner.with_options(max_retries=5)
+        await asyncio.gather(
+            partner.practice("ext-u").practitioners.update(external_practitioner_id="bo", first_name="Bea"),
+            patient.practice("ext-u").practitioners.update(external_practitioner_id="bo", last_name="Berg"),
+        )
+    bo = fake.practitioner("ext-u", "bo")
+    assert (bo.first_name, bo.last_name) == ("Bea", "Berg")
+
+
+def test_the_fake_server_command_takes_every_reading() -> None:
+    from intakeq_partner.testing.__main__ import parse_args
+
+    args = parse_args(["--timestamps", "mixed", "--list-paging", "ignores-page", "--update-semantics", "replace"])
+    assert (args.timestamps, args.list_paging, args.update_semantics) == ("mixed", "ignores-page", "replace")
+    defaults = parse_args([])
+    assert (defaults.timestamps, defaults.list_paging, defaults.update_semantics) == ("documented", "all", "merge")
+    with pytest.raises(ValueError, match="update_semantics must be one of merge, replace"):
+        FakeIntakeQ(update_semantics="overwrite")  # type: ignore[arg-type]

@@ -31,9 +31,10 @@ SCOPE_PREFIXES = {"partner": "/api/partner/", "practice": "/api/v1/"}
 RAW_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 _DOT_SEGMENTS = {".", "..", "%2e", "%2e%2e", ".%2e", "%2e."}
 
-# Per transport (so shared by a partner client and every practice client it hands out): one lock per object
-# being updated, held from the read to the write. Entries vanish once no update holds them.
-_update_locks: weakref.WeakKeyDictionary[Transport, weakref.WeakValueDictionary[Hashable, asyncio.Lock]] = (
+# Per connection pool (so shared by a partner client, every practice client it hands out and every
+# `with_options` view of them): one lock per object being updated, held from the read to the write. Entries
+# vanish once no update holds them.
+_update_locks: weakref.WeakKeyDictionary[object, weakref.WeakValueDictionary[Hashable, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -131,7 +132,8 @@ class Sender:
         object through this transport are serialised, so two of ours never undo each other; IntakeQ has no
         version check, so a change made elsewhere between our read and our write is still overwritten.
         """
-        locks = _update_locks.setdefault(self.transport, weakref.WeakValueDictionary())
+        pool = getattr(self.transport, "_client", self.transport)  # the httpx client all views share
+        locks = _update_locks.setdefault(pool, weakref.WeakValueDictionary())
         key = (self._owner, what, ref)
         lock = locks.get(key)
         if lock is None:
@@ -195,6 +197,31 @@ class Sender:
             )
 
         return await self._with_key(send)
+
+
+class RequestsAnything:
+    """`request()`, the escape hatch both clients offer, on top of the client's own sender."""
+
+    _sender: Sender
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | bool | None] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call an endpoint the typed methods do not cover (yet), e.g. one IntakeQ added after this version.
+
+        Same rules as every typed call: this client's key, and only under its key's prefix (/api/partner/ for
+        a PartnerClient, /api/v1/ for a PracticeClient, whose key is fetched and refreshed as for typed calls);
+        the same retries (GET, PUT and DELETE are retried, a POST only when nothing reached the server, unless
+        you pass `idempotent=True`), limits, typed errors and logging. `path` is sent as given (percent-encode
+        IDs yourself); query values go in `params`. Returns the decoded JSON answer, or None for an empty body.
+        """
+        return await self._sender.raw(method, path, params=params, json=json, idempotent=idempotent)
 
 
 def _check_raw_path(path: object, prefix: str, scope: str) -> None:

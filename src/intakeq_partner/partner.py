@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Unpack
 
 from ._base import AsyncCloseable
@@ -34,7 +34,7 @@ from ._generated.models import (
 )
 from ._keys import PracticeKeyCache
 from ._secret import Secret
-from ._sender import Sender, SendWithKey
+from ._sender import RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
 from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
 from .practice import PracticeClient, _check_current
@@ -294,7 +294,7 @@ class Forms:
         return await copy_form.asyncio(self._sender, body=body)
 
 
-class PartnerClient(AsyncCloseable):
+class PartnerClient(AsyncCloseable, RequestsAnything):
     """The IntakeQ partner API. One per process is right: it holds the connection pool and the limits.
 
     `partner_key` defaults to $INTAKEQ_PARTNER_KEY and `base_url` to $INTAKEQ_BASE_URL or intakeq.com.
@@ -358,26 +358,6 @@ class PartnerClient(AsyncCloseable):
 
     async def _with_partner_key(self, send: SendWithKey) -> Any:
         return await send(self._key)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int | bool | None] | None = None,
-        json: Any = None,
-        idempotent: bool | None = None,
-    ) -> Any:
-        """Call an endpoint the typed methods do not cover (yet), e.g. one IntakeQ added after this version.
-
-        Same rules as every typed call: the partner key, and only under /api/partner/ (a practice's /api/v1/
-        endpoints go through `partner.practice(ref).request(...)`); the same retries (GET, PUT and DELETE are
-        retried, a POST only when nothing reached the server, unless you pass `idempotent=True`), limits, typed
-        errors and logging.
-        `path` is sent as given (percent-encode IDs yourself); query values go in `params`. Returns the decoded
-        JSON answer, or None when the body is empty.
-        """
-        return await self._sender.raw(method, path, params=params, json=json, idempotent=idempotent)
 
     def practice(self, practice: str) -> PracticeClient:
         """A client for one practice's v1 endpoints (by Id or external ID), sharing this client's pool and limits.

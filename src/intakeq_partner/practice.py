@@ -8,7 +8,7 @@ with the partner key on first use and shares the partner client's pool and limit
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
@@ -44,7 +44,7 @@ from ._generated.models import (
 )
 from ._keys import PracticeKeyCache, call_with_key
 from ._secret import Secret
-from ._sender import KeyRunner, Sender, SendWithKey
+from ._sender import KeyRunner, RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
 from ._validate import at_least_one, flag, id_list, optional_text, text
 from .tokens import FormToken
@@ -362,7 +362,7 @@ class Intakes:
             ) from None
 
 
-class PracticeClient(AsyncCloseable):
+class PracticeClient(AsyncCloseable, RequestsAnything):
     """One practice's v1 API: `practitioners`, `assistants`, `intakes`."""
 
     practice: str | None
@@ -436,25 +436,6 @@ class PracticeClient(AsyncCloseable):
     def __repr__(self) -> str:
         where = f"practice={self.practice!r}" if self.practice is not None else "own key"
         return f"PracticeClient({where}, base_url={self._transport.base_url!r}, http_stack={self.http_stack!r})"
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int | bool | None] | None = None,
-        json: Any = None,
-        idempotent: bool | None = None,
-    ) -> Any:
-        """Call an endpoint the typed methods do not cover (yet), e.g. one IntakeQ added after this version.
-
-        Same rules as every typed call: this practice's key (fetched and refreshed as for typed calls), and
-        only under /api/v1/; the same retries (GET, PUT and DELETE are retried, a POST only when nothing reached
-        the server, unless you pass `idempotent=True`), limits, typed errors and logging.
-        `path` is sent as given (percent-encode IDs yourself); query values go in `params`. Returns the decoded
-        JSON answer, or None when the body is empty.
-        """
-        return await self._sender.raw(method, path, params=params, json=json, idempotent=idempotent)
 
     async def aclose(self) -> None:
         """Close the pool if this client made it; a client from PartnerClient.practice() borrows its parent's."""
