@@ -56,7 +56,7 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
             f.name: override(omit=True) if f.metadata.get("extra") else override(rename=f.metadata["wire"])
             for f in fields
         }
-        base = make_dict_structure_fn(cls, converter, **overrides)
+        base = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
         def structure(data: Any, _: type[Any]) -> Any:
             if data.__class__ is not dict:

@@ -22,14 +22,14 @@ from typing import Any
 import httpx
 
 from intakeq_partner import PartnerClient
-from intakeq_partner._stack import build_transport
+from intakeq_partner._stack import HttpStack, build_transport
 from intakeq_partner.testing import FakeIntakeQ
 
 from ._common import Result, median, stock_client
 
 PATH = "/api/partner/practice"
 TARGET = 1.10
-STACKS = ("httpx", "aiohttp")
+STACKS: tuple[HttpStack, ...] = ("httpx", "aiohttp")
 Call = Callable[[], Awaitable[Any]]
 
 
@@ -95,7 +95,7 @@ def _clients(
         )
     else:
         for stack in STACKS:
-            facade = PartnerClient(key, base_url=base_url, http_stack=stack)  # type: ignore[arg-type]
+            facade = PartnerClient(key, base_url=base_url, http_stack=stack)
             bare_transport = build_transport(stack, 64)[1]  # what the facade's client is built on
             add(stack, facade, httpx.AsyncClient(base_url=base_url, headers=headers, transport=bare_transport))
     authenticated = stock.AuthenticatedClient(
@@ -105,7 +105,7 @@ def _clients(
         auth_header_name="X-Auth-Key",
         httpx_args={"transport": transport} if transport else {},
     )
-    from iq_stock.api.practices import list_practices  # generated at bench time
+    from iq_stock.api.practices import list_practices  # type: ignore[import-not-found]  # generated at bench time
 
     async def stock_asyncio() -> Any:
         return await list_practices.asyncio(client=authenticated)

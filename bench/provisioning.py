@@ -196,11 +196,12 @@ async def _by_hand(variant: str, base_url: str, key: str, n: int, prefix: str) -
             cpu, start = _cpu(), time.perf_counter()
             calls = await _same_requests_by_hand(send_aiohttp, key, n, prefix)
             return Sample(time.perf_counter() - start, _cpu() - cpu, calls)
-    transport: httpx.AsyncBaseTransport | None = {
+    makers: dict[str, Callable[[], httpx.AsyncBaseTransport | None]] = {
         "httpx-over-aiohttp": lambda: AiohttpTransport(POOL),
         "httpx-sharded": lambda: ShardedTransport(POOL),
         "httpx-one-pool": lambda: None,
-    }[variant]()
+    }
+    transport = makers[variant]()
     limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
     async with httpx.AsyncClient(base_url=base_url, transport=transport, limits=limits) as client:
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from intakeq_partner import IntakeQError, PartnerClient, RateLimits
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
-from ._common import Result
+from ._common import ROOT, Result
 
 RATE = 40
 PROCESSES = 4
@@ -135,7 +135,8 @@ async def measure(
 
 
 def run(seconds: float = 5.0) -> Result:
-    from tests.redis_server import redis_server  # the test suite's fixture: a real server on a free port
+    sys.path.insert(0, str(ROOT / "tests"))  # where pytest finds it too: tests/ is not a package
+    from redis_server import redis_server  # the test suite's fixture: a real server on a free port
 
     started = time.perf_counter()
     result = Result("Shared budget on Redis")

@@ -18,7 +18,7 @@ from intakeq_partner.testing import FakeIntakeQ, Faults
 pytest_plugins = ["pytester"]  # tests/test_docs.py runs the README's test blocks with the package's plugin
 
 PARTNER_KEY = "fixture-partner-key-0f3c9a"
-FAST = {"initial_delay": 0.0, "max_delay": 0.0}  # retries without waiting, so fault tests stay quick
+FAST: dict[str, Any] = {"initial_delay": 0.0, "max_delay": 0.0}  # retries without waiting: fault tests stay quick
 
 
 @dataclass

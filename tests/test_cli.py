@@ -131,7 +131,7 @@ def test_an_interrupt_writes_a_report_listing_every_item_once(
 ) -> None:
     report = tmp_path / "out.json"
     report.write_text(json.dumps({"ok": True, "items": []}))  # an older run's report must not survive as this one's
-    real = cli.provision
+    real = cli.provision  # type: ignore[attr-defined]
 
     async def interrupted(*args: Any, on_progress: Any, **kwargs: Any) -> Any:
         def on_item(item: Any) -> None:

@@ -45,7 +45,7 @@ PHONE = {"client_phone": "5550100"}
 EXTERNAL = {"external_client_id": "crm-7"}
 ID = {"client_id": 4242}
 
-ALLOWED = {
+ALLOWED: dict[str, dict[str, Any]] = {
     "ClientId alone": ID,
     "ClientId with a name": {**ID, **NAME},
     "ClientId with an external ID": {**ID, **EXTERNAL},
@@ -56,7 +56,7 @@ ALLOWED = {
     "external ID, name and phone": {**EXTERNAL, **NAME, **PHONE},
     "everything": {**ID, **EXTERNAL, **NAME, **EMAIL, **PHONE},
 }
-REFUSED = {
+REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "nothing": ({}, "IntakeQ needs ClientName"),
     "an external ID alone": (EXTERNAL, "IntakeQ needs ClientName"),
     "a name alone": (NAME, "IntakeQ needs ClientEmail"),
@@ -152,7 +152,7 @@ async def test_iter_streams_a_page_at_a_time() -> None:
 
 async def test_a_lookup_by_external_id_finds_the_practice_under_each_paging() -> None:
     for paging in ("all", "paged", "ignores-page"):
-        fake = FakeIntakeQ(PARTNER_KEY, seed=1, list_paging=paging)  # type: ignore[arg-type]
+        fake = FakeIntakeQ(PARTNER_KEY, seed=1, list_paging=paging)
         for i in range(150):
             fake.add_practice(ExternalPracticeId=f"ext-{i}", Email=f"p{i}@example.com")
         async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:

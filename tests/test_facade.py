@@ -46,7 +46,7 @@ ASSISTANT_JSON = {"Id": "a1", "Name": "Al", "ExternalAssistantId": "al", "Practi
 FORM_JSON = {"Id": "f1", "Name": "Intake", "Archived": False, "Type": "Questionnaire"}
 INTAKE_JSON = {"Id": "i1", "DateCreated": 1458526480368, "Questions": [], "ConsentForms": []}
 TOKEN_JSON = {"Token": "t0k", "Url": "https://x.test/intake/i1", "Expiration": "2030-04-14T15:26:42.089Z"}
-NAMES = {"practice_name": "ABC", "first_name": "Jo", "last_name": "Li", "email": "jo@x.test"}
+NAMES: dict[str, Any] = {"practice_name": "ABC", "first_name": "Jo", "last_name": "Li", "email": "jo@x.test"}
 NAMES_WIRE = {"PracticeName": "ABC", "FirstName": "Jo", "LastName": "Li", "Email": "jo@x.test"}
 
 READ_PRACTICE = structure(Practice, {**PRACTICE_JSON, **NAMES_WIRE, "City": "Oslo", "Plan": "gold"})
@@ -431,7 +431,7 @@ async def test_each_failure_reaches_the_caller_as_its_error_class(
     assert type(exc) is error
     assert exc.path.startswith("/api/partner/practice/P1")  # type: ignore[attr-defined]
     if isinstance(exc, APIStatusError) and answer.headers.get("content-type") == "application/json":
-        assert exc.message == answer.json()["Message"] and exc.message in str(exc)
+        assert exc.message == answer.json()["Message"] and exc.message is not None and exc.message in str(exc)
     if error is not ResponseValidationError:
         assert route.call_count == 1
 

@@ -15,12 +15,12 @@ import attrs
 import httpx
 import pytest
 import respx
+from test_operation_registry import readme_rows
 
 from generator import spec as specs
 from intakeq_partner import InvalidRequestError, PartnerClient
 from intakeq_partner._generated import models
 from intakeq_partner.provisioning.plan import AssistantSpec, PracticeSpec, PractitionerSpec
-from tests.test_operation_registry import readme_rows
 
 BASE = "https://intakeq.test"
 SPEC = specs.load()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
+from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
 
 from bench.shared_budget import measure
 from intakeq_partner import PartnerClient, RateLimitError, RateLimiterUnavailableError, RateLimits
@@ -19,7 +20,6 @@ from intakeq_partner._redis import RedisBudgets
 from intakeq_partner._secret import Secret
 from intakeq_partner._transport import Transport
 from intakeq_partner.testing import FakeIntakeQ
-from tests.redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
 
 BASE = "https://api.test"
 PATH = "/api/v1/practitioners"
@@ -97,7 +97,7 @@ async def test_redis_holds_hashes_of_keys_never_the_keys(redis: RedisServer) -> 
         pass
     await shared.pause(KEY, "practice", 1.0)
     client = aioredis.Redis.from_url(redis.url)
-    names = [name.decode() for name in await client.keys("*")]
+    names = [name.decode() if isinstance(name, bytes) else name for name in await client.keys("*")]
     values = [await client.zrange(n, 0, -1) if n.endswith(":log") else await client.get(n) for n in names]
     await client.aclose()
     await shared.aclose()

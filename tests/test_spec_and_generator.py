@@ -83,7 +83,8 @@ def test_one_new_field_changes_only_its_model(tmp_path: Path) -> None:
 
 
 def test_generated_names_carry_no_trailing_underscore() -> None:
-    fields = [(cls.__name__, f.name) for cls in map(vars(models).get, models.__all__) for f in attrs.fields(cls)]
+    classes = [getattr(models, name) for name in models.__all__]
+    fields = [(cls.__name__, f.name) for cls in classes for f in attrs.fields(cls)]
     assert ("FormTemplate", "type") in fields
     assert [name for name in fields if name[1].endswith("_")] == []
     for package in TARGET.joinpath("api").iterdir():

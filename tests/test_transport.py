@@ -304,7 +304,7 @@ async def test_a_plain_string_key_is_refused_before_sending(router: respx.MockRo
     route = router.get(PATH).mock(return_value=OK)
     async with make() as t:
         with pytest.raises(InvalidRequestError):
-            await t.request("GET", PATH, key=MARKER)  # type: ignore[arg-type]
+            await t.request("GET", PATH, key=MARKER)  # type: ignore[call-overload]
     assert route.call_count == 0
 
 

@@ -105,7 +105,7 @@ def test_options_that_belong_to_the_shared_pool_are_refused(fake: FakeIntakeQ) -
     partner = client(fake, Watching(fake))
     for bad in ({"rate_limit": 5.0}, {"max_concurrency": 2}, {"transport": None}, {"http_client": None}):
         with pytest.raises(InvalidRequestError, match="make a new client"):
-            partner.with_options(**bad)  # type: ignore[arg-type]
+            partner.with_options(**bad)
     for bad in ({"max_retries": -1}, {"timeout": 0}, {"initial_delay": -1.0}):
         with pytest.raises(InvalidRequestError):
-            partner.with_options(**bad)  # type: ignore[arg-type]
+            partner.with_options(**bad)
