@@ -48,7 +48,7 @@ OLD_AND_NEW: dict[str, tuple[Call, Call]] = {
         lambda p: p.practices.get("ext-n"),
     ),
     "ephemeral_token(practice, user)": (
-        lambda p: p.practices.ephemeral_token("ext-n", "ext-n-main"),  # type: ignore[misc]
+        lambda p: p.practices.ephemeral_token("ext-n", "ext-n-main"),  # type: ignore[call-arg]
         lambda p: p.practices.ephemeral_token("ext-n", user_id="ext-n-main"),
     ),
     "forms.copy(destination_practice=)": (
@@ -56,11 +56,11 @@ OLD_AND_NEW: dict[str, tuple[Call, Call]] = {
         lambda p: _copy(p, practice="ext-n"),
     ),
     "transfer_data(a, b)": (
-        lambda p: p.practice("ext-n").practitioners.transfer_data("ext-n-main", "ext-n-main"),  # type: ignore[misc]
+        lambda p: p.practice("ext-n").practitioners.transfer_data("ext-n-main", "ext-n-main"),  # type: ignore[call-arg]
         lambda p: p.practice("ext-n").practitioners.transfer_data(source="ext-n-main", destination="ext-n-main"),
     ),
     "transfer_client_ownership(a, b)": (
-        lambda p: p.practice("ext-n").practitioners.transfer_client_ownership("ext-n-main", "ext-n-main"),  # type: ignore[misc]
+        lambda p: p.practice("ext-n").practitioners.transfer_client_ownership("ext-n-main", "ext-n-main"),  # type: ignore[call-arg]
         lambda p: p.practice("ext-n").practitioners.transfer_client_ownership(
             source="ext-n-main", destination="ext-n-main"
         ),

@@ -49,7 +49,7 @@ def test_the_ephemeral_token_result_can_be_passed_whole() -> None:
 
 @pytest.mark.parametrize("path", ["intakes", "templates", "settings", "report"])
 def test_a_page_can_be_opened_after_login(path: str) -> None:
-    assert query(sso_url("h.example", "t", user_id="u", path=path))["path"] == [path]
+    assert query(sso_url("h.example", "t", user_id="u", path=path))["path"] == [path]  # type: ignore[arg-type]
 
 
 def test_a_single_form_needs_its_id() -> None:
@@ -66,7 +66,7 @@ def test_a_single_form_needs_its_id() -> None:
 @pytest.mark.parametrize("path", ["dashboard", "Intakes", "", "../settings"])
 def test_unknown_pages_are_rejected(path: str) -> None:
     with pytest.raises(InvalidRequestError, match="path"):
-        sso_url("h.example", "t", user_id="u", path=path)
+        sso_url("h.example", "t", user_id="u", path=path)  # type: ignore[arg-type]
 
 
 def test_token_and_user_id_are_required() -> None:
