@@ -1,0 +1,65 @@
+"""Calls per practice that the provisioning job makes: a first run, a re-run of a finished plan, and a re-run
+where every practice, practitioner and assistant changed, under each update reading of the fake.
+
+Counts, not timings: the fake runs in-process and every request it sees is counted. A re-run that changes
+everything shows what full-body updates cost (the job reads a practice again before updating it; the
+practitioners and assistants it sends back whole are the ones it has just listed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+from intakeq_partner import PartnerClient
+from intakeq_partner.provisioning import Plan, provision
+from intakeq_partner.testing import FakeIntakeQ
+
+from ._common import Result
+from ._plan import build_plan
+
+
+def _everything_changed(plan: Plan) -> Plan:
+    practices = tuple(
+        dataclasses.replace(
+            p,
+            city="Shelbyville",
+            practitioners=tuple(dataclasses.replace(d, last_name=d.last_name + "-x") for d in p.practitioners),
+            assistants=tuple(dataclasses.replace(a, name=a.name + "-x") for a in p.assistants),
+        )
+        for p in plan.practices
+    )
+    return dataclasses.replace(plan, practices=practices)
+
+
+async def _counts(n: int, semantics: str) -> tuple[float, float, float]:
+    fake = FakeIntakeQ(seed=1, update_semantics=semantics)  # type: ignore[arg-type]
+    plan = build_plan(n)
+    per_run: list[float] = []
+    async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport()) as partner:
+        for this_plan in (plan, plan, _everything_changed(plan)):
+            fake.reset_stats()
+            report = await provision(partner, this_plan, concurrency=20)
+            assert report.ok, report.failures[:3]
+            per_run.append(fake.stats.logged / n)
+    first, again, changed = per_run
+    return first, again, changed
+
+
+def run(n: int = 200) -> Result:
+    started = time.perf_counter()
+    result = Result("Calls per practice")
+    for semantics in ("merge", "replace"):
+        first, again, changed = asyncio.run(_counts(n, semantics))
+        note = "includes a few calls per run: master forms, the practice list's pages"
+        result.add(f"first run ({semantics})", f"{first:.2f}", "(information)", note=note)
+        result.add(f"re-run, nothing changed ({semantics})", f"{again:.2f}", "(information)")
+        result.add(f"re-run, everything changed ({semantics})", f"{changed:.2f}", "(information)")
+    result.details.append(f"{n} practices, each 2 practitioners, 1 assistant, 2 forms; in-process fake, concurrency 20")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_quick() -> Result:
+    return run(n=20)
