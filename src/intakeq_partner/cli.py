@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, PARTNER_KEY_ENV, VERSION
+from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, HTTP_STACK_ENV, PARTNER_KEY_ENV, VERSION
 from ._errors import AuthenticationError, IntakeQError, InvalidRequestError
 from .partner import PartnerClient
 from .provisioning import ItemKind, ItemResult, ItemStatus, Plan, PlanError, ProvisionReport, load_plan, provision
@@ -33,6 +33,7 @@ ENVIRONMENT = {
     PARTNER_KEY_ENV: "your partner key (every command but fake-server needs it)",
     BASE_URL_ENV: "where IntakeQ is (default https://intakeq.com); point it at a fake server to try things",
     SSO_HOST_ENV: "the white-labelled host sso-url links to when --host is not given",
+    HTTP_STACK_ENV: "aiohttp or httpx: which HTTP stack sends (default: aiohttp when installed)",
 }
 """Every environment variable the command reads, for --help and the README (a test keeps them in step)."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -253,7 +254,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    environment = "\n".join(f"  {name:<22}{text}" for name, text in ENVIRONMENT.items())
+    environment = "\n".join(f"  {name:<21} {text}" for name, text in ENVIRONMENT.items())
     parser = argparse.ArgumentParser(
         prog="intakeq-partner",
         description="IntakeQ Partner API tools.",
