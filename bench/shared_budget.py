@@ -12,14 +12,20 @@ For contrast, the same load with every process keeping its own in-process budget
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import json
 import os
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from intakeq_partner import IntakeQError, PartnerClient, RateLimits
+from intakeq_partner._budgets import Budgets, Scope, budget_id
+from intakeq_partner._redis import RedisBudgets
+from intakeq_partner._secret import Secret
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
 from ._common import ROOT, Result
@@ -60,6 +66,8 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
     errors: Counter[str] = Counter()
     key, base_url = os.environ["BENCH_PARTNER_KEY"], os.environ["BENCH_BASE_URL"]
     async with PartnerClient(key, base_url=base_url, limits=limits) as p:
+        if os.environ.get("BENCH_LIMITER") == "limits":  # the comparison: the `limits` package in our place
+            p._transport._budgets = LimitsBudgets(limits)
         clinic = p.practice(PRACTICE)
         await clinic.practitioners.list()  # fetches the practice key before the load starts
         print("ready", flush=True)
@@ -82,8 +90,67 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
     return {"calls": calls, "errors": dict(errors), "fallbacks": fallbacks}
 
 
+class LimitsBudgets:
+    """The `limits` package's moving window on Redis in place of our script: for comparison only.
+
+    `hit` records a request when it starts; a caller that finds the window full sleeps until the window's
+    reset time and tries again (one caller per key and process at a time, as ours). It has no 429 pause.
+    """
+
+    def __init__(self, limits: RateLimits) -> None:
+        from limits import RateLimitItemPerSecond
+        from limits.aio.strategies import MovingWindowRateLimiter
+        from limits.storage import storage_from_string
+
+        assert limits.redis_url is not None and len(limits.partner) == 1 and limits.partner[0].per == 1
+        self._limiter = MovingWindowRateLimiter(
+            storage_from_string("async+" + limits.redis_url, implementation="redispy")
+        )
+        self._item = RateLimitItemPerSecond(limits.partner[0].count)
+        self._turns: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[None]:
+        ident = f"{scope}:{budget_id(key)}"
+        async with self._turns.setdefault(ident, asyncio.Lock()):
+            while not await self._limiter.hit(self._item, ident):
+                stats = await self._limiter.get_window_stats(self._item, ident)
+                await asyncio.sleep(max(0.001, stats.reset_time - time.time()))
+        yield
+
+    async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
+        return 0.0 if retry_after is None else retry_after
+
+    async def aclose(self) -> None:
+        return None
+
+
+def limits_installed() -> bool:
+    return importlib.util.find_spec("limits") is not None
+
+
+async def cost_per_call(budgets: Budgets, calls: int = 2000) -> float:
+    """Microseconds one slot costs when the budget has room (ours: acquire + release; `limits`: one hit)."""
+    key = Secret("bench-cost-key-0123456789")
+    async with budgets.slot(key, "partner", None):  # connects, loads the script
+        pass
+    started = time.perf_counter()
+    for _ in range(calls):
+        async with budgets.slot(key, "partner", None):
+            pass
+    elapsed = time.perf_counter() - started
+    await budgets.aclose()
+    return elapsed / calls * 1e6
+
+
 async def measure(
-    redis_url: str | None, *, rate: int = RATE, seconds: float = 4.0, processes: int = PROCESSES, tasks: int = 4
+    redis_url: str | None,
+    *,
+    rate: int = RATE,
+    seconds: float = 4.0,
+    processes: int = PROCESSES,
+    tasks: int = 4,
+    limiter: str = "ours",
 ) -> Outcome:
     """Run `processes` workers against a fake limiting each key to `rate`/s; shared budgets when `redis_url`."""
     fake = FakeIntakeQ(seed=3)
@@ -95,6 +162,7 @@ async def measure(
     async with fake.serve(port=0) as base_url:
         env = dict(os.environ, BENCH_RATE=f"{rate}/s", BENCH_PARTNER_KEY=fake.partner_key, BENCH_BASE_URL=base_url)
         env["BENCH_REDIS_URL"] = redis_url or ""
+        env["BENCH_LIMITER"] = limiter
         command = [sys.executable, "-m", "bench.shared_budget", "worker", str(seconds), str(tasks)]
         workers = [
             await asyncio.create_subprocess_exec(
@@ -142,6 +210,11 @@ def run(seconds: float = 5.0) -> Result:
     result = Result("Shared budget on Redis")
     with redis_server() as server:
         shared = asyncio.run(measure(server.url, seconds=seconds))
+        unlimited = RateLimits(partner="1000000/s", redis_url=server.url)
+        ours = asyncio.run(cost_per_call(RedisBudgets(unlimited, clock=time.monotonic, sleep=asyncio.sleep)))
+        if limits_installed():
+            package = asyncio.run(measure(server.url, seconds=seconds, limiter="limits"))
+            theirs = asyncio.run(cost_per_call(LimitsBudgets(unlimited)))
     alone = asyncio.run(measure(None, seconds=seconds))
     worst = min(shared.share("partner"), shared.share("practice"))
     result.add(
@@ -149,15 +222,26 @@ def run(seconds: float = 5.0) -> Result:
         worst >= TARGET_SHARE,
     )  # fmt: skip
     result.add(f"{PROCESSES} processes on Redis: 429s the fake sent", str(shared.refused), "0", shared.refused == 0)
+    result.add("shared limiter cost per call (Lua script: acquire + release)", f"{ours:.0f} us")
+    runs = [("our Lua script", shared), ("each process its own budget", alone)]
     result.add(f"{PROCESSES} processes, each its own budget: 429s the fake sent", str(alone.refused), note="contrast")
-    for name, outcome in (("Redis", shared), ("in-process only", alone)):
+    if limits_installed():
+        runs.insert(1, ("the limits package (moving window)", package))
+        worst_theirs = min(package.share("partner"), package.share("practice"))
+        result.add(
+            "limits package instead: 429s sent, achieved / budget", f"{package.refused}, {worst_theirs:.1%}",
+            note="contrast",
+        )  # fmt: skip
+        result.add("limits package cost per call (one moving-window hit)", f"{theirs:.0f} us", note="contrast")
+    for name, outcome in runs:
         result.details.append(
             f"{name}: partner {outcome.calls['partner']} calls ({outcome.share('partner'):.1%} of {RATE}/s x "
             f"{seconds:g} s), practice {outcome.calls['practice']} ({outcome.share('practice'):.1%}), "
             f"429s sent {outcome.refused}, errors {dict(outcome.errors) or 'none'}, fallbacks {outcome.fallbacks}"
         )
     result.details.append(
-        f"{PROCESSES} worker processes x 4 callers per key; the fake limits each key to {RATE} requests per second"
+        f"{PROCESSES} worker processes x 4 callers per key; the fake limits each key to {RATE} requests per second; "
+        "cost per call: 2,000 sequential slots on a budget with room, one process, Redis on loopback"
     )
     result.seconds = time.perf_counter() - started
     return result

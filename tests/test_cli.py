@@ -300,3 +300,29 @@ def test_every_environment_variable_the_command_reads_is_in_its_help_and_the_rea
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for name in cli.ENVIRONMENT:
         assert name in helptext and f"`{name}`" in readme
+
+
+def test_per_key_rates_keep_a_rate_limited_server_from_refusing(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served.fake.faults = Faults(rate_limit=3)  # per key, a sliding second
+    plan = str(plan_file(tmp_path, 2))
+    assert cli.main(["provision", plan, "--plain", "--rate", "3/s", "--practice-rate", "3/s"]) == 0
+    assert served.fake.stats.statuses[429] == 0
+    assert {record.auth.split(":")[0] for record in served.fake.requests} == {"partner", "practice"}
+
+
+def test_bad_budget_options_exit_2_and_an_unreachable_redis_chosen_to_fail_exits_1(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = str(plan_file(tmp_path, 1))
+    assert cli.main(["provision", plan, "--rate", "ten a minute"]) == 2
+    assert "--rate" in capsys.readouterr().err
+    assert cli.main(["practices", "list", "--redis-url", "http://127.0.0.1:1"]) == 2
+    assert "redis_url" in capsys.readouterr().err
+    # Port 1 on loopback refuses at once: nothing may be sent without the shared budget.
+    monkeypatch.setenv("INTAKEQ_REDIS_URL", "redis://:hunter2@127.0.0.1:1/0")
+    assert cli.main(["practices", "list", "--on-redis-error", "fail"]) == 1
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1" in err and "hunter2" not in err
+    assert served.fake.stats.logged == 0

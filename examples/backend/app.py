@@ -29,6 +29,7 @@ from intakeq_partner import (
     InvalidRequestError,
     NotFoundError,
     PartnerClient,
+    RateLimits,
     sso_url,
     to_dict,
 )
@@ -123,9 +124,25 @@ async def intakeq_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "IntakeQ refused or failed the request"}, status_code=502)
 
 
-def create_app(make_client: Callable[[], PartnerClient] = PartnerClient, sso_host: str | None = None) -> FastAPI:
-    """The app. `make_client` builds the one PartnerClient (default: from $INTAKEQ_PARTNER_KEY and
-    $INTAKEQ_BASE_URL); `sso_host` defaults to $INTAKEQ_SSO_HOST, else the client's base URL (right for the fake)."""
+def client_from_environment() -> PartnerClient:
+    """The process's PartnerClient: key and URL from $INTAKEQ_PARTNER_KEY and $INTAKEQ_BASE_URL; per-key budgets
+    from $INTAKEQ_RATE and $INTAKEQ_PRACTICE_RATE (e.g. "10/minute, 500/day"), shared with every worker process
+    through $INTAKEQ_REDIS_URL when it is set (README: "Running many workers")."""
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    limits = RateLimits(
+        partner=os.environ.get("INTAKEQ_RATE", ""),
+        practice=os.environ.get("INTAKEQ_PRACTICE_RATE", ""),
+        redis_url=os.environ.get("INTAKEQ_REDIS_URL") or None,
+        fallback_share=1 / max(1, workers),  # each worker's part of a budget while Redis is unreachable
+    )
+    return PartnerClient(limits=limits)
+
+
+def create_app(
+    make_client: Callable[[], PartnerClient] = client_from_environment, sso_host: str | None = None
+) -> FastAPI:
+    """The app. `make_client` builds the one PartnerClient (default: `client_from_environment`); `sso_host`
+    defaults to $INTAKEQ_SSO_HOST, else the client's base URL (right for the fake)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,7 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, HTTP_STACK_ENV, PARTNER_KEY_ENV, VERSION
+from ._budgets import Rate, RateLimits
+from ._constants import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    HTTP_STACK_ENV,
+    PARTNER_KEY_ENV,
+    REDIS_URL_ENV,
+    VERSION,
+)
 from ._errors import AuthenticationError, IntakeQError, InvalidRequestError
 from .partner import PartnerClient
 from .provisioning import ItemKind, ItemResult, ItemStatus, Plan, PlanError, ProvisionReport, load_plan, provision
@@ -34,6 +43,7 @@ ENVIRONMENT = {
     BASE_URL_ENV: "where IntakeQ is (default https://intakeq.com); point it at a fake server to try things",
     SSO_HOST_ENV: "the white-labelled host sso-url links to when --host is not given",
     HTTP_STACK_ENV: "aiohttp or httpx: which HTTP stack sends (default: aiohttp when installed)",
+    REDIS_URL_ENV: "the Redis that shares rate budgets between processes when --redis-url is not given",
 }
 """Every environment variable the command reads, for --help and the README (a test keeps them in step)."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -243,14 +253,43 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _rates(text: str) -> tuple[Rate, ...]:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
+        return Rate.parse(text)
+    except InvalidRequestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _limit_options() -> argparse.ArgumentParser:
+    """The budget options every command that calls IntakeQ takes (the same as RateLimits in Python)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("rate budgets (each API key spends its own)")
+    group.add_argument(
+        "--rate", type=_rates, metavar="RATES", help="the partner key's budget: 50 (a second) or 10/minute,500/day"
+    )
+    group.add_argument("--practice-rate", type=_rates, metavar="RATES", help="each practice key's budget, as --rate")
+    group.add_argument(
+        "--redis-url",
+        metavar="URL",
+        default=os.environ.get(REDIS_URL_ENV),
+        help=f"share the budgets with every process using this Redis (default ${REDIS_URL_ENV})",
+    )
+    group.add_argument(
+        "--on-redis-error",
+        choices=("fallback", "fail"),
+        default="fallback",
+        help="when Redis is unreachable: use this process's own budgets (fallback, the default) or stop",
+    )
+    return parent
+
+
+def _limits(args: argparse.Namespace) -> RateLimits:
+    return RateLimits(
+        partner=args.rate or (),
+        practice=args.practice_rate or (),
+        redis_url=args.redis_url or None,
+        on_redis_error=args.on_redis_error,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,11 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    limits = _limit_options()
 
-    p = commands.add_parser("provision", help="make IntakeQ match a plan file (.toml or .json)")
+    p = commands.add_parser("provision", parents=[limits], help="make IntakeQ match a plan file (.toml or .json)")
     p.add_argument("plan", type=Path, help="the plan file")
     p.add_argument("--concurrency", type=_positive_int, default=20, help="practices worked on at once (20)")
-    p.add_argument("--rate", type=_positive_float, help="at most this many requests per second")
     p.add_argument("--report", type=Path, metavar="FILE", help="write the full report to FILE as JSON")
     p.add_argument("--dry-run", action="store_true", help="read only; show what would be created or updated")
     p.add_argument("--plain", action="store_true", help="plain progress lines instead of a live bar")
@@ -282,10 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     practices = commands.add_parser("practices", help="practice commands")
     sub = practices.add_subparsers(dest="practices_command", required=True, metavar="SUBCOMMAND")
-    listing = sub.add_parser("list", help="list the partner's practices")
+    listing = sub.add_parser("list", parents=[limits], help="list the partner's practices")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    s = commands.add_parser("sso-url", help="print a one-time single-sign-on URL for a practice user")
+    s = commands.add_parser("sso-url", parents=[limits], help="print a one-time single-sign-on URL for a practice user")
     s.add_argument("practice", help="practice Id or external ID")
     s.add_argument("--user", help="practitioner Id or external ID (default: the practice's main user)")
     s.add_argument("--path", choices=sorted(SSO_PATHS - {"intake"}), help="page to open after signing in")
@@ -339,10 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _client(**options: Any) -> PartnerClient:
+def _client(args: argparse.Namespace, **options: Any) -> PartnerClient:
     if not os.environ.get(PARTNER_KEY_ENV):
         raise InvalidRequestError(f"set ${PARTNER_KEY_ENV} to your partner key")
-    return PartnerClient(**options)
+    return PartnerClient(limits=_limits(args), **options)
 
 
 def _provision(args: argparse.Namespace) -> int:
@@ -352,7 +391,7 @@ def _provision(args: argparse.Namespace) -> int:
     if args.report is not None and args.report.is_dir():
         raise InvalidRequestError(f"--report: {args.report} is a folder; give a file name")
     # Each practice has at most one request in flight, so the pool only needs room for the workers.
-    partner = _client(max_concurrency=max(args.concurrency, 8), rate_limit=args.rate, max_retries=args.max_retries)
+    partner = _client(args, max_concurrency=max(args.concurrency, 8), max_retries=args.max_retries)
 
     async def go() -> ProvisionReport:
         async with partner:
@@ -406,7 +445,7 @@ def _write_report(path: Path, report: ProvisionReport) -> bool:
 
 def _practices(args: argparse.Namespace) -> int:
     async def go() -> list[Any]:
-        async with _client() as partner:
+        async with _client(args) as partner:
             return await partner.practices.list()
 
     practices = asyncio.run(go())
@@ -436,7 +475,7 @@ def _sso_url(args: argparse.Namespace) -> int:
         raise InvalidRequestError(f"give --host (your white-labelled domain) or set ${SSO_HOST_ENV}")
 
     async def go() -> str:
-        async with _client() as partner:
+        async with _client(args) as partner:
             token = await partner.practices.ephemeral_token(args.practice, user_id=args.user)
         return sso_url(host, token, path=args.path)
 
