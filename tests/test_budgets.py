@@ -114,6 +114,8 @@ def test_a_budget_is_named_by_a_hash_of_its_key_never_the_key() -> None:
     assert CLINIC_A.reveal() not in ident and ident == budget_id(Secret(CLINIC_A.reveal()))
     assert ident != budget_id(CLINIC_B)
     assert "practice-key" not in repr(RateLimits(practice="1/s"))
+    shown = repr(RateLimits(redis_url="redis://user:pa55word@10.0.0.5:6379/2"))
+    assert "pa55word" not in shown and "redis://10.0.0.5:6379/2" in shown
 
 
 # --- budgets per key -------------------------------------------------------------------------------------------

@@ -146,6 +146,12 @@ class RateLimits:
             raise InvalidRequestError(f"fallback_share must be in (0, 1], got {fallback_share!r}")
         set_(self, "fallback_share", float(fallback_share))
 
+    def __repr__(self) -> str:
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.redis_url is not None:
+            fields["redis_url"] = safe_url(self.redis_url)  # a password in the URL stays out of reprs and logs
+        return f"RateLimits({', '.join(f'{name}={value!r}' for name, value in fields.items())})"
+
     def rates(self, scope: Scope) -> tuple[Rate, ...]:
         return self.partner if scope == "partner" else self.practice
 
@@ -167,6 +173,12 @@ class RateLimits:
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def safe_url(url: str) -> str:
+    """A Redis address without its credentials, for messages, logs and reprs."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def budget_id(key: Secret) -> str:

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import _constants as C
-from ._budgets import Clock, LocalBudgets, RateLimits, Scope, Sleep, WaitTooLong, budget_id
+from ._budgets import Clock, LocalBudgets, RateLimits, Scope, Sleep, WaitTooLong, budget_id, safe_url
 from ._errors import InvalidRequestError, RateLimiterUnavailableError
 from ._secret import Secret
 
@@ -88,12 +88,6 @@ return 0
 """
 
 _FAILURES = (RedisError, OSError)
-
-
-def safe_url(url: str) -> str:
-    """The Redis address without credentials, for messages and logs."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 class RedisBudgets:
