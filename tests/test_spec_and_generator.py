@@ -70,7 +70,7 @@ def test_a_hand_edit_is_detected(tmp_path: Path) -> None:
 def test_one_new_field_changes_only_its_model(tmp_path: Path) -> None:
     changed = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
     properties = changed["components"]["schemas"]["Practice"]["properties"]
-    properties["TimeZone"] = {"type": ["string", "null"]}
+    properties["AddedByTheTest"] = {"type": ["string", "null"]}
     properties["Class"] = {"type": ["string", "null"]}  # a keyword: the one case that keeps a trailing "_"
     properties["Format"] = {"type": ["string", "null"]}  # a builtin's name: kept as it is
     spec_path = tmp_path / "spec.yaml"
@@ -79,7 +79,9 @@ def test_one_new_field_changes_only_its_model(tmp_path: Path) -> None:
     problems = differences(tmp_path / "out", TARGET)
     assert [p.splitlines()[0] for p in problems] == ["differs: models/practice.py"]
     source = (tmp_path / "out" / "models" / "practice.py").read_text()
-    assert "time_zone: str | None" in source and "class_: str | None" in source and "format: str | None" in source
+    assert (
+        "added_by_the_test: str | None" in source and "class_: str | None" in source and "format: str | None" in source
+    )
 
 
 def test_generated_names_carry_no_trailing_underscore() -> None:

@@ -36,12 +36,12 @@ def test_null_and_missing_optional_fields_are_both_none() -> None:
 
 
 def test_unknown_fields_are_kept_and_sent_back() -> None:
-    practice = structure(Practice, {"Id": "P1", "TimeZone": "UTC", "Plan": {"Tier": 2}})
-    assert practice.additional_properties == {"TimeZone": "UTC", "Plan": {"Tier": 2}}
+    practice = structure(Practice, {"Id": "P1", "FieldFromTheFuture": "UTC", "Plan": {"Tier": 2}})
+    assert practice.additional_properties == {"FieldFromTheFuture": "UTC", "Plan": {"Tier": 2}}
     body = PracticeCreate("A", "B", "C", "d@x.test")
-    body.additional_properties["TimeZone"] = "UTC"
+    body.additional_properties["FieldFromTheFuture"] = "UTC"
     assert unstructure(body) == {"PracticeName": "A", "FirstName": "B", "LastName": "C", "Email": "d@x.test",
-                                 "TimeZone": "UTC"}  # fmt: skip
+                                 "FieldFromTheFuture": "UTC"}  # fmt: skip
 
 
 def test_a_new_enum_value_decodes() -> None:
