@@ -56,13 +56,14 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    """Start redis-server on 127.0.0.1 and a free port; kill it afterwards."""
+def redis_server(port: int | None = None) -> Iterator[RedisServer]:
+    """Start redis-server on 127.0.0.1 and `port` (default: a free one); kill it afterwards."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisMissing(MISSING)
+    wanted = port
     for _ in range(3):  # a port found free can be taken by someone else before the server binds it
-        port = _free_port()
+        port = wanted or _free_port()
         with tempfile.TemporaryDirectory() as folder:
             command = [
                 binary,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -260,6 +261,28 @@ async def test_pacing_logs_the_pause_and_never_the_key(clock: Clock, caplog: pyt
 
 
 # --- against the fake, over loopback ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limits", [RateLimits(partner="10/minute"), None], ids=["budget", "no-budget"])
+async def test_a_minute_budget_meets_a_server_counting_a_minute_exactly(
+    clock: Clock, limits: RateLimits | None
+) -> None:
+    """The fake allows 10 a minute per key; 25 calls in a row, time passing only when the client waits."""
+    fake = FakeIntakeQ(seed=2, faults=Faults(rate_limit=10, rate_window=60), monotonic=clock)
+    options: dict[str, Any] = {"max_retries": 0, "transport": fake.transport(), "limits": limits}
+    key = Secret(fake.partner_key)
+    done = 0
+    async with Transport(base_url=fake.base_url, clock=clock, sleep=clock.sleep, **options) as t:
+        for _ in range(25):
+            with contextlib.suppress(RateLimitError):
+                await t.request("GET", PARTNER_PATH, key=key)
+                done += 1
+    refused = fake.stats.statuses[429]
+    if limits is None:
+        assert refused > 0  # the server does refuse what a budget would have held back
+    else:
+        assert refused == 0 and done == 25
+        assert clock.now == 120.0  # two waits of exactly a minute, none longer
 
 
 async def test_per_key_budgets_keep_a_rate_limited_fake_from_ever_refusing() -> None:

@@ -487,6 +487,19 @@ async def test_rate_limit_per_key() -> None:
     assert fake.stats.faults["rate_limit"] == 3
 
 
+async def test_rate_limit_over_a_longer_window() -> None:
+    now = [0.0]
+    fake = FakeIntakeQ(PARTNER, seed=1, faults=Faults(rate_limit=2, rate_window=60), monotonic=lambda: now[0])
+    async with fake.client(headers={"X-Auth-Key": PARTNER}) as http:
+        statuses = [(await http.get("/api/partner/masterForms")).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert (await http.get("/api/partner/masterForms")).headers["Retry-After"] == "60"
+        now[0] += 30
+        assert (await http.get("/api/partner/masterForms")).status_code == 429
+        now[0] += 30
+        assert (await http.get("/api/partner/masterForms")).status_code == 200
+
+
 async def test_counters_and_reset(fake: FakeIntakeQ, http: httpx.AsyncClient) -> None:
     await new_practice(http)
     await new_practice(http, 2)

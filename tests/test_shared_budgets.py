@@ -126,6 +126,32 @@ async def test_redis_killed_mid_run_falls_back_to_local_budgets_warning_once(
     assert len(warnings) == 1 and f"127.0.0.1:{redis.port}" in warnings[0]
 
 
+async def test_the_shared_budgets_are_used_again_once_redis_is_back(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="intakeq_partner")
+    now = [0.0]
+    shared = RedisBudgets(RateLimits(redis_url=redis.url), clock=lambda: now[0], sleep=asyncio.sleep)
+    async with shared.slot(KEY, "practice", None):
+        pass
+    redis.kill()
+    for _ in range(3):
+        async with shared.slot(KEY, "practice", None):
+            pass
+    assert shared.fallbacks == 3  # every slot falls back to the in-process budgets
+    with redis_server(redis.port):
+        async with shared.slot(KEY, "practice", None):  # still within the retry interval
+            pass
+        assert shared.fallbacks == 4
+        now[0] += 6.0  # past the retry interval: Redis is asked again
+        async with shared.slot(KEY, "practice", None):
+            pass
+        assert shared.fallbacks == 4
+        await shared.aclose()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1 and sum("reachable again" in m for m in messages) == 1
+
+
 async def test_redis_killed_with_fail_closed_chosen_raises_and_sends_nothing(redis: RedisServer) -> None:
     fake = FakeIntakeQ(seed=4)
     limits = RateLimits(partner="200/s", redis_url=redis.url, on_redis_error="fail")

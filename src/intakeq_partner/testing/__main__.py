@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-after", type=int, default=1, help="seconds in the Retry-After of injected 429s (default %(default)s)"
     )
     faults.add_argument(
-        "--rate-limit", type=float, help="requests per second per key; beyond it, 429 (default: no limit)"
+        "--rate-limit", type=float, help="requests per --rate-window per key; beyond it, 429 (default: no limit)"
+    )
+    faults.add_argument(
+        "--rate-window", type=float, default=1.0, help="seconds the --rate-limit window spans (default %(default)s)"
     )
     parser.add_argument(
         "--log-limit",
@@ -115,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hang_seconds=args.hang_seconds,
         retry_after=args.retry_after,
         rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
     )
     fake = FakeIntakeQ(
         args.partner_key,

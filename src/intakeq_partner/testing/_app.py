@@ -204,7 +204,7 @@ class FakeApp:
                 await asyncio.sleep(plan.delay)
             limit = fake.faults.rate_limit
             if limit:
-                wait = fake._limiter.check(auth, limit)
+                wait = fake._limiter.check(auth, limit, fake.faults.rate_window)
                 if wait is not None:
                     fault = "rate_limit"
                     fake.stats.faults[fault] += 1

@@ -43,7 +43,9 @@ class Faults:
     p_retry_after_date: float = 0.0
     """Share of injected 429s whose ``Retry-After`` is an HTTP date."""
     rate_limit: float | None = None
-    """Requests per second per key (a sliding one-second window); beyond it: 429 with ``Retry-After``."""
+    """Requests per ``rate_window`` per key (a sliding window); beyond it: 429 with ``Retry-After``."""
+    rate_window: float = 1.0
+    """Seconds the ``rate_limit`` window spans: ``rate_limit=10, rate_window=60`` plays "10 a minute"."""
     hang_seconds: float = 30.0
     """Upper bound of a hang; the fake's shutdown ends hangs early."""
 
@@ -96,20 +98,20 @@ def _status_kind(status: int) -> FaultKind:
 
 
 class RateLimiter:
-    """A sliding one-second window per key class; refused requests do not count."""
+    """A sliding window per key class (one second unless told otherwise); refused requests do not count."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._seen: dict[str, deque[float]] = {}
 
-    def check(self, key: str, limit: float) -> int | None:
+    def check(self, key: str, limit: float, period: float = 1.0) -> int | None:
         """Return None when allowed (and record it), else the seconds to wait."""
         now = self.clock()
         window = self._seen.setdefault(key, deque())
-        while window and window[0] <= now - 1.0:
+        while window and window[0] <= now - period:
             window.popleft()
         if len(window) >= max(1, math.floor(limit)):
-            return max(1, math.ceil(window[0] + 1.0 - now))
+            return max(1, math.ceil(window[0] + period - now))
         window.append(now)
         return None
 
