@@ -44,10 +44,10 @@ class Faults:
     """Share of injected 429s whose ``Retry-After`` is an HTTP date."""
     rate_limit: float | None = None
     """Requests per ``rate_window`` per key (a sliding window); beyond it: 429 with ``Retry-After``."""
-    rate_window: float = 1.0
-    """Seconds the ``rate_limit`` window spans: ``rate_limit=10, rate_window=60`` plays "10 a minute"."""
     hang_seconds: float = 30.0
     """Upper bound of a hang; the fake's shutdown ends hangs early."""
+    rate_window: float = 1.0
+    """Seconds the ``rate_limit`` window spans: ``rate_limit=10, rate_window=60`` plays "10 a minute"."""
 
 
 @dataclass(frozen=True)
