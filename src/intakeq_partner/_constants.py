@@ -17,6 +17,10 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_WRITE_TIMEOUT = 30.0
 DEFAULT_POOL_TIMEOUT = 30.0
+# Those are per phase: a server sending a byte every few seconds never trips them. So each attempt also has a
+# total deadline (connect, send, and the whole answer read), and a call may have one over all its attempts.
+DEFAULT_ATTEMPT_TIMEOUT = 60.0  # seconds
+DEFAULT_CALL_TIMEOUT: float | None = None  # seconds, retries and their waits included; None: no bound but the above
 
 DEFAULT_MAX_CONCURRENCY = 64
 
@@ -35,6 +39,15 @@ REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Correlation-Id")
 
 # Error bodies can be large HTML pages; keep enough to debug, not enough to flood logs.
 ERROR_BODY_LIMIT = 2048  # bytes
+
+# The largest answer read, counted after decompression; the biggest real answer (a few thousand practices)
+# is a few MB. Beyond it the call fails rather than exhaust memory (a gzip bomb inflates ~1000x).
+DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024  # bytes
+# An error answer is only read this far: enough for its message and excerpt; the rest is dropped unread.
+ERROR_READ_LIMIT = 64 * 1024  # bytes
+# We decompress ourselves, in steps of this many output bytes, so memory tracks the cap, not the body.
+DECODE_STEP = 64 * 1024  # bytes
+ACCEPT_ENCODING = "gzip, deflate"  # the encodings we decode; anything else is a protocol error
 
 LOGGER_NAME = "intakeq_partner"
 

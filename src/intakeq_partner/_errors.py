@@ -11,6 +11,7 @@ from http import HTTPStatus
 import httpx
 
 from ._constants import AUTH_HEADER, ERROR_BODY_LIMIT, REQUEST_ID_HEADERS
+from ._redact import redact
 
 
 class IntakeQError(Exception):
@@ -123,7 +124,21 @@ class APIConnectionError(IntakeQError):
 
 
 class APITimeoutError(APIConnectionError):
-    """A connect, read, write or pool timeout."""
+    """A connect, read, write or pool timeout, or a deadline passed (one attempt's, or the whole call's)."""
+
+
+class ClientClosedError(IntakeQError):
+    """The client was closed before this call could finish (or it was made after closing). Never retried.
+
+    `maybe_sent` tells whether a request of this call may have reached the server before the close.
+    """
+
+    def __init__(self, *, method: str, path: str, maybe_sent: bool = False) -> None:
+        self.method = method
+        self.path = path.split("?", 1)[0]
+        self.maybe_sent = maybe_sent
+        when = "while the request was in flight (it may have reached the server)" if maybe_sent else "before sending"
+        super().__init__(f"{_where(method, path)}: the client was closed {when}")
 
 
 class RateLimiterUnavailableError(IntakeQError):
@@ -140,6 +155,20 @@ class ResponseValidationError(IntakeQError):
         self.body_excerpt = body_excerpt
         self.reason = reason
         super().__init__(f"unexpected {status_code} response body on {_where(method, path)}: {reason}")
+
+
+class ResponseTooLargeError(ResponseValidationError):
+    """A 2xx answer larger than `max_response_size` once decompressed; it was not read to the end."""
+
+    def __init__(self, *, status_code: int, method: str, path: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            status_code=status_code,
+            method=method,
+            path=path,
+            body_excerpt="",
+            reason=f"the body is larger than max_response_size ({limit} bytes decoded)",
+        )
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
@@ -172,32 +201,51 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
-def body_excerpt(response: httpx.Response) -> str:
-    """At most ERROR_BODY_LIMIT bytes of the body as text, with any echoed key masked."""
-    # Mask before cutting, so that a key straddling the limit cannot leave a prefix behind.
-    head = response.content[: ERROR_BODY_LIMIT + 1024].decode(response.encoding or "utf-8", errors="replace")
-    return _redact(head, response).encode()[:ERROR_BODY_LIMIT].decode(errors="ignore")
-
-
-def _redact(text: str, response: httpx.Response) -> str:
-    # A server that echoes the key back must not push it into our exception text.
+def sent_key(source: httpx.Response | httpx.TransportError) -> str | None:
+    """The key sent with the request behind a response or a failure (to mask it if it comes back)."""
     try:
-        key = response.request.headers.get(AUTH_HEADER)
-    except RuntimeError:  # a response built by hand, without a request
-        return text
-    return text.replace(key, "****") if key else text
+        key: str | None = source.request.headers.get(AUTH_HEADER)
+    except RuntimeError:  # made by hand, without a request
+        return None
+    return key
+
+
+def _text(content: bytes, charset: str | None) -> str:
+    """Bytes as text in the declared charset if it is a text encoding that works, else UTF-8 with replacement.
+
+    A Content-Type may name any codec Python knows, and some are not text encodings at all (hex, base64,
+    rot13) or refuse `errors="replace"` (idna): none of that may turn an error answer into a crash.
+    """
+    if charset:
+        try:
+            return content.decode(charset, errors="replace")  # LookupError for codecs that are not text encodings
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            pass
+    return content.decode("utf-8", errors="replace")
+
+
+def body_excerpt(response: httpx.Response) -> str:
+    """At most ERROR_BODY_LIMIT bytes of the body as text, with keys and credential values masked."""
+    # Mask before cutting, so that a key straddling the limit cannot leave a prefix behind.
+    head = _text(response.content[: ERROR_BODY_LIMIT + 1024], response.charset_encoding)
+    return redact(head, sent_key(response)).encode()[:ERROR_BODY_LIMIT].decode(errors="ignore")
+
+
+def strip_bom(content: bytes) -> bytes:
+    """JSON without the UTF-8 byte-order mark that IIS and .NET stacks may put first."""
+    return content[3:] if content[:3] == b"\xef\xbb\xbf" else content
 
 
 def _message(response: httpx.Response) -> str | None:
     try:
-        data = json.loads(response.content)
+        data = json.loads(strip_bom(response.content))
     except (ValueError, RecursionError):  # RecursionError: a hostile body of deeply nested arrays
         return None
     if isinstance(data, dict):
         for name in ("Message", "message", "error"):
             if isinstance(data.get(name), str) and data[name]:
                 # Mask before cutting, as in body_excerpt: a cut through the key would leave its prefix.
-                return _redact(data[name], response)[:ERROR_BODY_LIMIT]
+                return redact(data[name], sent_key(response))[:ERROR_BODY_LIMIT]
     return None
 
 
@@ -206,6 +254,8 @@ def error_from_response(response: httpx.Response, method: str, path: str) -> API
     status = response.status_code
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)
     request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
+    if request_id is not None:  # a server may echo anything there, the key it was sent included
+        request_id = redact(request_id, sent_key(response))[:200]
     error = cls(
         status_code=status,
         method=method,

@@ -7,21 +7,36 @@ client's CPU. The same connections split over a few pools of about `SHARD_SIZE` 
 fraction of the cost; requests go to the shard with the most free connections, so no request waits in one
 shard while another has room.
 
-Used by `Transport` only when the caller brings neither an `httpx.AsyncClient` nor a transport of their own,
+Used by `Transport` whenever the caller brings neither an `httpx.AsyncClient` nor a transport of their own,
 and no proxy is configured in the environment (httpx honours those only for the transport it builds itself).
 Each shard is a stock `httpx.AsyncHTTPTransport`: timeouts, TLS and the httpx exceptions raised are the same.
+
+It also keeps a malformed answer from poisoning the next one. httpcore (through h11) reads a response up to
+its Content-Length, and any bytes the server sent beyond it stay in h11's buffer when the connection goes back
+to the pool: the next request on that connection, perhaps another practice's, then reads them as the start of
+its own answer (a forged response, or a protocol error for a POST the server did execute). So when a body
+ends, the HTTP/1.1 connection behind it is asked whether anything is left over, and if so it is closed. That
+state is not public in httpcore; `_h11_connection` follows its private attributes and, should they change,
+finds nothing, and a test (tests/test_hostile_servers.py) fails.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
+import h11
 import httpx
 
+from ._constants import LOGGER_NAME
+
 __all__ = ["SHARD_SIZE", "ShardedTransport", "env_proxies_configured", "shard_sizes"]
+
+logger = logging.getLogger(LOGGER_NAME)
 
 SHARD_SIZE = 4
 """Connections per shard, roughly: small enough that a shard's scans are cheap, large enough to stay few."""
@@ -41,18 +56,32 @@ def env_proxies_configured() -> bool:
     return any(scheme != "no" and url for scheme, url in urllib.request.getproxies().items())
 
 
+def _h11_connection(stream: httpx.AsyncByteStream) -> Any:
+    """The httpcore HTTP/1.1 connection carrying this body, or None (HTTP/2, or an httpcore we do not know)."""
+    pooled = getattr(stream, "_httpcore_stream", None)  # httpx's AsyncResponseStream
+    body = getattr(pooled, "_stream", None)  # httpcore's PoolByteStream
+    connection = getattr(body, "_connection", None)  # httpcore's HTTP11ConnectionByteStream
+    return connection if isinstance(getattr(connection, "_h11_state", None), h11.Connection) else None
+
+
 class _ReleasingStream(httpx.AsyncByteStream):
-    """The shard's response body; the request stays counted against its shard until the body is closed."""
+    """The shard's response body; the request stays counted against its shard until the body is closed,
+    and a connection that received bytes beyond the end of the body is closed rather than reused."""
 
     def __init__(self, inner: httpx.AsyncByteStream, owner: ShardedTransport, shard: int) -> None:
         self._inner = inner
         self._owner = owner
         self._shard = shard
         self._released = False
+        self._overrun: Any = None  # the connection to close once the body is closed
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for part in self._inner:
             yield part
+        # The whole body is in: anything h11 holds beyond it is not ours to read, nor the next request's.
+        connection = _h11_connection(self._inner)
+        if connection is not None and connection._h11_state.trailing_data[0]:
+            self._overrun = connection
 
     async def aclose(self) -> None:
         try:
@@ -61,20 +90,28 @@ class _ReleasingStream(httpx.AsyncByteStream):
             if not self._released:
                 self._released = True
                 self._owner._in_flight[self._shard] -= 1
+            if self._overrun is not None:
+                # Closed after the body (closing first would let httpcore mark it idle again): a request
+                # the pool hands it meanwhile finds it closed and is given another connection.
+                connection, self._overrun = self._overrun, None
+                logger.debug("closing a connection: its server sent bytes beyond the end of an answer")
+                await connection.aclose()
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
-    """`len(sizes)` `httpx.AsyncHTTPTransport`s with `sizes[i]` connections each (all kept alive)."""
+    """`len(sizes)` `httpx.AsyncHTTPTransport`s with `sizes[i]` connections each (all kept alive); with
+    `max_connections=None`, one pool without a limit."""
 
     def __init__(
         self,
-        max_connections: int,
+        max_connections: int | None,
         *,
         shard_size: int = SHARD_SIZE,
         keepalive_expiry: float | None = 5.0,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self.sizes = shard_sizes(max_connections, shard_size)
+        sizes = [None] if max_connections is None else shard_sizes(max_connections, shard_size)
+        self.sizes: list[int | None] = list(sizes)
         if verify is True and len(self.sizes) > 1:
             # One context for all shards: loading the CA bundle once, not once per shard.
             verify = httpx.create_ssl_context()
@@ -97,7 +134,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         return list(self._in_flight)
 
     def _pick(self) -> int:
-        in_flight, sizes = self._in_flight, self.sizes
+        if len(self.sizes) == 1:
+            return 0
+        in_flight, sizes = self._in_flight, cast(list[int], self.sizes)  # several shards: each has a size
         best, most_free = 0, sizes[0] - in_flight[0]
         for i in range(1, len(sizes)):
             free = sizes[i] - in_flight[i]

@@ -6,6 +6,7 @@ import hmac
 from typing import Any, NoReturn, final
 
 from ._errors import InvalidRequestError
+from ._redact import register
 
 _MASK = "Secret('****')"
 
@@ -14,7 +15,7 @@ _MASK = "Secret('****')"
 class Secret:
     """An API key (partner or practice). Only `reveal()` gives the value back, so leaking it takes intent."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
     _value: str
 
     def __init__(self, value: str) -> None:
@@ -24,6 +25,7 @@ class Secret:
             # It goes in a header: a newline or non-ASCII character would fail there with the key in the message.
             raise InvalidRequestError("an API key must be printable ASCII without spaces (a trailing newline?)")
         object.__setattr__(self, "_value", value)
+        register(self)  # so that it is masked in any error text, wherever it turns up
 
     def reveal(self) -> str:
         """The key itself: call this only where it goes on the wire."""

@@ -76,13 +76,16 @@ class Sender:
                 parse=lambda response: parse(response, request),
             )
 
-        result: T = await self._with_key(attempt)
+        # The call as a whole (a key fetch or refresh included) is what call_timeout and aclose() bound.
+        result: T = await self.transport.bounded(self._with_key(attempt), request.method, request.path)
         return result
 
     async def create_once(
         self,
         create: Callable[[], Awaitable[T]],
         find_existing: Callable[[], Awaitable[T | None]] | None,
+        *,
+        path: str,
     ) -> T:
         """POST a create (`create()`, a generated operation's call) without ever making a duplicate.
 
@@ -90,9 +93,15 @@ class Sender:
         a 5xx, a garbled answer) we look the object up by its external ID before posting again; a 409 after
         such an attempt means our earlier attempt won, and the lookup returns it. Without an external ID
         (`find_existing` is None) there is nothing to look up by, so such an attempt is not repeated.
+        Look-ups and posts fall under one call_timeout (`path` names the create in its errors).
         """
         if find_existing is None:
             return await create()
+        return await self.transport.bounded(self._create_once(create, find_existing), "POST", path)
+
+    async def _create_once(
+        self, create: Callable[[], Awaitable[T]], find_existing: Callable[[], Awaitable[T | None]]
+    ) -> T:
         attempt = 0
         uncertain = False
         while True:

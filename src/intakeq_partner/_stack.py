@@ -1,9 +1,9 @@
 """Which HTTP stack a client of our own sends through: aiohttp under httpx when installed, else httpx alone.
 
 `auto` picks aiohttp (the `fast` extra) when it can be imported and no proxy is set in the environment
-(httpx honours proxies only for the transport it builds itself); otherwise httpx, on our sharded pool when
-more than a few connections are allowed. `aiohttp` and `httpx` pick one explicitly; $INTAKEQ_HTTP_STACK
-sets what `auto` means (e.g. `httpx` in a test suite that mocks httpx's own transports with respx).
+(httpx honours proxies only for the transport it builds itself); otherwise httpx, on our sharded pool (or,
+with a proxy, httpx's own). `aiohttp` and `httpx` pick one explicitly; $INTAKEQ_HTTP_STACK sets what `auto`
+means (e.g. `httpx` in a test suite that mocks httpx's own transports with respx).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import httpx
 from ._aiohttp import AiohttpTransport, aiohttp_available
 from ._constants import HTTP_STACK_ENV
 from ._errors import InvalidRequestError
-from ._pool import SHARD_SIZE, ShardedTransport, env_proxies_configured
+from ._pool import ShardedTransport, env_proxies_configured
 
 __all__ = ["HttpStack", "build_transport"]
 
@@ -40,6 +40,7 @@ def build_transport(http_stack: HttpStack, max_concurrency: int | None) -> tuple
     if choice == "aiohttp" or (choice == "auto" and not proxies and aiohttp_available()):
         # Chosen explicitly with a proxy set, aiohttp reads the same environment variables.
         return "aiohttp", AiohttpTransport(max_concurrency, trust_env=proxies)
-    if max_concurrency and max_concurrency > SHARD_SIZE and not proxies:
+    if not proxies:
+        # Ours even for a few connections: it also never reuses a connection whose answer overran its framing.
         return "httpx", ShardedTransport(max_concurrency)
     return "httpx", None

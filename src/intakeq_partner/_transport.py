@@ -1,4 +1,5 @@
-"""The one place that sends: limits, rate, retries, timeouts, metadata-only logging, typed errors."""
+"""The one place that sends: limits, rate, retries, timeouts and deadlines, bounded reads, shutdown,
+metadata-only logging, typed errors."""
 
 from __future__ import annotations
 
@@ -9,25 +10,30 @@ import logging
 import math
 import random as _random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 
 from . import _constants as C
 from ._base import AsyncCloseable, is_loopback_host
+from ._body import read_body
 from ._budgets import RateLimits, Scope, WaitTooLong, make_budgets, scope_of, shared_window
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
+    ClientClosedError,
     IntakeQError,
     InvalidRequestError,
     RateLimitError,
+    ResponseTooLargeError,
     ResponseValidationError,
     error_from_response,
     is_ambiguous,
     parse_retry_after,
+    sent_key,
 )
+from ._redact import redact
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
 from ._stack import HttpStack, build_transport
@@ -69,6 +75,22 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
 
 
+class AttemptDeadlineExceeded(httpx.TimeoutException):
+    """One attempt ran past `attempt_timeout` (a timeout like any other to the retry rules: maybe sent)."""
+
+
+class _Life:
+    """Whether the pool is closed, and who is using it: one per pool, shared by the views with_options() makes."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        # Callers inside request() or bounded(), by task (a count: a facade call nests a request), so that
+        # aclose() can end them; and those it has cancelled, to tell its cancellation from anyone else's.
+        self.active: dict[asyncio.Task[Any], int] = {}
+        self.cancelled_by_close: set[asyncio.Task[Any]] = set()
+        self.drained = asyncio.Event()
+
+
 class TransportOptions(TypedDict, total=False):
     """The sending options a client accepts and shares with every practice client it hands out."""
 
@@ -82,6 +104,9 @@ class TransportOptions(TypedDict, total=False):
     rate_limit: float | None
     http_stack: HttpStack
     limits: RateLimits | None
+    attempt_timeout: float | None
+    call_timeout: float | None
+    max_response_size: int
 
 
 class SendOptions(TypedDict, total=False):
@@ -94,6 +119,9 @@ class SendOptions(TypedDict, total=False):
     max_retries: int
     initial_delay: float
     max_delay: float
+    attempt_timeout: float | None
+    call_timeout: float | None
+    max_response_size: int
 
 
 class Transport(AsyncCloseable):
@@ -113,6 +141,9 @@ class Transport(AsyncCloseable):
         rate_limit: float | None = None,
         http_stack: HttpStack = "auto",
         limits: RateLimits | None = None,
+        attempt_timeout: float | None = C.DEFAULT_ATTEMPT_TIMEOUT,
+        call_timeout: float | None = C.DEFAULT_CALL_TIMEOUT,
+        max_response_size: int = C.DEFAULT_MAX_RESPONSE_SIZE,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -125,7 +156,11 @@ class Transport(AsyncCloseable):
             raise InvalidRequestError("limits must be a RateLimits")
         self.base_url = _check_base_url(base_url)
         self._users_client = http_client is not None
-        self._set_send_options(timeout, max_retries, initial_delay, max_delay)
+        self._set_send_options(
+            timeout, max_retries, initial_delay, max_delay, attempt_timeout, call_timeout, max_response_size
+        )
+        self._life = _Life()
+        self._is_view = False
         self._sleep = sleep
         self._random = random
         self._clock = clock
@@ -147,7 +182,8 @@ class Transport(AsyncCloseable):
             transport=transport,
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
-            headers={"User-Agent": C.USER_AGENT},
+            # Only what _body.read_body decodes, in bounded steps (httpx would also offer br and zstd if installed).
+            headers={"User-Agent": C.USER_AGENT, "Accept-Encoding": C.ACCEPT_ENCODING},
         )
         # Our own client on a transport we built or were given: each attempt goes straight to the transport,
         # skipping httpx.AsyncClient's per-request machinery (URL and header merging, the auth and redirect
@@ -166,12 +202,27 @@ class Transport(AsyncCloseable):
         return self._sent[0]
 
     def _set_send_options(
-        self, timeout: httpx.Timeout | float | None, max_retries: int, initial_delay: float, max_delay: float
+        self,
+        timeout: httpx.Timeout | float | None,
+        max_retries: int,
+        initial_delay: float,
+        max_delay: float,
+        attempt_timeout: float | None,
+        call_timeout: float | None,
+        max_response_size: int,
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidRequestError(f"max_retries must be an int >= 0, got {max_retries!r}")
         _positive("initial_delay", initial_delay, allow_zero=True)
         _positive("max_delay", max_delay, allow_zero=True)
+        _positive("attempt_timeout", attempt_timeout, allow_none=True)
+        _positive("call_timeout", call_timeout, allow_none=True)
+        if isinstance(max_response_size, bool) or not isinstance(max_response_size, int) or max_response_size < 1:
+            raise InvalidRequestError(f"max_response_size must be an int >= 1, got {max_response_size!r}")
+        self.attempt_timeout = attempt_timeout
+        self.call_timeout = call_timeout
+        self.max_response_size = max_response_size
+        self._error_read_limit = min(C.ERROR_READ_LIMIT, max_response_size)
         if timeout is not None and not isinstance(timeout, httpx.Timeout):
             _positive("timeout", timeout)
         # None means our defaults; a user's own client keeps its own timeout unless one is given here.
@@ -197,12 +248,16 @@ class Transport(AsyncCloseable):
             )
         view = copy.copy(self)
         view._owns_client = False
+        view._is_view = True
         view._owns_budgets = False
         view._set_send_options(
             options.get("timeout", self._timeout),
             options.get("max_retries", self.max_retries),
             options.get("initial_delay", self._initial_delay),
             options.get("max_delay", self._max_delay),
+            options.get("attempt_timeout", self.attempt_timeout),
+            options.get("call_timeout", self.call_timeout),
+            options.get("max_response_size", self.max_response_size),
         )
         return view
 
@@ -214,6 +269,9 @@ class Transport(AsyncCloseable):
             "max_retries": self.max_retries,
             "initial_delay": self._initial_delay,
             "max_delay": self._max_delay,
+            "attempt_timeout": self.attempt_timeout,
+            "call_timeout": self.call_timeout,
+            "max_response_size": self.max_response_size,
         }
 
     @overload
@@ -264,45 +322,125 @@ class Transport(AsyncCloseable):
             # Query values go in `params`, so the path alone can be logged and put in errors.
             raise InvalidRequestError("path must start with '/' and hold no query or fragment (use params=)")
         method = method.upper()
+        return await self.bounded(self._attempts(method, path, key, params, json, idempotent, parse), method, path)
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        key: Secret,
+        params: Mapping[str, str] | None,
+        json: Any,
+        idempotent: bool | None,
+        parse: Callable[[httpx.Response], Any] | None,
+    ) -> Any:
         safe = is_idempotent(method, idempotent)
         scope = scope_of(path)
         deadline = self._clock() + self.limits.max_wait  # for waits on the key's budget, retries included
         attempt = 0
-        while True:
-            started = self._clock()
-            outcome = await self._send_once(method, path, key, params, json, scope, deadline)
-            elapsed_ms = (self._clock() - started) * 1000
-            label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
-            unreadable: ResponseValidationError | None = None
-            if isinstance(outcome, httpx.Response) and outcome.is_success:
-                try:
-                    result = outcome if parse is None else parse(outcome)
-                except ResponseValidationError as exc:
-                    unreadable, label = exc, f"{outcome.status_code} with an unreadable body"
+        maybe_sent = False  # whether an earlier attempt may have reached the server
+        try:
+            while True:
+                started = self._clock()
+                outcome = await self._send_once(method, path, key, params, json, scope, deadline)
+                maybe_sent = maybe_sent or not isinstance(outcome, NOTHING_SENT)
+                elapsed_ms = (self._clock() - started) * 1000
+                label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
+                unreadable: ResponseValidationError | None = None
+                if isinstance(outcome, httpx.Response) and outcome.is_success:
+                    try:
+                        result = outcome if parse is None else parse(outcome)
+                    except ResponseValidationError as exc:
+                        unreadable, label = exc, f"{outcome.status_code} with an unreadable body"
+                    else:
+                        logger.debug(
+                            "%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1
+                        )
+                        return result
+                paused: float | None = None
+                if isinstance(outcome, ResponseTooLargeError):
+                    unreadable, label = outcome, f"{outcome.status_code} with a body over max_response_size"
+                    delay = None  # the same answer would come again
+                elif unreadable is not None:
+                    delay = self._backoff(attempt) if safe and attempt < self.max_retries else None
+                elif isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+                    # Pause the key for everyone who spends it; the retry then waits in the budget like the others.
+                    retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+                    paused = await self._budgets.pause(key, scope, retry_after)
+                    too_long = attempt >= self.max_retries or self._clock() + paused > deadline
+                    delay = None if too_long else 0.0
                 else:
-                    logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1)
-                    return result
-            paused: float | None = None
-            if unreadable is not None:
-                delay = self._backoff(attempt) if safe and attempt < self.max_retries else None
-            elif isinstance(outcome, httpx.Response) and outcome.status_code == 429:
-                # Pause the key for everyone who spends it; the retry then waits in the budget like the others.
-                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
-                paused = await self._budgets.pause(key, scope, retry_after)
-                too_long = attempt >= self.max_retries or self._clock() + paused > deadline
-                delay = None if too_long else 0.0
+                    delay = self._delay_before_retry(outcome, attempt, safe)
+                suffix = "" if delay is None else f", retry in {delay if paused is None else paused:.2f} s"
+                logger.debug(
+                    "%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix
+                )
+                if delay is None:
+                    if unreadable is not None:
+                        raise unreadable
+                    assert not isinstance(outcome, ResponseTooLargeError)
+                    error = self._error(outcome, method, path)
+                    if isinstance(error, RateLimitError) and error.retry_after is None:
+                        error.retry_after = paused  # the wait the key's budget now imposes
+                    raise error
+                if delay:
+                    await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
+                attempt += 1
+        except asyncio.CancelledError:
+            # Closed while waiting for a slot or to retry (while sending, _send said so itself).
+            closed = self._closed_error(method, path, maybe_sent=maybe_sent)
+            if closed is None:
+                raise
+            raise closed from None
+
+    async def bounded(self, call: Awaitable[T], method: str, path: str) -> T:
+        """Await one call (a request and its retries, or a facade call made of several) under the transport's
+        rules for calls: refused once closed, ended by aclose() with ClientClosedError, and bounded as a whole
+        by `call_timeout` (APITimeoutError)."""
+        if self._life.closed:
+            if isinstance(call, Coroutine):
+                call.close()  # never started: close it, or Python warns that it was never awaited
+            raise ClientClosedError(method=method, path=path)
+        task = asyncio.current_task()
+        assert task is not None
+        active = self._life.active
+        active[task] = active.get(task, 0) + 1
+        deadline = asyncio.timeout(self.call_timeout) if self.call_timeout is not None else None
+        try:
+            if deadline is None:
+                return await call
+            async with deadline:
+                return await call
+        except asyncio.CancelledError:
+            closed = self._closed_error(method, path, maybe_sent=False)
+            if closed is None:
+                raise
+            raise closed from None
+        except TimeoutError:
+            if deadline is None or not deadline.expired():
+                raise
+            raise APITimeoutError(
+                method=method, path=path, message=f"no answer within call_timeout ({self.call_timeout:g} s)"
+            ) from None
+        finally:
+            left = active[task] - 1
+            if left:
+                active[task] = left
             else:
-                delay = self._delay_before_retry(outcome, attempt, safe)
-            suffix = "" if delay is None else f", retry in {delay if paused is None else paused:.2f} s"
-            logger.debug("%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix)
-            if delay is None:
-                error = unreadable or self._error(outcome, method, path)
-                if isinstance(error, RateLimitError) and error.retry_after is None:
-                    error.retry_after = paused  # the wait the key's budget now imposes
-                raise error
-            if delay:
-                await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
-            attempt += 1
+                del active[task]
+                if self._life.closed and not active:
+                    self._life.drained.set()
+
+    def _closed_error(self, method: str, path: str, *, maybe_sent: bool) -> ClientClosedError | None:
+        """The error for a cancellation that aclose() made (and nobody else asked for too), or None."""
+        task = asyncio.current_task()
+        if task not in self._life.cancelled_by_close:
+            return None
+        self._life.cancelled_by_close.discard(task)
+        assert task is not None
+        if task.uncancel() > 0:  # someone else cancelled it as well: that one must go through
+            return None
+        return ClientClosedError(method=method, path=path, maybe_sent=maybe_sent)
 
     def _backoff(self, attempt: int) -> float:
         delay = retry_delay(attempt, initial_delay=self._initial_delay, max_delay=self._max_delay, random=self._random)
@@ -330,8 +468,8 @@ class Transport(AsyncCloseable):
         json: Any,
         scope: Scope,
         deadline: float,
-    ) -> httpx.Response | httpx.TransportError:
-        """One attempt; a transport failure is returned, not raised, so the retry loop can judge it."""
+    ) -> httpx.Response | httpx.TransportError | ResponseTooLargeError:
+        """One attempt; a failure is returned, not raised, so the retry loop can judge it."""
         try:
             # The key's budget first: a call waiting for its own key holds none of the shared slots.
             budget = self._budgets.slot(key, scope, deadline)
@@ -345,26 +483,50 @@ class Transport(AsyncCloseable):
 
     async def _send(
         self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
-    ) -> httpx.Response | httpx.TransportError:
-        """The request itself: a transport failure is returned, not raised."""
+    ) -> httpx.Response | httpx.TransportError | ResponseTooLargeError:
+        """The request itself, its answer read within the attempt's deadline and the size cap (the slots held);
+        a failure is returned, not raised."""
+        deadline = asyncio.timeout(self.attempt_timeout)
         try:
-            if self._direct is not None:
-                return await self._send_direct(self._direct, method, path, key, params, json)
-            return await self._client.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=json,
-                headers={C.AUTH_HEADER: key.reveal()},
-                timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                # A redirect would carry X-Auth-Key to wherever it points: never follow one.
-                follow_redirects=False,
-            )
+            async with deadline:
+                if self._direct is not None:
+                    response = await self._send_direct(self._direct, method, path, key, params, json)
+                else:
+                    request = self._client.build_request(
+                        method,
+                        self.base_url + path,
+                        params=params,
+                        json=json,
+                        headers={C.AUTH_HEADER: key.reveal(), "Accept-Encoding": C.ACCEPT_ENCODING},
+                        timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    )
+                    # A redirect would carry X-Auth-Key to wherever it points: never follow one.
+                    response = await self._client.send(request, stream=True, follow_redirects=False)
+                if response.is_success:
+                    complete = (await read_body(response, self.max_response_size))[1]
+                else:  # only its message and excerpt are wanted: read the start, drop the rest
+                    await read_body(response, self._error_read_limit, truncate=True)
+                    complete = True
+        except asyncio.CancelledError:
+            closed = self._closed_error(method, path, maybe_sent=True)  # closed while sending
+            if closed is None:
+                raise
+            raise closed from None
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            limit = f"attempt_timeout ({self.attempt_timeout:g} s)"
+            return AttemptDeadlineExceeded(f"no complete answer within {limit}")
         except httpx.TransportError as exc:
             return exc
         except httpx.DecodingError as exc:
             # A body that cannot be decompressed or decoded: no usable answer, like a broken connection.
             return httpx.RemoteProtocolError(f"undecodable response body: {exc}")
+        if not complete:
+            return ResponseTooLargeError(
+                status_code=response.status_code, method=method, path=path, limit=self.max_response_size
+            )
+        return response
 
     async def _send_direct(
         self,
@@ -393,12 +555,7 @@ class Transport(AsyncCloseable):
         )
         response = await transport.handle_async_request(request)
         response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
-        return response
+        return response  # its body is read by _send, within the size cap
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -412,10 +569,12 @@ class Transport(AsyncCloseable):
         if isinstance(outcome, httpx.Response):
             return error_from_response(outcome, method, path)
         cls = APITimeoutError if isinstance(outcome, httpx.TimeoutException) else APIConnectionError
+        # httpx's text can quote what the server sent (h11 quotes a bad status line), an echoed key included.
+        text = redact(str(outcome)[:200], sent_key(outcome))
         error = cls(
             method=method,
             path=path,
-            message=f"{type(outcome).__name__}: {str(outcome)[:200]}".rstrip(": "),
+            message=f"{type(outcome).__name__}: {text}".rstrip(": "),
             maybe_sent=not isinstance(outcome, NOTHING_SENT),
         )
         # Not chained to `outcome`: httpx's exception holds the request, X-Auth-Key header included, where
@@ -426,8 +585,29 @@ class Transport(AsyncCloseable):
         """Back off before a caller's own retry (e.g. a create retried after looking it up)."""
         await self._sleep(self._backoff(attempt))
 
+    @property
+    def closed(self) -> bool:
+        return self._life.closed
+
     async def aclose(self) -> None:
-        """Close the HTTP client if we made it (a client handed in belongs to its owner) and the budgets' store."""
+        """Stop: calls made from now on, and calls in flight, end with ClientClosedError (each releasing its
+        slot), then the budgets' store and the HTTP client if we made it; a client handed in belongs to its owner.
+
+        A view from with_options() closes nothing: the pool and its calls belong to the transport it came from.
+        """
+        if self._is_view:
+            return
+        if not self._life.closed:
+            self._life.closed = True
+            me = asyncio.current_task()
+            for task in self._life.active:
+                if task is not me and task not in self._life.cancelled_by_close:
+                    self._life.cancelled_by_close.add(task)
+                    task.cancel()
+            if not self._life.active:
+                self._life.drained.set()
+        if any(task is not asyncio.current_task() for task in self._life.active):
+            await self._life.drained.wait()  # they leave at their next await, having released what they hold
         if self._owns_budgets:
             await self._budgets.aclose()
         if self._owns_client:

@@ -30,7 +30,7 @@ import attrs
 import httpx
 
 from ._convert import wire_body
-from ._errors import InvalidRequestError, ResponseValidationError, body_excerpt
+from ._errors import InvalidRequestError, ResponseValidationError, body_excerpt, strip_bom
 
 _loads: Callable[[bytes], Any]
 try:  # orjson is optional (the `fast` extra); both parsers give the same Python objects for JSON.
@@ -313,22 +313,29 @@ def merge_update(update_cls: type[T], current: Any, changes: Mapping[str, Any]) 
 
 
 def decode_response(response: httpx.Response, method: str, path: str, model: type[Any] | None, many: bool) -> Any:
-    """Decode a 2xx answer into `model` (or a list of it); any mismatch becomes ResponseValidationError."""
+    """Decode a 2xx answer into `model` (or a list of it); any mismatch becomes ResponseValidationError.
+
+    A leading UTF-8 byte-order mark (IIS and .NET stacks send one) is skipped. On failure the parsed body is
+    dropped and the error raised outside the `except`, so that neither this frame's locals nor a chained
+    exception's traceback keeps a value from the body (a practice key, say) for error trackers to record.
+    """
     if model is None:
         return None  # the spec promises no body; whatever came is ignored
+    data: Any = None
     try:
-        data = loads(response.content)
+        data = loads(strip_bom(response.content))
         return structure_list(model, data) if many else structure(model, data)
     except (WireError, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors in both parsers
         reason = str(exc) if isinstance(exc, WireError) else "the body is not valid JSON"
-        raise ResponseValidationError(
-            status_code=response.status_code,
-            method=method,
-            path=path,
-            # A body that should hold a credential (a key, token or password) may hold it still: keep none of it.
-            body_excerpt="" if _holds_credentials(model) else body_excerpt(response),
-            reason=reason,
-        ) from None
+    data = None
+    raise ResponseValidationError(
+        status_code=response.status_code,
+        method=method,
+        path=path,
+        # A body that should hold a credential (a key, token or password) may hold it still: keep none of it.
+        body_excerpt="" if _holds_credentials(model) else body_excerpt(response),
+        reason=reason,
+    )
 
 
 def parse_json(response: httpx.Response, method: str, path: str) -> Any:
@@ -336,7 +343,7 @@ def parse_json(response: httpx.Response, method: str, path: str) -> Any:
     if not response.content.strip():
         return None
     try:
-        return loads(response.content)
+        return loads(strip_bom(response.content))
     except (ValueError, RecursionError):
         raise ResponseValidationError(
             status_code=response.status_code,

@@ -84,7 +84,9 @@ class Practices:
         )
         ref = external_practice_id
         find = None if ref is None else lambda: self._find(external_practice_id=ref)
-        return await self._sender.create_once(lambda: create_practice.asyncio(self._sender, body=body), find)
+        return await self._sender.create_once(
+            lambda: create_practice.asyncio(self._sender, body=body), find, path=create_practice.PATH
+        )
 
     async def update(
         self,
@@ -260,10 +262,13 @@ async def fetch_practice_key(sender: Sender, practice: str) -> Secret:
     try:
         return Secret(answer.api_key)
     except InvalidRequestError as exc:  # e.g. an empty key: the server's fault, not the caller's
-        request = get_practice_api_key.build_request(ref)
-        raise ResponseValidationError(
-            status_code=200, method=request.method, path=request.path, body_excerpt="", reason=str(exc)
-        ) from None
+        reason = str(exc)
+    # Raised out here, with the answer dropped: no local or chained traceback keeps the refused key.
+    del answer
+    request = get_practice_api_key.build_request(ref)
+    raise ResponseValidationError(
+        status_code=200, method=request.method, path=request.path, body_excerpt="", reason=reason
+    )
 
 
 class Forms:
@@ -328,7 +333,8 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         self._keys = keys if keys is not None else PracticeKeyCache(functools.partial(fetch_practice_key, sender))
 
     def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
-        """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`.
+        """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`,
+        `attempt_timeout`, `call_timeout`, `max_response_size`.
 
         The copy shares this client's connection pool, concurrency and rate limits and practice-key cache, and
         so do the practice clients it hands out; this client keeps its own options. It is cheap (make one per

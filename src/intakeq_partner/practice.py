@@ -131,7 +131,9 @@ class Practitioners:
         )
         ref = external_practitioner_id
         find = None if ref is None else lambda: self.get(ref)
-        return await self._sender.create_once(lambda: create_practitioner.asyncio(self._sender, body=body), find)
+        return await self._sender.create_once(
+            lambda: create_practitioner.asyncio(self._sender, body=body), find, path=create_practitioner.PATH
+        )
 
     async def update(
         self,
@@ -242,7 +244,9 @@ class Assistants:
         )
         ref = external_assistant_id
         find = None if ref is None else lambda: self.get(ref)
-        return await self._sender.create_once(lambda: create_assistant.asyncio(self._sender, body=body), find)
+        return await self._sender.create_once(
+            lambda: create_assistant.asyncio(self._sender, body=body), find, path=create_assistant.PATH
+        )
 
     async def update(
         self,
@@ -412,7 +416,8 @@ class PracticeClient(AsyncCloseable, RequestsAnything):
         self._sender = sender
 
     def with_options(self, **options: Unpack[SendOptions]) -> PracticeClient:
-        """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`.
+        """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`,
+        `attempt_timeout`, `call_timeout`, `max_response_size`.
 
         The copy shares the pool, the limits and the practice key (or the key cache it came with); this client
         keeps its own options. Closing the copy closes nothing.
