@@ -72,6 +72,7 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
         await clinic.practitioners.list()  # fetches the practice key before the load starts
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        started = time.time()
         deadline = time.monotonic() + seconds + 0.3  # keep the load steady to the end of the interval
 
         async def caller(scope: str) -> None:
@@ -87,7 +88,7 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
 
         await asyncio.gather(*(caller(scope) for scope in ("partner", "practice") for _ in range(tasks)))
         fallbacks = getattr(p._transport._budgets, "fallbacks", 0)
-    return {"calls": calls, "errors": dict(errors), "fallbacks": fallbacks}
+    return {"started": started, "calls": calls, "errors": dict(errors), "fallbacks": fallbacks}
 
 
 class LimitsBudgets:
@@ -179,16 +180,19 @@ async def measure(
             await asyncio.sleep(1.1)  # the warm-up calls leave every one-second window
             fake.reset_stats()
             fake.faults = Faults(rate_limit=rate)  # only now: the workers' key fetches were not part of the load
-            began = time.time()
             for worker in workers:
                 assert worker.stdin is not None
                 worker.stdin.write(b"go\n")
                 await worker.stdin.drain()
+            reports = []
             for worker in workers:
                 out, _ = await asyncio.wait_for(worker.communicate(), seconds + 120)
                 if worker.returncode != 0:
                     raise RuntimeError(f"a worker failed with exit code {worker.returncode}")
-                report = json.loads(out.decode().strip().splitlines()[-1])
+                reports.append(json.loads(out.decode().strip().splitlines()[-1]))
+            # The interval starts when the first worker starts: a worker slow to wake is covered by the others.
+            began = min(report["started"] for report in reports)
+            for report in reports:
                 for scope, ends in report["calls"].items():
                     outcome.calls[scope] += sum(began <= end < began + seconds for end in ends)
                 outcome.errors.update(report["errors"])
