@@ -427,6 +427,8 @@ def test_masking_finds_a_held_key_among_many_and_leaves_short_test_keys_alone() 
     text = f"x {held[7].reveal()} y {short.reveal()} <Password>pw</Password> api_key='zz'"
     assert redact(text) == "x **** y a1 <Password>****</Password> api_key='****'"
     assert redact("sent a1", "a1") == "sent ****"  # the key a request went with, whatever its length
+    inner = Secret("partner-key")  # held, and part of a longer key: the longer one is masked whole
+    assert redact(f"echo hostile-{inner.reveal()}-51c0de", "hostile-partner-key-51c0de") == "echo ****"
 
 
 async def test_a_view_from_with_options_bounds_its_own_calls_and_closes_with_its_client(stack: str) -> None:

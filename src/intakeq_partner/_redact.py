@@ -72,18 +72,17 @@ def redact(text: str, *also: str | None) -> str:
     keys = _known()
     keys.update(key for key in also if key)
     if len(keys) <= _FEW:
-        for key in keys:
-            if key in text:
-                text = text.replace(key, MASK)
+        found = [key for key in keys if key in text]
     else:
         # Many keys (a backend serving thousands of practices): look at each window of each key length once.
-        found = set()
+        found = []
         for length in {len(key) for key in keys}:
             for start in range(len(text) - length + 1):
                 window = text[start : start + length]
                 if window in keys:
-                    found.add(window)
-        for key in sorted(found, key=len, reverse=True):
-            text = text.replace(key, MASK)
+                    found.append(window)
+    # Longest first: a key that contains a shorter one must not be cut up by it and left half visible.
+    for key in sorted(found, key=len, reverse=True):
+        text = text.replace(key, MASK)
     text = _FIELD.sub(_mask_value, text)
     return _ELEMENT.sub(rf"\1{MASK}", text)
