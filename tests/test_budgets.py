@@ -182,6 +182,17 @@ async def test_a_call_that_would_wait_past_max_wait_fails_at_once_carrying_the_w
     assert len(sent) == 2 and clock.sleeps == []
 
 
+async def test_a_wait_past_the_call_timeout_fails_at_once_with_the_wait_not_a_timeout_later(
+    clock: Clock, sent: list[tuple[float, str, str]]
+) -> None:
+    async with transport(clock, RateLimits(practice="1/minute"), call_timeout=5.0) as t:
+        await t.request("GET", PRACTICE_PATH, key=CLINIC_A)
+        with pytest.raises(RateLimitError) as info:  # max_wait (120 s) would allow it; call_timeout does not
+            await t.request("GET", PRACTICE_PATH, key=CLINIC_A)
+    assert info.value.retry_after == pytest.approx(60.0)
+    assert len(sent) == 1 and clock.sleeps == []
+
+
 async def test_a_day_budget_once_spent_fails_fast_rather_than_waiting_a_day(
     clock: Clock, sent: list[tuple[float, str, str]]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import logging
 import math
@@ -41,6 +42,8 @@ from ._stack import HttpStack, build_transport
 __all__ = ["SendOptions", "Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
+# When the call being sent must end (loop time), set by `bounded` when a call_timeout applies.
+_CALL_ENDS: contextvars.ContextVar[float | None] = contextvars.ContextVar("intakeq_call_ends", default=None)
 T = TypeVar("T")
 
 
@@ -336,7 +339,11 @@ class Transport(AsyncCloseable):
     ) -> Any:
         safe = is_idempotent(method, idempotent)
         scope = scope_of(path)
-        deadline = self._clock() + self.limits.max_wait  # for waits on the key's budget, retries included
+        # How long waits on the key's budget may last, retries included: max_wait, or less if the call must end sooner.
+        deadline = self._clock() + self.limits.max_wait
+        call_ends = _CALL_ENDS.get()
+        if call_ends is not None:
+            deadline = min(deadline, self._clock() + call_ends - asyncio.get_running_loop().time())
         attempt = 0
         maybe_sent = False  # whether an earlier attempt may have reached the server
         try:
@@ -406,6 +413,11 @@ class Transport(AsyncCloseable):
         active = self._life.active
         active[task] = active.get(task, 0) + 1
         deadline = asyncio.timeout(self.call_timeout) if self.call_timeout is not None else None
+        ends = _CALL_ENDS.get()
+        if self.call_timeout is not None:
+            mine = asyncio.get_running_loop().time() + self.call_timeout
+            ends = mine if ends is None else min(ends, mine)
+        token = _CALL_ENDS.set(ends)  # so that a wait for the key's budget past it fails at once (RateLimitError)
         try:
             if deadline is None:
                 return await call
@@ -423,6 +435,7 @@ class Transport(AsyncCloseable):
                 method=method, path=path, message=f"no answer within call_timeout ({self.call_timeout:g} s)"
             ) from None
         finally:
+            _CALL_ENDS.reset(token)
             left = active[task] - 1
             if left:
                 active[task] = left
