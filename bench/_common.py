@@ -98,7 +98,8 @@ def cpu_model() -> str:
 def machine() -> dict[str, str]:
     """The description BENCHMARKS.md carries next to the numbers."""
     versions = []
-    for name in ("httpx", "httpcore", "h11", "attrs", "cattrs", "orjson", "uvicorn", "starlette", "redis", "limits"):
+    names = ("httpx", "httpcore", "h11", "aiohttp", "yarl", "attrs", "cattrs", "orjson", "uvicorn", "starlette")
+    for name in (*names, "redis", "limits"):
         try:
             versions.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
