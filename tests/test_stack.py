@@ -1,22 +1,21 @@
 """The HTTP stack: which one a client picks, and what the aiohttp one promises the retry rules.
 
-Failures are made by small raw-socket servers on 127.0.0.1 (each connection serves a bounded number of
-requests and every wait is bounded), and run under both stacks where both must behave the same.
+Failures are made by the raw-socket servers of tests/rawservers.py, and run under both stacks where both must
+behave the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
+from conftest import FAST, STACKS
+from rawservers import Reply, Seen, hang, respond, sequence, serve
 
 from intakeq_partner import APIConnectionError, APIStatusError, APITimeoutError, PartnerClient, PracticeClient
 from intakeq_partner._aiohttp import AiohttpTransport, _raise_mapped
@@ -29,77 +28,26 @@ from intakeq_partner._transport import Transport
 MARKER = "STACK-KEY-9d1e77"
 KEY = Secret(MARKER)
 PATH = "/api/partner/practice"
-STACKS = ["httpx", "aiohttp"]
-FAST = {"initial_delay": 0.0, "max_delay": 0.0}
-OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-
-Answer = Callable[[int, asyncio.StreamWriter], Awaitable[bool]]
-"""Given the request's number (1-based, over all connections), write an answer; False ends the connection."""
 
 
-@dataclass
-class Server:
-    url: str
-    requests: list[bytes] = field(default_factory=list)
-    connections: int = 0
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the first request has been read."""
+async def close_without_answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    writer.close()
 
 
-@contextlib.asynccontextmanager
-async def raw_server(answer: Answer, *, per_connection: int = 5) -> AsyncIterator[Server]:
-    server = Server("")
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server.connections += 1
-        try:
-            for _ in range(per_connection):
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-                length = next(
-                    (
-                        int(line.split(b":")[1])
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length")
-                    ),
-                    0,
-                )
-                server.requests.append(head + await reader.readexactly(length))
-                server.arrived.set()
-                if not await answer(len(server.requests), writer):
-                    break
-        except (OSError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        finally:
-            writer.close()
-
-    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
-    server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
-    async with listener:
-        yield server
-
-
-async def close_without_answer(n: int, writer: asyncio.StreamWriter) -> bool:
-    return False
-
-
-async def reset_without_answer(n: int, writer: asyncio.StreamWriter) -> bool:
+async def reset_without_answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close = RST
     writer.transport.abort()
-    return False
 
 
-async def answer_ok(n: int, writer: asyncio.StreamWriter) -> bool:
-    writer.write(OK)
-    await writer.drain()
-    return True
+def answering(raw: bytes, *, keep_open: bool = False) -> Reply:
+    """Exactly these bytes, then the connection closes (or stays open for the next request)."""
 
-
-def answering(raw: bytes, *, keep_open: bool = False) -> Answer:
-    async def answer(n: int, writer: asyncio.StreamWriter) -> bool:
+    async def answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
         writer.write(raw)
-        await writer.drain()
-        return keep_open
+        if not keep_open:
+            await writer.drain()
+            writer.close()
 
     return answer
 
@@ -178,9 +126,9 @@ async def test_a_users_own_client_is_custom_and_bad_choices_fail_before_sending(
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("drop", [close_without_answer, reset_without_answer], ids=["closed", "reset"])
 async def test_a_post_whose_connection_breaks_after_it_was_written_is_maybe_sent_and_sent_once(
-    stack: str, drop: Answer
+    stack: str, drop: Reply
 ) -> None:
-    async with raw_server(drop) as server, transport(stack, server.url) as t:
+    async with serve(drop) as server, transport(stack, server.base_url) as t:
         with pytest.raises(APIConnectionError) as caught:
             await t.request("POST", PATH, key=KEY, json={"PracticeName": "x"}, params={"userId": "u-77"})
     assert not isinstance(caught.value, APITimeoutError)
@@ -191,7 +139,7 @@ async def test_a_post_whose_connection_breaks_after_it_was_written_is_maybe_sent
 
 @pytest.mark.parametrize("stack", STACKS)
 async def test_a_get_whose_connection_breaks_is_retried_by_us_alone(stack: str) -> None:
-    async with raw_server(close_without_answer) as server, transport(stack, server.url, max_retries=2) as t:
+    async with serve(close_without_answer) as server, transport(stack, server.base_url, max_retries=2) as t:
         with pytest.raises(APIConnectionError) as caught:
             await t.request("GET", PATH, key=KEY)
     assert len(server.requests) == 3  # 1 + our 2 retries; aiohttp's own silent resend is off
@@ -227,7 +175,7 @@ async def test_a_refused_connection_is_nothing_sent_so_even_a_post_is_retried(
     ids=["status-line", "not-http", "truncated-body", "bad-chunk", "bad-header"],
 )
 async def test_a_garbled_answer_is_a_typed_maybe_sent_error_never_a_library_exception(stack: str, raw: bytes) -> None:
-    async with raw_server(answering(raw)) as server, transport(stack, server.url, max_retries=0) as t:
+    async with serve(answering(raw)) as server, transport(stack, server.base_url, max_retries=0) as t:
         with pytest.raises(IntakeQError) as caught:
             await t.request("POST", PATH, key=KEY, json={}, params={"userId": "u-77"})
     assert isinstance(caught.value, APIConnectionError) and caught.value.maybe_sent is True
@@ -236,11 +184,7 @@ async def test_a_garbled_answer_is_a_typed_maybe_sent_error_never_a_library_exce
 
 @pytest.mark.parametrize("stack", STACKS)
 async def test_an_answer_slower_than_the_read_timeout_is_a_maybe_sent_timeout(stack: str) -> None:
-    async def never(n: int, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(5)  # bounded; the client gives up long before
-        return False
-
-    async with raw_server(never) as server, transport(stack, server.url, timeout=0.2, max_retries=0) as t:
+    async with serve(hang()) as server, transport(stack, server.base_url, timeout=0.2, max_retries=0) as t:
         with pytest.raises(APITimeoutError) as caught:
             await t.request("POST", PATH, key=KEY, json={})
     assert caught.value.maybe_sent is True and len(server.requests) == 1
@@ -250,7 +194,7 @@ async def test_an_answer_slower_than_the_read_timeout_is_a_maybe_sent_timeout(st
 @pytest.mark.parametrize("stack", STACKS)
 async def test_a_redirect_is_answered_as_it_is_never_followed(stack: str) -> None:
     moved = b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/steal\r\nContent-Length: 0\r\n\r\n"
-    async with raw_server(answering(moved, keep_open=True)) as server, transport(stack, server.url) as t:
+    async with serve(answering(moved, keep_open=True)) as server, transport(stack, server.base_url) as t:
         with pytest.raises(APIStatusError) as caught:
             await t.request("GET", PATH, key=KEY)
     assert caught.value.status_code == 302 and len(server.requests) == 1
@@ -258,57 +202,48 @@ async def test_a_redirect_is_answered_as_it_is_never_followed(stack: str) -> Non
 
 @pytest.mark.parametrize("stack", STACKS)
 async def test_a_cancelled_request_leaves_no_connection_slot_held(stack: str) -> None:
-    release = asyncio.Event()
+    arrived = asyncio.Event()
 
-    async def first_hangs(n: int, writer: asyncio.StreamWriter) -> bool:
-        if n == 1:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(release.wait(), 5)
-            return False
-        return await answer_ok(n, writer)
+    async def first_hangs(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        arrived.set()
+        await asyncio.Event().wait()  # until the server stops
 
-    async with raw_server(first_hangs) as server, transport(stack, server.url, max_concurrency=1) as t:
+    reply = sequence([first_hangs, respond(200, {})])
+    async with serve(reply) as server, transport(stack, server.base_url, max_concurrency=1) as t:
         stuck = asyncio.create_task(t.request("GET", PATH, key=KEY))
-        await asyncio.wait_for(server.arrived.wait(), 5)
+        await asyncio.wait_for(arrived.wait(), 5)
         stuck.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stuck
         answer = await asyncio.wait_for(t.request("GET", PATH, key=KEY), 5)  # the one slot is free again
-        release.set()
     assert answer.json() == {}
 
 
 # --- connection reuse -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("late", [False, True], ids=["same-packet", "later"])
-async def test_bytes_after_an_answer_end_its_connection_on_the_aiohttp_stack(late: bool) -> None:
-    surplus = b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"forged":1}\n'
+async def test_bytes_after_an_answer_end_its_connection_even_when_they_come_later(stack: str, late: bool) -> None:
+    """Later: they arrive while the connection waits in the pool (aiohttp alone would read them as the next
+    request's answer; tests/test_hostile_servers.py covers the same-packet case with creates)."""
+    forged = b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"forged":1}\n'
 
-    async def answer(n: int, writer: asyncio.StreamWriter) -> bool:
-        body = b'{"n":%d}' % n
+    async def answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        body = b'{"n":%d}' % seen.connection
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         if late:
             await writer.drain()
             await asyncio.sleep(0.05)
-        writer.write(surplus)
-        await writer.drain()
-        return True
+        writer.write(forged)
 
-    async with raw_server(answer) as server, transport("aiohttp", server.url) as t:
+    async with serve(answer) as server, transport(stack, server.base_url) as t:
         answers = []
         for _ in range(3):
             answers.append((await t.request("GET", PATH, key=KEY)).json())
-            await asyncio.sleep(0.1)  # the late surplus arrives while the connection waits in the pool
-    assert answers == [{"n": 1}, {"n": 2}, {"n": 3}]
+            await asyncio.sleep(0.1)  # the late bytes arrive while the connection waits in the pool
+    assert answers == [{"n": 1}, {"n": 2}, {"n": 3}]  # each on a new connection
     assert server.connections == 3
-
-
-async def test_connections_are_reused_on_the_aiohttp_stack() -> None:
-    async with raw_server(answer_ok, per_connection=10) as server, transport("aiohttp", server.url) as t:
-        for _ in range(5):
-            await t.request("GET", PATH, key=KEY)
-    assert server.connections == 1 and len(server.requests) == 5
 
 
 # --- the mapping itself ------------------------------------------------------------------------------------------
@@ -341,15 +276,15 @@ def test_each_aiohttp_failure_maps_to_what_it_means_for_a_resend(
 async def test_a_cookie_from_one_answer_never_rides_along_with_the_next_request(stack: str) -> None:
     """Keys go per request; a cookie set in one practice's answer must not reach another practice's calls."""
     setter = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 2\r\n\r\n{}"
-    async with raw_server(answering(setter, keep_open=True)) as server, transport(stack, server.url) as t:
+    async with serve(answering(setter, keep_open=True)) as server, transport(stack, server.base_url) as t:
         await t.request("GET", PATH, key=KEY)
         await t.request("GET", PATH, key=Secret("another-practice-key"))
-    assert len(server.requests) == 2 and b"cookie:" not in server.requests[1].lower()
+    assert len(server.requests) == 2 and "cookie" not in server.requests[1].headers
 
 
 @pytest.mark.parametrize("stack", STACKS)
 async def test_requests_sent_counts_every_attempt(stack: str) -> None:
-    async with raw_server(close_without_answer) as server, transport(stack, server.url, max_retries=2) as t:
+    async with serve(close_without_answer) as server, transport(stack, server.base_url, max_retries=2) as t:
         with pytest.raises(APIConnectionError):
             await t.request("GET", PATH, key=KEY)
     assert t.requests_sent == len(server.requests) == 3
@@ -360,23 +295,19 @@ async def test_no_log_line_of_any_library_carries_the_key_on_either_stack(
     stack: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # the root logger: aiohttp's, httpx's, httpcore's and asyncio's records too
-    async with raw_server(answer_ok) as server, transport(stack, server.url, max_retries=0) as t:
+    async with serve(respond(200, {})) as server, transport(stack, server.base_url, max_retries=0) as t:
         await t.request("GET", PATH, key=KEY, params={"userId": "u-77"})
-    async with raw_server(close_without_answer) as server, transport(stack, server.url, max_retries=0) as t:
+    async with serve(close_without_answer) as server, transport(stack, server.base_url, max_retries=0) as t:
         with pytest.raises(APIConnectionError):
             await t.request("POST", PATH, key=KEY, json={})
-    assert MARKER.encode() in server.requests[0]  # the key did go on the wire...
+    assert server.requests[0].headers["x-auth-key"] == MARKER  # the key did go on the wire...
     assert any(r.name == "intakeq_partner" for r in caplog.records)
     assert MARKER not in caplog.text  # ...and into no log line
 
 
 @pytest.mark.parametrize("stack", STACKS)
 async def test_a_view_with_a_shorter_timeout_applies_it_and_counts_on_the_shared_pool(stack: str) -> None:
-    async def never(n: int, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(5)  # bounded; the client gives up long before
-        return False
-
-    async with raw_server(never) as server, transport(stack, server.url, max_retries=0) as t:
+    async with serve(hang()) as server, transport(stack, server.base_url, max_retries=0) as t:
         impatient = t.with_options(timeout=0.2)
         with pytest.raises(APITimeoutError):
             await impatient.request("GET", PATH, key=KEY)
