@@ -74,11 +74,8 @@ async def read_body(response: httpx.Response, limit: int, *, truncate: bool = Fa
     `limit` bytes. Stopping early leaves the rest unread, and closing the response then closes its connection.
     Raises httpx.DecodingError on bad data. The response is closed on return; its `content` is the body returned.
     """
-    try:
-        body = response.content  # already read (a mock, or a transport that reads eagerly)
-    except httpx.ResponseNotRead:
-        pass
-    else:
+    if response.is_stream_consumed:  # already read (a mock, or a transport that reads eagerly)
+        body = response.content
         complete = len(body) <= limit
         return body if complete else body[:limit] if truncate else b"", complete
     try:

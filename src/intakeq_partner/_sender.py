@@ -205,7 +205,7 @@ class Sender:
                 method, path, key=key, params=query or None, json=json, idempotent=idempotent, parse=parse
             )
 
-        return await self._with_key(send)
+        return await self.transport.bounded(self._with_key(send), method, path)
 
 
 class RequestsAnything:
