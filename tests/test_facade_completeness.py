@@ -119,6 +119,28 @@ async def test_each_request_field_can_be_set_through_the_facade(
     pytest.fail(f"no valid call of {row['method_name']}() sets {model}.{wire}")
 
 
+# Facade parameters that steer the call rather than fill a field of the body.
+CONTROL = {"current"}
+
+
+async def test_no_facade_parameter_is_left_without_a_request_field(partner: PartnerClient) -> None:
+    """The other way round: a field the spec removed must not linger as a parameter that goes nowhere."""
+    stale = []
+    for op in OPERATIONS.values():
+        if op.request is None:
+            continue
+        row = readme_rows()[op.id]
+        client = partner if row["client"] == "partner" else partner.practice("P1")
+        method = getattr(getattr(client, row["resource"]), row["method_name"])
+        fields = {FACADE_NAMES.get((m, a), a) for o, m, a, _ in FIELDS if o == op.id}
+        stale += [
+            f"{row['resource']}.{row['method_name']}({name}=...) fills no field of {op.request}"
+            for name, p in inspect.signature(method).parameters.items()
+            if p.kind is p.KEYWORD_ONLY and name not in fields | CONTROL
+        ]
+    assert stale == []
+
+
 @pytest.mark.parametrize("model", list(PLAN))
 def test_each_create_field_can_be_set_through_the_provisioning_plan(model: str) -> None:
     item, renamed = PLAN[model]
