@@ -17,6 +17,7 @@ import respx
 from conftest import PARTNER_KEY, practice_fields
 
 from intakeq_partner import InvalidRequestError, NotFoundError, PartnerClient, ServerError
+from intakeq_partner._generated import models
 from intakeq_partner._generated.models import Assistant, Practice
 from intakeq_partner.practice import Assistants
 from intakeq_partner.testing import FakeIntakeQ, Faults
@@ -412,3 +413,30 @@ def test_the_fake_server_command_takes_every_reading() -> None:
     assert (defaults.timestamps, defaults.list_paging, defaults.update_semantics) == ("documented", "all", "merge")
     with pytest.raises(ValueError, match="update_semantics must be one of merge, replace"):
         FakeIntakeQ(update_semantics="overwrite")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("paging", ["all", "paged", "ignores-page"])
+async def test_a_practice_with_more_than_a_page_of_people_is_listed_and_searched_whole(paging: str) -> None:
+    fake = FakeIntakeQ(PARTNER_KEY, seed=2, list_paging=paging)  # type: ignore[arg-type]
+    practice = fake.add_practice(ExternalPracticeId="big")
+    for i in range(130):
+        fake.state.create_practitioner(
+            practice,
+            models.PractitionerCreate(f"F{i}", f"L{i}", f"p{i}@example.com", external_practitioner_id=f"dr-{i}"),
+        )
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
+        v1 = partner.practice("big")
+        for i in range(105):
+            await v1.assistants.create(name=f"A{i}", email=f"a{i}@example.com", external_assistant_id=f"as-{i}")
+        fake.reset_stats()
+        people = await v1.practitioners.list()
+        helpers = await v1.assistants.list()
+        last = await v1.practitioners.get("dr-129")
+        second_page = await v1.practitioners.list(page=2)
+        updated = await v1.assistants.update(external_assistant_id="as-104", name="Z")
+    assert len(people) == 131 and len({p.id for p in people}) == 131  # the main user and 130 more
+    assert len(helpers) == 105 and last is not None and last.external_practitioner_id == "dr-129"
+    assert updated.name == "Z" and fake.assistants("big")[-1].name == "Z"
+    assert len(second_page) == (131 if paging == "ignores-page" else 31)
+    lists = [r for r in fake.requests if r.method == "GET" and r.route != "/api/partner/practice/{practiceId}/key"]
+    assert len(lists) <= 2 * 4 + 1 + 2  # two pages (or one and a repeat) per walk, never one call per person

@@ -70,3 +70,10 @@ def at_least_one(**named: object) -> list[str]:
     if not given:
         raise InvalidRequestError(f"give at least one of {', '.join(named)}")
     return given
+
+
+def page_number(value: object) -> int:
+    """A 1-based page number: an int (not a bool) of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError("page must be an int >= 1")
+    return value

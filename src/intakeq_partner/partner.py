@@ -33,10 +33,11 @@ from ._generated.models import (
     PracticeUpdate,
 )
 from ._keys import PracticeKeyCache
+from ._paging import walk
 from ._secret import Secret
 from ._sender import RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
-from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, text
+from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, page_number, text
 from .practice import PracticeClient, _check_current
 
 
@@ -148,9 +149,7 @@ class Practices:
     async def list(self, *, page: int | None = None) -> list[Practice]:
         """Every practice of the partner (walking IntakeQ's pages, see `iter`), or one 1-based `page` of them."""
         if page is not None:
-            if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-                raise InvalidRequestError("page must be an int >= 1")
-            return await list_practices.asyncio(self._sender, page=page)
+            return await list_practices.asyncio(self._sender, page=page_number(page))
         return [practice async for practice in self.iter()]
 
     async def iter(self) -> AsyncIterator[Practice]:
@@ -161,19 +160,12 @@ class Practices:
         empty page, a page shorter than the longest before it, or a page with nothing new (a server that ignores
         `page` and answers everything every time). Each practice comes once, even when pages overlap.
         """
-        seen: set[str] = set()
-        longest = 0
-        page = 1
-        while True:
-            batch = await list_practices.asyncio(self._sender, page=page)
-            new = [p for p in batch if p.id not in seen]
-            for practice in new:
-                seen.add(practice.id)
-                yield practice
-            if not new or len(batch) < longest:
-                return
-            longest = max(longest, len(batch))
-            page += 1
+
+        async def fetch(page: int) -> list[Practice]:
+            return await list_practices.asyncio(self._sender, page=page)
+
+        async for practice in walk(fetch):
+            yield practice
 
     @became_positional("id", "external_practice_id")
     async def get(self, ref: str | None = None, /, *, email: str | None = None) -> Practice | None:

@@ -43,10 +43,11 @@ from ._generated.models import (
     PractitionerUpdate,
 )
 from ._keys import PracticeKeyCache, call_with_key
+from ._paging import V1_PAGE_SIZE, walk
 from ._secret import Secret
 from ._sender import KeyRunner, RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
-from ._validate import at_least_one, flag, id_list, optional_text, text
+from ._validate import at_least_one, flag, id_list, optional_text, page_number, text
 from .tokens import FormToken
 
 
@@ -179,11 +180,17 @@ class Practitioners:
             path=update_practitioner.PATH, what="practitioner", ref=ref, read=read, changes=changes, current=current,
         )  # fmt: skip
 
-    async def list(self, *, include_inactive: bool = False) -> list[Practitioner]:
-        """The practice's practitioners; disabled ones too with `include_inactive=True`."""
-        return await list_practitioners.asyncio(
-            self._sender, include_inactive=flag("include_inactive", include_inactive) or None
-        )
+    async def list(self, *, include_inactive: bool = False, page: int | None = None) -> list[Practitioner]:
+        """The practice's practitioners; disabled ones too with `include_inactive=True`. Every one of them,
+        walking IntakeQ's pages of 100 should the list page, or only the 1-based `page` asked for."""
+        inactive = flag("include_inactive", include_inactive) or None
+        if page is not None:
+            return await list_practitioners.asyncio(self._sender, include_inactive=inactive, page=page_number(page))
+
+        async def fetch(number: int) -> list[Practitioner]:
+            return await list_practitioners.asyncio(self._sender, include_inactive=inactive, page=number)
+
+        return [practitioner async for practitioner in walk(fetch, page_size=V1_PAGE_SIZE)]
 
     @renamed_arguments(practitioner="ref")
     async def get(self, ref: str) -> Practitioner | None:
@@ -300,10 +307,16 @@ class Assistants:
             check=keeps_access,
         )  # fmt: skip
 
-    async def list(self) -> list[Assistant]:
-        """The practice's assistants."""
-        found = await list_assistants.asyncio(self._sender)
-        return found
+    async def list(self, *, page: int | None = None) -> list[Assistant]:
+        """The practice's assistants: every one, walking IntakeQ's pages of 100 should the list page, or only the
+        1-based `page` asked for."""
+        if page is not None:
+            return await list_assistants.asyncio(self._sender, page=page_number(page))
+
+        async def fetch(number: int) -> list[Assistant]:
+            return await list_assistants.asyncio(self._sender, page=number)
+
+        return [assistant async for assistant in walk(fetch, page_size=V1_PAGE_SIZE)]
 
     @renamed_arguments(assistant="ref")
     async def get(self, ref: str) -> Assistant | None:

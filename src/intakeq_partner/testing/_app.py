@@ -392,6 +392,7 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
     async def list_practitioners(ctx: Ctx) -> Response:
         everyone = (ctx.query("includeInactive") or "false").lower() == "true"  # its type was checked
         found = [p for p in ctx.own_practice.practitioners.values() if everyone or not p.is_inactive]
+        found = state.page_of(found, _int_query(ctx, "page"), fake.page_size)
         return JSONResponse([p.to_wire(state.stamp) for p in found])
 
     async def create_practitioner(ctx: Ctx) -> Response:
@@ -423,7 +424,8 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         return handler
 
     async def list_assistants(ctx: Ctx) -> Response:
-        return JSONResponse([a.to_wire(state.stamp) for a in ctx.own_practice.assistants.values()])
+        found = state.page_of(list(ctx.own_practice.assistants.values()), _int_query(ctx, "page"), fake.page_size)
+        return JSONResponse([a.to_wire(state.stamp) for a in found])
 
     async def create_assistant(ctx: Ctx) -> Response:
         return JSONResponse(state.create_assistant(ctx.own_practice, await ctx.body()).to_wire(state.stamp))

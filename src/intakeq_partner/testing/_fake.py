@@ -56,9 +56,9 @@ class FakeIntakeQ:
     - ``timestamps``: "documented" (ISO 8601 on partner objects, practitioners and assistants, Unix
       milliseconds on intakes, as the document and IntakeQ's C# client show), "iso" or "unix-ms" (that form
       everywhere), or "mixed" (the two forms take turns, object by object).
-    - ``list_paging``: how ``GET /api/partner/practice`` pages. "all" (the document: no ``page`` means every
-      practice; ``page=N`` gives ``page_size`` of them), "paged" (no ``page`` means the first page, as IntakeQ's
-      other lists do), or "ignores-page" (every call answers every practice, whatever ``page`` says).
+    - ``list_paging``: how the lists (practices, practitioners, assistants) page. "all" (the document: no
+      ``page`` means everything; ``page=N`` gives ``page_size`` records), "paged" (no ``page`` means the first
+      page, as IntakeQ's other lists do), or "ignores-page" (every call answers everything, whatever ``page``).
     - ``update_semantics``: what a PUT does with a field its body leaves out. "merge" keeps it; "replace"
       clears it (an assistant's ``PractitionerIds`` then becomes empty, which means all practitioners).
     """

@@ -96,13 +96,7 @@ class PracticeRules(StateCore):
             and (email is None or p.email.casefold() == email.casefold())
             and (external_id is None or p.external_id == external_id)
         ]
-        if self.list_paging == "ignores-page":
-            return found
-        if page is None and self.list_paging == "paged":
-            page = 1
-        if page is not None:
-            found = found[(page - 1) * page_size : page * page_size]
-        return found
+        return self.page_of(found, page, page_size)
 
     def rotate_key(self, practice: Practice) -> str:
         self._unindex(practice)

@@ -6,6 +6,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ._records import (
     DEFAULT_MASTER_FORMS,
@@ -28,6 +29,8 @@ from ._records import (
     one_of,
     stamper,
 )
+
+T = TypeVar("T")
 
 
 class StateCore:
@@ -70,6 +73,16 @@ class StateCore:
             self.add_master_form(spec)
 
     # ----- identifiers
+
+    def page_of(self, items: list[T], page: int | None, page_size: int) -> list[T]:
+        """What a list call answers under the `list_paging` reading: all of it, or one page of it."""
+        if self.list_paging == "ignores-page":
+            return items
+        if page is None and self.list_paging == "paged":
+            page = 1
+        if page is not None:
+            items = items[(page - 1) * page_size : page * page_size]
+        return items
 
     def hex_id(self, length: int, upper: bool = False) -> str:
         text = f"{self.rng.getrandbits(length * 4):0{length}x}"
