@@ -109,10 +109,10 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
     ),
     "list_practitioners": (
         v1(lambda c: c.practitioners.list(include_inactive=True)),
-        "GET", "/api/v1/practitioners", {"includeInactive": "true"}, None, [PRACTITIONER_JSON],
+        "GET", "/api/v1/practitioners", {"includeInactive": "true", "page": "1"}, None, [PRACTITIONER_JSON],
     ),
     "list_practitioners_active": (
-        v1(lambda c: c.practitioners.list()), "GET", "/api/v1/practitioners", {}, None, [PRACTITIONER_JSON],
+        v1(lambda c: c.practitioners.list()), "GET", "/api/v1/practitioners", {"page": "1"}, None, [PRACTITIONER_JSON],
     ),
     "disable_practitioner": (
         v1(lambda c: c.practitioners.disable("dr")), "POST", "/api/v1/practitioners/dr/disable", {}, None, None,
@@ -142,7 +142,9 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         {"Id": "a1", "Name": "Al", "LastName": "Ek", "ExternalAssistantId": "al", "PractitionerIds": []},
         ASSISTANT_JSON,
     ),
-    "list_assistants": (v1(lambda c: c.assistants.list()), "GET", "/api/v1/assistants", {}, None, [ASSISTANT_JSON]),
+    "list_assistants": (
+        v1(lambda c: c.assistants.list()), "GET", "/api/v1/assistants", {"page": "1"}, None, [ASSISTANT_JSON],
+    ),
     "delete_assistant": (
         v1(lambda c: c.assistants.delete("a1")), "DELETE", "/api/v1/assistants/a1", {}, None, None,
     ),

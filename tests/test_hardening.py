@@ -188,7 +188,8 @@ def test_no_id_can_leave_its_path_segment(hostile: str) -> None:
                 assert unquote(segment) == hostile and segment not in (".", "..") and "/" not in segment
             else:
                 assert segment == literal, (template, raw)
-        assert all(value == hostile for value in request.url.params.values())
+        # Query values are the ID, or the page number a list walk adds.
+        assert all(value == hostile for name, value in request.url.params.items() if name != "page")
 
 
 blank = st.text(alphabet=" \t\n\r\u00a0\u2003\u3000", max_size=4)
