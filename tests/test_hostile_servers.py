@@ -15,6 +15,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 from conftest import FAST, STACKS
 from rawservers import (
@@ -46,6 +47,7 @@ from intakeq_partner import (
 from intakeq_partner._constants import DEFAULT_MAX_RESPONSE_SIZE
 from intakeq_partner._redact import redact
 from intakeq_partner._secret import Secret
+from intakeq_partner._transport import Transport
 
 PARTNER_KEY = "hostile-partner-key-51c0de"
 PRACTICES = "/api/partner/practice"
@@ -452,3 +454,32 @@ def test_a_key_held_twice_stays_masked_when_one_copy_is_dropped() -> None:
     del first
     gc.collect()
     assert redact(f"echo {second.reveal()}") == "echo ****"
+
+
+class _AnswersOnce(httpx.AsyncBaseTransport):
+    """A transport that answers its first request at once and never answers another."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls == 1:
+            return httpx.Response(200, json=[])
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_the_attempt_deadline_holds_when_a_client_is_used_from_a_second_event_loop() -> None:
+    transport = Transport(base_url="https://intakeq.test", transport=_AnswersOnce(), attempt_timeout=0.05)
+    key = Secret(PARTNER_KEY)
+
+    async def answered() -> None:
+        await transport.request("GET", MASTER_FORMS, key=key)  # leaves the pool's sweep scheduled in this loop
+
+    async def unanswered() -> None:
+        with pytest.raises(APITimeoutError, match="attempt_timeout"):
+            await asyncio.wait_for(transport.request("GET", MASTER_FORMS, key=key, idempotent=False), 5)
+
+    asyncio.run(answered())
+    asyncio.run(unanswered())  # that sweep died with the first loop: this loop needs its own
