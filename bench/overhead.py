@@ -1,4 +1,4 @@
-"""Per-call overhead: `partner.practices.list()` against a bare httpx call on the same stack, and the stock code.
+"""Per-call overhead: `partner.practices.list(page=1)` against a bare httpx call on the same stack, and the stock code.
 
 The fake runs under uvicorn in this process's loop, on loopback, with no injected latency, holding 100
 practices; every call fetches all of them. For each HTTP stack the facade is compared with a bare
@@ -76,10 +76,10 @@ def _clients(
 
     def add(name: str, facade: PartnerClient, bare: httpx.AsyncClient) -> None:
         async def facade_call() -> Any:
-            return await facade.practices.list()
+            return await facade.practices.list(page=1)  # one request, as the others (list() walks pages)
 
         async def bare_call() -> Any:
-            response = await bare.get(PATH)
+            response = await bare.get(PATH, params={"page": "1"})
             response.raise_for_status()
             return json.loads(response.content)
 
@@ -108,7 +108,7 @@ def _clients(
     from iq_stock.api.practices import list_practices  # type: ignore[import-not-found]  # generated at bench time
 
     async def stock_asyncio() -> Any:
-        return await list_practices.asyncio(client=authenticated)
+        return await list_practices.asyncio(client=authenticated, page=1)
 
     calls["stock asyncio()"] = stock_asyncio
     closers.append(authenticated.get_async_httpx_client())
@@ -138,7 +138,7 @@ async def _measure_in_memory(stock: Any, rounds: int, per_round: int, warmup: in
     fake = FakeIntakeQ(seed=1)
     _seed(fake)
     async with fake.client() as client:  # record the real answer once, then serve it from memory
-        response = await client.get(PATH, headers={"X-Auth-Key": fake.partner_key})
+        response = await client.get(PATH, params={"page": "1"}, headers={"X-Auth-Key": fake.partner_key})
     body, headers = response.content, {"Content-Type": "application/json"}
 
     def handler(request: httpx.Request) -> httpx.Response:
