@@ -440,3 +440,11 @@ async def test_a_practice_with_more_than_a_page_of_people_is_listed_and_searched
     assert len(second_page) == (131 if paging == "ignores-page" else 31)
     lists = [r for r in fake.requests if r.method == "GET" and r.route != "/api/partner/practice/{practiceId}/key"]
     assert len(lists) <= 2 * 4 + 1 + 2  # two pages (or one and a repeat) per walk, never one call per person
+
+
+async def test_a_practice_carries_its_main_practitioners_external_id(fake: FakeIntakeQ, partner: PartnerClient) -> None:
+    made = await partner.practices.create(
+        **practice_fields("m"), external_practice_id="ext-m", external_practitioner_id="own"
+    )
+    found = await partner.practices.get("ext-m")
+    assert made.external_practitioner_id == "own" and found is not None and found.external_practitioner_id == "own"
