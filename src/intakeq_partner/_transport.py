@@ -678,10 +678,6 @@ class Transport(AsyncCloseable):
         """Back off before a caller's own retry (e.g. a create retried after looking it up)."""
         await self._sleep(self._backoff(attempt))
 
-    @property
-    def closed(self) -> bool:
-        return self._life.closed
-
     async def aclose(self) -> None:
         """Stop: calls made from now on, and calls in flight, end with ClientClosedError (each releasing its
         slot), then the budgets' store and the HTTP client if we made it; a client handed in belongs to its owner.
