@@ -95,6 +95,8 @@ def readme_rows() -> dict[str, dict[str, str]]:
 
 def test_readme_lists_every_operation_with_its_request_and_key() -> None:
     rows = readme_rows()
+    listed = [m["op"] for m in ROW.finditer(README.read_text(encoding="utf-8"))]
+    assert sorted({op for op in listed if listed.count(op) > 1}) == [], "one facade method per operation"
     assert difference("README's operation table", set(rows)) == []
     wrong = [
         f"{op_id}: README says {row['method']} {row['path']} with the {row['key']} key"
@@ -162,6 +164,6 @@ async def test_each_operation_is_sent_by_the_documented_facade_method(clients: d
 
 def test_the_fake_implements_every_operation() -> None:
     fake = FakeIntakeQ("registry-test-key")
-    assert difference("the fake (src/intakeq_partner/testing/_app.py handlers)", set(fake.app.implemented)) == []
+    assert difference("the fake (src/intakeq_partner/testing/_handlers.py)", set(fake.app.implemented)) == []
     routes = {(r.method, r.template) for r in fake.app.router.routes if r.operation is not None}
     assert routes == {(op.method, op.path) for op in OPERATIONS.values()}

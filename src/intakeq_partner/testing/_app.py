@@ -1,4 +1,4 @@
-"""The HTTP face of the fake: routing on the raw path, auth, faults, and the handlers.
+"""The HTTP face of the fake: routing on the raw path, auth, faults and the web pages (API handlers: _handlers).
 
 Routing matches the percent-encoded path one segment at a time, so an external ID such as ``a/b?c d``
 (sent as ``a%2Fb%3Fc%20d``) stays one path parameter, as it does on the real service.
@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from .._generated.operations import OPERATIONS
 from ._faults import Plan, RequestRecord, draw_plan
-from ._requests import check_query, read_body
+from ._handlers import api_handlers
+from ._http import Ctx, Handler, error, page
+from ._requests import check_query
 from ._state import ApiError, Practice, State
 
 if TYPE_CHECKING:
@@ -48,31 +49,6 @@ class ConnectionDropped(Exception):
     """Raised in-process where a socket would be closed; the fake's transport turns it into an httpx error."""
 
 
-@dataclass
-class Ctx:
-    request: Request
-    params: dict[str, str]
-    practice: Practice | None
-    operation: ModuleType | None = None
-
-    @property
-    def own_practice(self) -> Practice:
-        assert self.practice is not None
-        return self.practice
-
-    async def body(self) -> Any:
-        """The request body as the operation's generated model; a 400 naming the field when it does not fit."""
-        assert self.operation is not None
-        return read_body(self.operation, await self.request.body())
-
-    def query(self, name: str) -> str | None:
-        value = self.request.query_params.get(name)
-        return value if value else None
-
-
-Handler = Callable[[Ctx], Awaitable[Response]]
-
-
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -85,21 +61,6 @@ class Route:
     @property
     def segments(self) -> list[str]:
         return self.template.strip("/").split("/")
-
-
-def ok() -> Response:
-    return Response(status_code=200)
-
-
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"Message": message}, status_code=status, headers=headers)
-
-
-def page(title: str, status: int = 200) -> Response:
-    text = html.escape(title)
-    return HTMLResponse(
-        f"<!doctype html><html><head><title>{text}</title></head><body><h1>{text}</h1></body></html>", status
-    )
 
 
 class Router:
@@ -321,19 +282,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _int_query(ctx: Ctx, name: str) -> int | None:
-    value = ctx.query(name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer.") from None
-    if number < 1:
-        raise ApiError(400, f"{name} must be 1 or more.")
-    return number
-
-
 def _not_implemented(operation_id: str) -> Handler:
     async def handler(ctx: Ctx) -> Response:
         raise ApiError(501, f"This fake does not implement {operation_id} yet.")
@@ -344,108 +292,6 @@ def _not_implemented(operation_id: str) -> Handler:
 def _routes(fake: FakeIntakeQ) -> list[Route]:
     """Every endpoint of the partner document plus the web pages a browser would land on."""
     state = fake.state
-
-    def base(ctx: Ctx) -> str:
-        return str(ctx.request.base_url).rstrip("/")
-
-    # ----- partner scope
-
-    async def master_forms(ctx: Ctx) -> Response:
-        return JSONResponse([f.to_wire() for f in state.master_forms.values()])
-
-    async def list_practices(ctx: Ctx) -> Response:
-        found = state.list_practices(
-            ctx.query("id"),
-            ctx.query("email"),
-            ctx.query("externalPracticeId"),
-            _int_query(ctx, "page"),
-            fake.page_size,
-        )
-        return JSONResponse([p.to_wire(state.stamp) for p in found])
-
-    async def create_practice(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_practice(await ctx.body()).to_wire(state.stamp))
-
-    async def update_practice(ctx: Ctx) -> Response:
-        return JSONResponse(state.update_practice(await ctx.body()).to_wire(state.stamp))
-
-    async def delete_practice(ctx: Ctx) -> Response:
-        state.delete_practice(state.practice(ctx.params["practiceId"]))
-        return ok()
-
-    async def practice_key(ctx: Ctx) -> Response:
-        return JSONResponse({"ApiKey": state.practice(ctx.params["practiceId"]).key})
-
-    async def ephemeral(ctx: Ctx) -> Response:
-        practice = state.practice(ctx.params["practiceId"])
-        value, token = state.issue_ephemeral_token(practice, ctx.query("userId"))
-        return JSONResponse({"Token": value, "UserId": token.user_id})
-
-    async def practice_forms(ctx: Ctx) -> Response:
-        return JSONResponse([f.to_wire() for f in state.practice(ctx.params["practiceId"]).forms.values()])
-
-    async def copy_form(ctx: Ctx) -> Response:
-        return JSONResponse(state.copy_form(await ctx.body()).to_wire())
-
-    # ----- practice scope (v1)
-
-    async def list_practitioners(ctx: Ctx) -> Response:
-        everyone = (ctx.query("includeInactive") or "false").lower() == "true"  # its type was checked
-        found = [p for p in ctx.own_practice.practitioners.values() if everyone or not p.is_inactive]
-        found = state.page_of(found, _int_query(ctx, "page"), fake.page_size)
-        return JSONResponse([p.to_wire(state.stamp) for p in found])
-
-    async def create_practitioner(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_practitioner(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
-
-    async def update_practitioner(ctx: Ctx) -> Response:
-        return JSONResponse(state.update_practitioner(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
-
-    def practitioner_flag(inactive: bool) -> Handler:
-        async def handler(ctx: Ctx) -> Response:
-            state.practitioner(ctx.own_practice, ctx.params["practitionerId"]).is_inactive = inactive
-            return ok()
-
-        return handler
-
-    async def delete_practitioner(ctx: Ctx) -> Response:
-        practice = ctx.own_practice
-        state.delete_practitioner(practice, state.practitioner(practice, ctx.params["practitionerId"]))
-        return ok()
-
-    def transfer(data: bool) -> Handler:
-        async def handler(ctx: Ctx) -> Response:
-            practice = ctx.own_practice
-            source = state.practitioner(practice, ctx.params["sourcePractitionerId"])
-            destination = state.practitioner(practice, ctx.params["destinationPractitionerId"])
-            state.transfer(practice, source, destination, data)
-            return ok()
-
-        return handler
-
-    async def list_assistants(ctx: Ctx) -> Response:
-        found = state.page_of(list(ctx.own_practice.assistants.values()), _int_query(ctx, "page"), fake.page_size)
-        return JSONResponse([a.to_wire(state.stamp) for a in found])
-
-    async def create_assistant(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_assistant(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
-
-    async def update_assistant(ctx: Ctx) -> Response:
-        return JSONResponse(state.update_assistant(ctx.own_practice, await ctx.body()).to_wire(state.stamp))
-
-    async def delete_assistant(ctx: Ctx) -> Response:
-        assistant = state.assistant(ctx.own_practice, ctx.params["assistantId"])
-        del ctx.own_practice.assistants[assistant.id]
-        return ok()
-
-    async def create_intake(ctx: Ctx) -> Response:
-        return JSONResponse(state.create_intake(ctx.own_practice, await ctx.body(), base(ctx)).to_wire(state.stamp))
-
-    async def intake_token(ctx: Ctx) -> Response:
-        intake_id = ctx.params["intakeId"]
-        value, token = state.form_token(ctx.own_practice, intake_id)
-        url = f"{base(ctx)}/intake/{intake_id}"
-        return JSONResponse({"Token": value, "Url": url, "Expiration": state.stamp(token.expires, "iso")})
 
     # ----- web pages
 
@@ -488,31 +334,7 @@ def _routes(fake: FakeIntakeQ) -> list[Route]:
         intake_found = state.practices[session.practice_id].intakes.get(intake_id)
         return page(f"Intake {intake_id}" if intake_found else "Intake not found", 200 if intake_found else 404)
 
-    handlers: dict[str, Handler] = {
-        "list_master_forms": master_forms,
-        "list_practices": list_practices,
-        "create_practice": create_practice,
-        "update_practice": update_practice,
-        "copy_form": copy_form,
-        "delete_practice": delete_practice,
-        "get_practice_api_key": practice_key,
-        "get_ephemeral_token": ephemeral,
-        "list_practice_forms": practice_forms,
-        "list_practitioners": list_practitioners,
-        "create_practitioner": create_practitioner,
-        "update_practitioner": update_practitioner,
-        "disable_practitioner": practitioner_flag(True),
-        "enable_practitioner": practitioner_flag(False),
-        "delete_practitioner": delete_practitioner,
-        "transfer_practitioner_data": transfer(True),
-        "transfer_client_ownership": transfer(False),
-        "list_assistants": list_assistants,
-        "create_assistant": create_assistant,
-        "update_assistant": update_assistant,
-        "delete_assistant": delete_assistant,
-        "create_intake": create_intake,
-        "create_intake_token": intake_token,
-    }
+    handlers = api_handlers(fake)
     # One route per operation of the spec, from its generated module; one the fake lacks answers 501 by name.
     routes = [
         Route(
