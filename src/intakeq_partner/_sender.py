@@ -197,15 +197,8 @@ class Sender:
         if idempotent is not None and not isinstance(idempotent, bool):
             raise InvalidRequestError("idempotent must be True, False or None")
 
-        def parse(response: httpx.Response) -> Any:
-            return parse_json(response, method, path)
-
-        async def send(key: Secret) -> Any:
-            return await self.transport.request(
-                method, path, key=key, params=query or None, json=json, idempotent=idempotent, parse=parse
-            )
-
-        return await self.transport.bounded(self._with_key(send), method, path)
+        request = RequestSpec(method, path, self.scope, idempotent, query, json)
+        return await self.send(request, lambda response, sent: parse_json(response, sent.method, sent.path))
 
 
 class RequestsAnything:
