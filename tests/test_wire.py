@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from intakeq_partner._errors import ResponseValidationError
+from intakeq_partner._generated import models
 from intakeq_partner._generated.models import (
     Assistant,
     ConsentForm,
@@ -19,7 +20,7 @@ from intakeq_partner._generated.models import (
     PracticeCreate,
     Practitioner,
 )
-from intakeq_partner._wire import WireError, decode_response, structure, structure_list, unstructure
+from intakeq_partner._wire import WireError, decode_response, merge_update, structure, structure_list, unstructure
 
 
 def test_pascal_case_fields_become_snake_case_attributes_with_aware_datetimes() -> None:
@@ -176,3 +177,11 @@ def test_an_answer_of_the_wrong_shape_that_carries_a_credential_keeps_no_excerpt
     with pytest.raises(ResponseValidationError) as caught:
         decode_response(response, "GET", "/api/partner/t", model, False)
     assert "one-time-secret" not in repr(vars(caught.value))
+
+
+def test_an_update_naming_a_field_the_model_lacks_fails_by_name() -> None:
+    current = structure(models.Practitioner, {"Id": "u1", "FirstName": "Ann"})
+    merged = merge_update(models.PractitionerUpdate, current, {"last_name": "Lee"})
+    assert (merged.id, merged.first_name, merged.last_name) == ("u1", "Ann", "Lee")
+    with pytest.raises(TypeError, match="PractitionerUpdate has no field nickname"):
+        merge_update(models.PractitionerUpdate, current, {"nickname": "Al"})

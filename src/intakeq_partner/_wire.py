@@ -303,6 +303,9 @@ def merge_update(update_cls: type[T], current: Any, changes: Mapping[str, Any]) 
     read = unstructure(current)
     body = {k: v for k, v in read.items() if k in update_known or k not in read_known}
     by_name = {f.name: f.metadata["wire"] for f in fields}
+    unknown = sorted(set(changes) - set(by_name))
+    if unknown:  # the facade names a field the spec no longer has: a bug here, not the caller's
+        raise TypeError(f"{update_cls.__name__} has no field {', '.join(unknown)}: the facade is out of date")
     for name, value in changes.items():
         if value is not None:  # the changes are plain JSON values: strings, booleans, lists of strings
             body[by_name[name]] = list(value) if isinstance(value, list) else value
