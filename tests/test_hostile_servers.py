@@ -105,13 +105,16 @@ async def test_call_timeout_bounds_a_whole_call_retries_included(stack: str) -> 
 
 async def test_call_timeout_covers_the_practice_key_fetch(stack: str) -> None:
     async with serve(by_path({}, default=hang())) as server:
-        async with client(server, stack, call_timeout=0.5) as partner:
+        async with client(server, stack, call_timeout=0.2, attempt_timeout=0.6, max_retries=0) as partner:
             with pytest.raises(APITimeoutError, match="call_timeout"):
                 await partner.practice("p-1").practitioners.list()
-            # The shared fetch is a call of its own, under its own call_timeout: it ends too, not left running.
+            # The shared fetch runs under no caller's call_timeout (others may wait on it with longer ones), but
+            # it is not left hanging either: attempt_timeout ends it.
             fetches = list(partner._keys._inflight.values())
-            await asyncio.wait(fetches, timeout=5)
-            assert all(fetch.done() for fetch in fetches) and partner._keys._inflight == {}
+            assert fetches
+            done, _ = await asyncio.wait(fetches, timeout=10)
+            assert done == set(fetches) and partner._keys._inflight == {} and "p-1" not in partner._keys
+            assert all(isinstance(fetch.exception(), APITimeoutError) for fetch in fetches)
     assert [r.path for r in server.requests] == ["/api/partner/practice/p-1/key"]
 
 

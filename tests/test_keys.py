@@ -6,12 +6,17 @@ import asyncio
 import copy
 import logging
 import pickle
+from typing import Any
 
+import httpx
 import pytest
+from conftest import FAST, PARTNER_KEY
 
+from intakeq_partner import APITimeoutError, ClientClosedError, PartnerClient, Rate, RateLimits
 from intakeq_partner._errors import AuthenticationError, InvalidRequestError, NotFoundError
 from intakeq_partner._keys import PracticeKeyCache, call_with_key
 from intakeq_partner._secret import Secret
+from intakeq_partner.testing import FakeIntakeQ
 
 
 async def seed(cache: PracticeKeyCache, practice_ref: str, key: Secret) -> None:
@@ -278,3 +283,104 @@ async def test_many_concurrent_refusals_refresh_the_key_once() -> None:
     results = await asyncio.gather(*(call_with_key(cache, "p1", call) for _ in range(20)))
     assert set(results) == {"p1-key-1"}
     assert fetch.calls == 1
+
+
+# --- the shared fetch through the client: whose deadline it runs under -------------------------------------------
+
+KEY_ROUTE = ("GET", "/api/partner/practice/{practiceId}/key")
+HASTY = 0.05  # a call_timeout far shorter than anything the held fetch can do before it is let go
+
+
+class Held(httpx.AsyncBaseTransport):
+    """The in-process fake, with the requests to paths ending in `suffix` held until `release` is set."""
+
+    def __init__(self, fake: FakeIntakeQ, suffix: str) -> None:
+        self.inner = fake.transport()
+        self.suffix = suffix
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+        self.held = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(self.suffix):
+            self.held += 1
+            self.arrived.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def partner_on(wire: Held, **options: Any) -> PartnerClient:
+    return PartnerClient(PARTNER_KEY, base_url="http://127.0.0.1:9", transport=wire, **{**FAST, **options})
+
+
+@pytest.mark.parametrize("holds", ["key endpoint", "partner budget"])
+@pytest.mark.parametrize("hasty_one", ["a copy", "the cache's owner"])
+async def test_a_short_call_timeout_ends_only_its_own_wait_for_a_shared_key_fetch(
+    fake: FakeIntakeQ, holds: str, hasty_one: str
+) -> None:
+    """The first caller is in a hurry, the others are not: the fetch they share must serve the others.
+
+    What holds the fetch back: the key endpoint answering late, or the partner key's budget, spent by a
+    request still in flight (so the fetch must wait for it, then a whole window).
+    """
+    fake.add_practice(ExternalPracticeId="ext-k")
+    limits = RateLimits(partner=Rate(1, 0.2))
+    wire = Held(fake, "/key" if holds == "key endpoint" else "/masterForms")
+    owner_timeout = HASTY if hasty_one == "the cache's owner" else None
+    async with partner_on(wire, limits=limits, call_timeout=owner_timeout) as owner:
+        hasty = owner if hasty_one == "the cache's owner" else owner.with_options(call_timeout=HASTY)
+        patient = owner.with_options(call_timeout=None)
+        if holds == "partner budget":
+            spending = asyncio.ensure_future(patient.forms.master())
+            await wire.arrived.wait()
+        first = asyncio.ensure_future(hasty.practice("ext-k").practitioners.list())
+        if holds == "key endpoint":
+            await wire.arrived.wait()  # the shared fetch is under way
+        else:
+            await settle()
+            assert "ext-k" in owner._keys._inflight  # the hasty caller started the shared fetch
+        others = [asyncio.ensure_future(patient.practice("ext-k").practitioners.list()) for _ in range(3)]
+        with pytest.raises(APITimeoutError, match="call_timeout"):
+            await first
+        wire.release.set()
+        lists = await asyncio.gather(*others)
+        if holds == "partner budget":
+            await spending
+    expected = [p.id for p in fake.practitioners("ext-k")]
+    assert [[p.id for p in found] for found in lists] == [expected] * 3
+    assert fake.stats.calls[KEY_ROUTE] == 1  # one fetch, shared by all four
+
+
+async def test_a_fetch_every_caller_gave_up_on_finishes_and_fills_the_cache(fake: FakeIntakeQ) -> None:
+    fake.add_practice(ExternalPracticeId="ext-k")
+    wire = Held(fake, "/key")
+    async with partner_on(wire, call_timeout=HASTY) as partner:
+        clinic = partner.practice("ext-k")
+        with pytest.raises(APITimeoutError, match="call_timeout"):
+            await clinic.practitioners.list()
+        fetch = partner._keys._inflight["ext-k"]  # left to finish
+        wire.release.set()
+        await fetch
+        assert "ext-k" in partner._keys
+        await clinic.practitioners.list()  # quick now: the key is cached
+    assert fake.stats.calls[KEY_ROUTE] == 1
+
+
+async def test_closing_ends_a_fetch_every_caller_gave_up_on_and_frees_its_slots(fake: FakeIntakeQ) -> None:
+    fake.add_practice(ExternalPracticeId="ext-k")
+    wire = Held(fake, "/key")
+    partner = partner_on(wire, call_timeout=HASTY, max_concurrency=1, limits=RateLimits(concurrency=1))
+    with pytest.raises(APITimeoutError, match="call_timeout"):
+        await partner.practice("ext-k").practitioners.list()
+    fetch = partner._keys._inflight["ext-k"]
+    await partner.aclose()  # never released: only the close can end it
+    with pytest.raises(ClientClosedError):
+        await fetch
+    assert partner._keys._inflight == {} and "ext-k" not in partner._keys
+    transport = partner._transport
+    assert transport._semaphore is not None and transport._semaphore._value == 1
+    assert all(budget.in_flight == 0 for budget in transport._budgets._keys.values())  # type: ignore[attr-defined]
+    assert wire.held == 1 and fake.stats.calls[KEY_ROUTE] == 0  # one fetch, ended on its way

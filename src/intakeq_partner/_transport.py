@@ -42,8 +42,20 @@ from ._stack import HttpStack, build_transport
 __all__ = ["SendOptions", "Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
-# When the call being sent must end (loop time), set by `bounded` when a call_timeout applies.
-_CALL_ENDS: contextvars.ContextVar[float | None] = contextvars.ContextVar("intakeq_call_ends", default=None)
+# When the call being sent must end (loop time), set by `bounded` when a call_timeout applies, and by which
+# task: a task started inside a call (the shared practice-key fetch) copies the context, but the deadline, like
+# the asyncio.timeout() that enforces it, is the calling task's alone.
+_CALL_ENDS: contextvars.ContextVar[tuple[asyncio.Task[Any], float] | None] = contextvars.ContextVar(
+    "intakeq_call_ends", default=None
+)
+
+
+def _call_ends() -> float | None:
+    """When the current task's call must end (loop time), or None: no deadline in force in this task."""
+    ends = _CALL_ENDS.get()
+    return ends[1] if ends is not None and ends[0] is asyncio.current_task() else None
+
+
 T = TypeVar("T")
 
 
@@ -423,7 +435,7 @@ class Transport(AsyncCloseable):
         scope = scope_of(path)
         # How long waits on the key's budget may last, retries included: max_wait, or less if the call must end sooner.
         deadline = self._clock() + self.limits.max_wait
-        call_ends = _CALL_ENDS.get()
+        call_ends = _call_ends()
         if call_ends is not None:
             deadline = min(deadline, self._clock() + call_ends - asyncio.get_running_loop().time())
         attempt = 0
@@ -495,11 +507,12 @@ class Transport(AsyncCloseable):
         active = self._life.active
         active[task] = active.get(task, 0) + 1
         deadline = asyncio.timeout(self.call_timeout) if self.call_timeout is not None else None
-        ends = _CALL_ENDS.get()
+        ends = _call_ends()
         if self.call_timeout is not None:
             mine = asyncio.get_running_loop().time() + self.call_timeout
             ends = mine if ends is None else min(ends, mine)
-        token = _CALL_ENDS.set(ends)  # so that a wait for the key's budget past it fails at once (RateLimitError)
+        # So that a wait for the key's budget past it fails at once (RateLimitError).
+        token = _CALL_ENDS.set(None if ends is None else (task, ends))
         try:
             if deadline is None:
                 return await call

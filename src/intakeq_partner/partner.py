@@ -322,7 +322,13 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         self._sender = sender
         self.practices = Practices(sender, on_delete=self.forget_practice_key)
         self.forms = Forms(sender)
-        self._keys = keys if keys is not None else PracticeKeyCache(functools.partial(fetch_practice_key, sender))
+        if keys is None:
+            # The fetch is shared by every caller waiting for the key, so it runs under no caller's call_timeout
+            # (this client's included): each waiter's own deadline ends its wait, not the fetch. A fetch they all
+            # gave up on finishes and fills the cache, bounded by attempt_timeout and the retries, ended by aclose().
+            shared = Sender(transport.with_options(call_timeout=None), "partner", self._with_partner_key, "partner")
+            keys = PracticeKeyCache(functools.partial(fetch_practice_key, shared))
+        self._keys = keys
 
     def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
         """This client with other send options: `timeout`, `max_retries`, `initial_delay`, `max_delay`,
