@@ -32,8 +32,7 @@ class AssistantRules(StateCore):
         role = self._role(body.role_name)
         external = body.external_assistant_id or None
         ids = self._practitioner_ids(practice, body.practitioner_ids) or []
-        if external is not None and any(a.external_id == external for a in practice.assistants.values()):
-            raise ApiError(409, "ExternalAssistantId is already in use in this practice.")
+        self._claim_external_id(practice.assistants, external, "ExternalAssistantId")
         assistant = Assistant(self.hex_id(25), name, email, role, external, ids, self.clock())
         practice.assistants[assistant.id] = assistant
         return assistant
@@ -42,26 +41,8 @@ class AssistantRules(StateCore):
         aid, external = body.id, body.external_assistant_id
         role = self._role(body.role_name) if body.role_name is not None else None
         ids = self._practitioner_ids(practice, body.practitioner_ids)
-        if aid:
-            found = practice.assistants.get(aid)
-            if found is None:
-                raise ApiError(404, "Assistant not found.")
-            if external is not None and external != found.external_id:
-                if any(a.external_id == external for a in practice.assistants.values()):
-                    raise ApiError(409, "ExternalAssistantId is already in use in this practice.")
-                found.external_id = external
-            elif external is None and self.replaces:
-                found.external_id = None
-        elif external:
-            found = next((a for a in practice.assistants.values() if a.external_id == external), None)
-            if found is None:
-                raise ApiError(404, "Assistant not found.")
-        else:
-            raise ApiError(400, "Id or ExternalAssistantId is required.")
-        for attr in ("name", "email"):
-            value = getattr(body, attr)
-            if value is not None or self.replaces:
-                setattr(found, attr, value or "")
+        found = self._member_to_update(practice.assistants, aid, external, "Assistant", "ExternalAssistantId")
+        self._update_text(found, body, ("name", "email"))
         if body.last_name is not None or self.replaces:
             found.last_name = body.last_name
         if role is not None or self.replaces:

@@ -18,8 +18,7 @@ class PractitionerRules(StateCore):
         first, last, email = body.first_name, body.last_name, body.email
         role = self._role(body.role_name)
         external = body.external_practitioner_id or None
-        if external is not None and any(p.external_id == external for p in practice.practitioners.values()):
-            raise ApiError(409, "ExternalPractitionerId is already in use in this practice.")
+        self._claim_external_id(practice.practitioners, external, "ExternalPractitionerId")
         practitioner = Practitioner(self.hex_id(25), first, last, email, role, external, self.clock())
         practice.practitioners[practitioner.id] = practitioner
         return practitioner
@@ -27,26 +26,8 @@ class PractitionerRules(StateCore):
     def update_practitioner(self, practice: Practice, body: models.PractitionerUpdate) -> Practitioner:
         pid, external = body.id, body.external_practitioner_id
         role = self._role(body.role_name) if body.role_name is not None else None
-        if pid:
-            found = practice.practitioners.get(pid)
-            if found is None:
-                raise ApiError(404, "Practitioner not found.")
-            if external is not None and external != found.external_id:
-                if any(p.external_id == external for p in practice.practitioners.values()):
-                    raise ApiError(409, "ExternalPractitionerId is already in use in this practice.")
-                found.external_id = external
-            elif external is None and self.replaces:
-                found.external_id = None
-        elif external:
-            found = next((p for p in practice.practitioners.values() if p.external_id == external), None)
-            if found is None:
-                raise ApiError(404, "Practitioner not found.")
-        else:
-            raise ApiError(400, "Id or ExternalPractitionerId is required.")
-        for attr in ("first_name", "last_name", "email"):
-            value = getattr(body, attr)
-            if value is not None or self.replaces:
-                setattr(found, attr, value or "")
+        found = self._member_to_update(practice.practitioners, pid, external, "Practitioner", "ExternalPractitionerId")
+        self._update_text(found, body, ("first_name", "last_name", "email"))
         if role is not None or self.replaces:
             found.role_name = role or "Administrator"
         return found

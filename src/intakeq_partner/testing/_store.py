@@ -31,6 +31,8 @@ from ._records import (
 )
 
 T = TypeVar("T")
+# A practice's practitioners and assistants: kept by Id, also addressed by their external ID.
+Member = TypeVar("Member", Practitioner, Assistant)
 
 
 class StateCore:
@@ -170,21 +172,59 @@ class StateCore:
 
     @staticmethod
     def practitioner(practice: Practice, ref: str) -> Practitioner:
-        found = practice.practitioners.get(ref)
-        if found is None:
-            found = next((p for p in practice.practitioners.values() if p.external_id == ref), None)
-        if found is None:
-            raise ApiError(404, "Practitioner not found.")
-        return found
+        return StateCore._member(practice.practitioners, ref, "Practitioner")
 
     @staticmethod
     def assistant(practice: Practice, ref: str) -> Assistant:
-        found = practice.assistants.get(ref)
+        return StateCore._member(practice.assistants, ref, "Assistant")
+
+    @staticmethod
+    def _member(members: dict[str, Member], ref: str, noun: str) -> Member:
+        """A practice's practitioner or assistant by Id, else by external ID; 404 naming `noun` if neither."""
+        found = members.get(ref)
         if found is None:
-            found = next((a for a in practice.assistants.values() if a.external_id == ref), None)
+            found = next((m for m in members.values() if m.external_id == ref), None)
         if found is None:
-            raise ApiError(404, "Assistant not found.")
+            raise ApiError(404, f"{noun} not found.")
         return found
+
+    @staticmethod
+    def _claim_external_id(members: dict[str, Member], external: str | None, field: str) -> None:
+        """409 when another member of the practice already has this external ID (`field`: its wire name)."""
+        if external is not None and any(m.external_id == external for m in members.values()):
+            raise ApiError(409, f"{field} is already in use in this practice.")
+
+    def _member_to_update(
+        self, members: dict[str, Member], member_id: str | None, external: str | None, noun: str, field: str
+    ) -> Member:
+        """The member an update names, by Id (then its external ID may change) or else by external ID.
+
+        A new external ID already in use is a 409; under update_semantics "replace" an Id-addressed update
+        without one clears it.
+        """
+        if member_id:
+            found = members.get(member_id)
+            if found is None:
+                raise ApiError(404, f"{noun} not found.")
+            if external is not None and external != found.external_id:
+                self._claim_external_id(members, external, field)
+                found.external_id = external
+            elif external is None and self.replaces:
+                found.external_id = None
+            return found
+        if external:
+            found = next((m for m in members.values() if m.external_id == external), None)
+            if found is None:
+                raise ApiError(404, f"{noun} not found.")
+            return found
+        raise ApiError(400, f"Id or {field} is required.")
+
+    def _update_text(self, record: object, body: object, names: Sequence[str]) -> None:
+        """Copy the body's text fields that are set (under "replace", also clear those left out, to "")."""
+        for name in names:
+            value = getattr(body, name)
+            if value is not None or self.replaces:
+                setattr(record, name, value or "")
 
     def _role(self, role: str | None) -> str:
         if role is None:
