@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from rawservers import respond, serve
 
 from intakeq_partner import PartnerClient, Rate, RateLimits
 from intakeq_partner._budgets import LocalBudgets, budget_id
+from intakeq_partner._constants import MAX_PAUSE_AFTER_429
 from intakeq_partner._errors import InvalidRequestError, RateLimitError
 from intakeq_partner._secret import Secret
 from intakeq_partner._transport import Transport
@@ -25,6 +27,7 @@ PRACTICE_PATH = "/api/v1/practitioners"
 PARTNER = Secret("partner-key-0123456789")
 CLINIC_A = Secret("practice-key-aaaaaaaaaa")
 CLINIC_B = Secret("practice-key-bbbbbbbbbb")
+KEY_TEXT = "partner-key-absurd-0123"
 
 
 class Clock:
@@ -314,3 +317,20 @@ async def test_per_key_budgets_keep_a_rate_limited_fake_from_ever_refusing() -> 
             await asyncio.gather(*calls)
     assert fake.stats.statuses[429] == 0
     assert fake.stats.statuses[200] == 10
+
+
+@pytest.mark.parametrize("header", ["inf", "1e400", "nan", "1e9", "99999999999999999999999", "86400"])
+async def test_an_absurd_retry_after_pauses_the_key_for_a_bounded_time_not_for_the_life_of_the_process(
+    header: str,
+) -> None:
+    async with serve(respond(429, {"error": "slow down"}, headers={"Retry-After": header})) as server:
+        limits = RateLimits(max_wait=0.5)
+        async with PartnerClient(KEY_TEXT, base_url=server.base_url, limits=limits, max_retries=0) as p:
+            with pytest.raises(RateLimitError) as first:
+                await p.forms.master()
+            with pytest.raises(RateLimitError) as later:  # paused: fails at once, nothing sent
+                await p.forms.master()
+    assert server.count("GET") == 1
+    # The server's wish when it is readable (a day is); else the pause the client made (the default).
+    assert first.value.retry_after == (86400 if header == "86400" else limits.pause_after_429)
+    assert later.value.retry_after is not None and 0 < later.value.retry_after <= MAX_PAUSE_AFTER_429

@@ -123,8 +123,11 @@ def test_parse_retry_after_seconds_dates_and_garbage() -> None:
     assert parse_retry_after("-4") == 0.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now=now) == 90.0
     assert parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now=now) == 0.0
-    for value in (None, "", "soon", "nan"):
+    for value in (None, "", "soon", "nan", "inf", "-inf", "1e400", "1e9"):  # not finite, or decades: unreadable
         assert parse_retry_after(value) is None
+    assert parse_retry_after("86400") == 86400.0  # a day is a wait a server may mean
+    far = format_datetime(now + timedelta(days=3650), usegmt=True)
+    assert parse_retry_after(far, now=now) is None
 
 
 def test_connection_errors_name_the_call_and_whether_it_may_have_arrived() -> None:

@@ -11,11 +11,13 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
+from rawservers import respond, serve
 from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
 
 from bench.shared_budget import measure
 from intakeq_partner import PartnerClient, RateLimitError, RateLimiterUnavailableError, RateLimits
 from intakeq_partner._budgets import WaitTooLong, budget_id
+from intakeq_partner._constants import MAX_PAUSE_AFTER_429
 from intakeq_partner._redis import RedisBudgets
 from intakeq_partner._secret import Secret
 from intakeq_partner._transport import Transport
@@ -24,6 +26,7 @@ from intakeq_partner.testing import FakeIntakeQ
 BASE = "https://api.test"
 PATH = "/api/v1/practitioners"
 KEY = Secret("practice-key-shared-0123")
+PARTNER_KEY = "partner-key-shared-0123"
 
 
 @pytest.fixture
@@ -177,3 +180,23 @@ async def test_an_unreachable_redis_never_puts_its_password_in_an_error(redis: R
                 await t.request("GET", PATH, key=KEY)
     assert route.call_count == 0
     assert "pa55word" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+
+
+# --- absurd Retry-After values: never a crash, never a pause without end ----------------------------------------
+
+
+@pytest.mark.parametrize("header", ["inf", "1e400", "1e9", "86400"])
+async def test_an_absurd_retry_after_neither_crashes_nor_pauses_the_shared_key_for_years(
+    redis: RedisServer, header: str
+) -> None:
+    limits = RateLimits(redis_url=redis.url, max_wait=0.5)
+    async with serve(respond(429, {"error": "slow down"}, headers={"Retry-After": header})) as server:
+        async with PartnerClient(PARTNER_KEY, base_url=server.base_url, limits=limits, max_retries=0) as p:
+            with pytest.raises(RateLimitError) as info:
+                await p.forms.master()
+    client = aioredis.Redis.from_url(redis.url)
+    pauses = [await client.pttl(name) for name in await client.keys("*:pause")]
+    await client.aclose()
+    assert len(pauses) == 1 and 0 < pauses[0] <= MAX_PAUSE_AFTER_429 * 1000
+    wish = info.value.retry_after  # the server's wish when readable (a day: yes; years or infinity: no)
+    assert wish == (86400 if header == "86400" else limits.pause_after_429)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ._constants import DEFAULT_PAUSE_AFTER_429, MAX_RETRY_AFTER
+from ._constants import DEFAULT_PAUSE_AFTER_429, MAX_PAUSE_AFTER_429, MAX_RETRY_AFTER
 from ._errors import InvalidRequestError
 from ._secret import Secret
 
@@ -84,7 +84,8 @@ class RateLimits:
 
     Each is one or more windows (`"10/minute, 500/day"` or `Rate` objects); a request starts only when every
     window has room. `concurrency` caps the requests in flight per key. After a 429 the key's budget pauses for
-    everyone who shares it, for the server's Retry-After or `pause_after_429` seconds when it gives none. A call
+    everyone who shares it, for the server's Retry-After or `pause_after_429` seconds when it gives none (at most
+    an hour, or `pause_after_429` if longer, so that a wrong header cannot stop a key for good). A call
     that would wait longer than `max_wait` for its budget fails at once with `RateLimitError` (its
     `retry_after` says how long the wait would have been). With `redis_url` the budgets live in Redis and every
     process that points there shares them (`pip install 'intakeq-partner[redis]'`); if Redis cannot be reached,
@@ -152,6 +153,11 @@ class RateLimits:
             fields["redis_url"] = safe_url(self.redis_url)  # a password in the URL stays out of reprs and logs
         return f"RateLimits({', '.join(f'{name}={value!r}' for name, value in fields.items())})"
 
+    def pause_length(self, retry_after: float | None) -> float:
+        """How long a 429 pauses the key: the server's wish (or `pause_after_429`), at most MAX_PAUSE_AFTER_429."""
+        wish = self.pause_after_429 if retry_after is None else retry_after
+        return min(wish, max(MAX_PAUSE_AFTER_429, self.pause_after_429))
+
     def rates(self, scope: Scope) -> tuple[Rate, ...]:
         return self.partner if scope == "partner" else self.practice
 
@@ -208,7 +214,10 @@ class Budgets(Protocol):
         ...
 
     async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
-        """A 429 came back: pause this key for everyone; return the pause in seconds."""
+        """A 429 came back: pause this key for everyone (at most `RateLimits.pause_length`).
+
+        Returns the wait the server asked for (or `pause_after_429`): a call does not retry past its deadline.
+        """
         ...
 
     async def aclose(self) -> None: ...
@@ -371,10 +380,9 @@ class LocalBudgets:
         return self._budget(key, scope).slot(deadline)
 
     async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
-        seconds = self.limits.pause_after_429 if retry_after is None else retry_after
         budget = self._budget(key, scope)
-        budget.paused_until = max(budget.paused_until, self._clock() + seconds)
-        return seconds
+        budget.paused_until = max(budget.paused_until, self._clock() + self.limits.pause_length(retry_after))
+        return self.limits.pause_after_429 if retry_after is None else retry_after
 
     def __len__(self) -> int:
         return len(self._keys)

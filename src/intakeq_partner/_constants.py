@@ -27,6 +27,12 @@ DEFAULT_MAX_CONCURRENCY = 64
 # Budgets: after a 429 without Retry-After a key pauses this long (what community clients of IntakeQ's API do);
 # a call waits at most MAX_RETRY_AFTER for its budget, then fails with RateLimitError.
 DEFAULT_PAUSE_AFTER_429 = 60.0  # seconds
+# A key pauses at most this long after a 429 (or `pause_after_429`, if longer), whatever Retry-After says: a
+# wrong header must not stop a key for good, in this process or, through Redis, in every one. The caller still
+# sees the server's value in RateLimitError.retry_after; past the pause one request asks the server again.
+MAX_PAUSE_AFTER_429 = 3600.0  # seconds
+# A Retry-After beyond this (or not finite) is unreadable, as if absent: no server means it.
+MAX_READABLE_RETRY_AFTER = 366 * 86400.0  # seconds
 # The shared limiter: Redis calls give up fast, and a slot held by a process that died frees after the lease.
 REDIS_SOCKET_TIMEOUT = 1.0  # seconds
 REDIS_CONNECT_TIMEOUT = 0.5  # seconds

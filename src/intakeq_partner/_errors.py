@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 import httpx
 
-from ._constants import AUTH_HEADER, ERROR_BODY_LIMIT, REQUEST_ID_HEADERS
+from ._constants import AUTH_HEADER, ERROR_BODY_LIMIT, MAX_READABLE_RETRY_AFTER, REQUEST_ID_HEADERS
 from ._redact import redact
 
 
@@ -196,8 +196,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if math.isnan(seconds):
-        return None
+    if not math.isfinite(seconds) or seconds > MAX_READABLE_RETRY_AFTER:
+        return None  # "inf", "1e400", years ahead: a broken header, not a wait anyone should honour
     return max(0.0, seconds)
 
 

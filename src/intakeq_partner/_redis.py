@@ -225,8 +225,9 @@ class RedisBudgets:
     async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
         seconds = await self.fallback.pause(key, scope, retry_after)  # also known here, should Redis go away
         if self._available():
+            ms = max(1, int(self.limits.pause_length(retry_after) * 1000))
             try:
-                await self._redis()(keys=self._names(key, scope), args=["pause", max(1, int(seconds * 1000))])
+                await self._redis()(keys=self._names(key, scope), args=["pause", ms])
             except _FAILURES as exc:
                 with contextlib.suppress(RateLimiterUnavailableError):
                     self._failed(exc)
