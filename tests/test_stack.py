@@ -282,6 +282,20 @@ async def test_a_cookie_from_one_answer_never_rides_along_with_the_next_request(
     assert len(server.requests) == 2 and "cookie" not in server.requests[1].headers
 
 
+async def test_no_cookie_is_kept_behind_a_proxy_either(no_proxy: pytest.MonkeyPatch) -> None:
+    """With a proxy in the environment httpx sends through its own pool; its cookie jar must keep nothing."""
+    no_proxy.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # never used: NO_PROXY sends loopback direct
+    no_proxy.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    no_proxy.setenv("NO_PROXY", "127.0.0.1")
+    setter = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 2\r\n\r\n{}"
+    async with serve(answering(setter, keep_open=True)) as server:
+        async with PartnerClient("partner-key", base_url=server.base_url, **FAST) as client:
+            assert client.http_stack == "httpx"
+            await client.request("GET", PATH)
+            await client.request("GET", PATH)
+    assert len(server.requests) == 2 and "cookie" not in server.requests[1].headers
+
+
 @pytest.mark.parametrize("stack", STACKS)
 async def test_requests_sent_counts_every_attempt(stack: str) -> None:
     async with serve(close_without_answer) as server, transport(stack, server.base_url, max_retries=2) as t:

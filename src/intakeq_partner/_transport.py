@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import contextvars
 import copy
+import http.cookiejar
 import logging
 import math
 import random as _random
@@ -88,6 +89,11 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
         raise InvalidRequestError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     if math.isinf(value):  # e.g. rate_limit=inf: would fail later with a bare OverflowError; None means no limit
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
+
+
+def _refuse_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that keeps nothing (no domain is allowed to set one)."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 class AttemptDeadlineExceeded(httpx.TimeoutException):
@@ -278,6 +284,9 @@ class Transport(AsyncCloseable):
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             # Only what _body.read_body decodes, in bounded steps (httpx would also offer br and zstd if installed).
             headers={"User-Agent": C.USER_AGENT, "Accept-Encoding": C.ACCEPT_ENCODING},
+            # A jar that accepts nothing: behind a proxy httpx sends through its own path (below), and its jar
+            # would hand one practice's Set-Cookie to the next request, whoever's it is.
+            cookies=_refuse_cookies(),
         )
         # Our own client on a transport we built or were given: each attempt goes straight to the transport,
         # skipping httpx.AsyncClient's per-request machinery (URL and header merging, the auth and redirect
