@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from intakeq_partner import EphemeralToken, FormToken, Intake, Practice, to_dict
+from intakeq_partner import EphemeralToken, FormToken, Intake, InvalidRequestError, Practice, to_dict
 from intakeq_partner._generated.models import PracticeApiKey
 from intakeq_partner._wire import structure
 
@@ -62,8 +62,10 @@ def test_credentials_can_be_left_out_for_logs() -> None:
     assert "token" not in to_dict(token, credentials=False)
 
 
-def test_anything_but_a_model_is_refused() -> None:
-    with pytest.raises(TypeError):
+def test_bad_arguments_are_refused_with_our_typed_error() -> None:
+    with pytest.raises(InvalidRequestError, match="model of this library"):
         to_dict({"Id": "P"})
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequestError, match="names"):
         to_dict(Practice(id="P"), names="camel")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="credentials"):
+        to_dict(Practice(id="P"), credentials="no")  # type: ignore[arg-type]

@@ -21,6 +21,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from ._errors import InvalidRequestError
+
 __all__ = ["Names", "to_dict", "wire_body"]
 
 Names = Literal["python", "wire"]
@@ -81,14 +83,17 @@ def _converter(names: Names, credentials: bool) -> cattrs.Converter:
 def to_dict(model: Any, *, names: Names = "python", credentials: bool = True) -> dict[str, Any]:
     """Plain, JSON-ready data from any model this library returns (``Practice``, ``Intake``, ``FormToken``, ...).
 
-    ``names="python"`` (the default) suits web handlers and logs: attribute names, every field. ``names="wire"``
-    gives IntakeQ's own JSON, unknown fields included, for replaying into a fake or a test. ``credentials=False``
-    leaves out keys, tokens and passwords.
+    ``names="python"`` (the default) suits web handlers: attribute names, every field. ``names="wire"`` gives
+    IntakeQ's own JSON, unknown fields included, for replaying into a fake or a test. The default keeps
+    credentials (keys, single-sign-on and form tokens, an intake's password): for logs pass
+    ``credentials=False``, which leaves them out. Bad arguments raise InvalidRequestError.
     """
     if names not in ("python", "wire"):
-        raise ValueError(f"names must be 'python' or 'wire', got {names!r}")
+        raise InvalidRequestError(f"names must be 'python' or 'wire', got {names!r}")
+    if not isinstance(credentials, bool):
+        raise InvalidRequestError(f"credentials must be True or False, got {type(credentials).__name__}")
     if not attrs.has(type(model)):
-        raise TypeError(f"to_dict takes a model of this library, not {type(model).__name__}")
+        raise InvalidRequestError(f"to_dict takes a model of this library, not {type(model).__name__}")
     out: dict[str, Any] = _converter(names, credentials).unstructure(model)
     return out
 
