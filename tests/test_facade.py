@@ -32,6 +32,8 @@ from intakeq_partner import (
     ResponseValidationError,
     ServerError,
 )
+from intakeq_partner._generated.api.assistants import list_assistants
+from intakeq_partner._generated.api.practices import list_practices
 from intakeq_partner._generated.models import Assistant, Practice, Practitioner
 from intakeq_partner._wire import structure
 
@@ -226,6 +228,18 @@ async def test_a_practice_client_with_its_own_key_sends_only_that_key(router: re
     async with PracticeClient(PRACTICE, base_url=BASE) as client:
         assert await client.assistants.list() == []
     assert sent(route).headers["X-Auth-Key"] == PRACTICE
+
+
+async def test_an_operation_of_the_other_key_scope_is_refused_before_sending(router: respx.MockRouter) -> None:
+    """The seam itself holds the key policy: a partner operation handed to a practice client's sender (or the
+    reverse) is a typed error naming both scopes, and nothing is sent."""
+    async with PartnerClient(PARTNER, base_url=BASE) as partner, PracticeClient(PRACTICE, base_url=BASE) as own:
+        with pytest.raises(InvalidRequestError, match="needs the partner key") as caught:
+            await list_practices.asyncio(own._sender)
+        assert PRACTICE not in str(caught.value)
+        with pytest.raises(InvalidRequestError, match="needs the practice key"):
+            await list_assistants.asyncio(partner._sender)
+    assert not router.calls
 
 
 async def test_keys_and_base_url_can_come_from_the_environment(

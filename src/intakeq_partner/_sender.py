@@ -63,7 +63,11 @@ class Sender:
         the operation's own (`x-idempotent` in the spec), carried by the request.
         """
         if request.key_scope != self.scope:
-            raise RuntimeError(f"{request.method} {request.path} needs the {request.key_scope} key, not {self.scope}")
+            # Only code reaching past the facade gets here (our own methods never mix scopes): nothing is sent.
+            raise InvalidRequestError(
+                f"{request.method} {request.path} needs the {request.key_scope} key: "
+                f"a {self.scope} client cannot send it (nothing was sent)"
+            )
 
         async def attempt(key: Secret) -> T:
             return await self.transport.request(
