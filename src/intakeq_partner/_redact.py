@@ -65,24 +65,55 @@ def _mask_value(match: re.Match[str]) -> str:
     return f"{match.group(1)}{quote}{MASK}{quote}"
 
 
+def _spans(text: str, keys: set[str]) -> list[tuple[int, int]]:
+    """Where each key occurs in `text`, every occurrence, as (start, end) pairs in no particular order."""
+    spans: list[tuple[int, int]] = []
+    if len(keys) <= _FEW:
+        for key in keys:
+            start = text.find(key)
+            while start != -1:
+                end = start + len(key)
+                if spans and spans[-1][0] <= start <= spans[-1][1]:  # e.g. the key again, overlapping itself
+                    spans[-1] = (spans[-1][0], max(spans[-1][1], end))  # one span, not one per character
+                else:
+                    spans.append((start, end))
+                start = text.find(key, start + 1)
+    else:
+        # Many keys (a backend serving thousands of practices): look at each window of each key length once.
+        for length in {len(key) for key in keys}:
+            for start in range(len(text) - length + 1):
+                if text[start : start + length] in keys:
+                    spans.append((start, start + length))
+    return spans
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each run of overlapping or touching spans replaced by one mask.
+
+    All at once, on the text as it came: replacing key by key would let whichever key went first cut up
+    another that overlaps it (a key held for another practice, say), leaving part of that one visible, and
+    which part would depend on the order the keys happened to be tried in.
+    """
+    runs: list[list[int]] = []
+    for start, end in sorted(spans):
+        if runs and start <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+    pieces: list[str] = []
+    done = 0
+    for start, end in runs:
+        pieces += [text[done:start], MASK]
+        done = end
+    return "".join(pieces) + text[done:]
+
+
 def redact(text: str, *also: str | None) -> str:
     """`text` with every known key, every key in `also`, and every credential-named value masked."""
     if not text:
         return text
     keys = _known()
     keys.update(key for key in also if key)
-    if len(keys) <= _FEW:
-        found = [key for key in keys if key in text]
-    else:
-        # Many keys (a backend serving thousands of practices): look at each window of each key length once.
-        found = []
-        for length in {len(key) for key in keys}:
-            for start in range(len(text) - length + 1):
-                window = text[start : start + length]
-                if window in keys:
-                    found.append(window)
-    # Longest first: a key that contains a shorter one must not be cut up by it and left half visible.
-    for key in sorted(found, key=len, reverse=True):
-        text = text.replace(key, MASK)
+    text = _mask_spans(text, _spans(text, keys))
     text = _FIELD.sub(_mask_value, text)
     return _ELEMENT.sub(rf"\1{MASK}", text)
