@@ -113,6 +113,22 @@ def test_bad_limits_fail_at_construction(options: dict[str, Any]) -> None:
         RateLimits(**options)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:pa55word@127.0.0.1:abc/0",  # a port that is not a number
+        "redis://:pa55word@127.0.0.1:99999/0",  # out of range
+        "redis://:pa55word@127.0.0.1:6379/0?socket_timeout=soon",  # an option redis-py cannot read
+        "redis://:pa55word@[::1/0",  # an unclosed IPv6 bracket
+    ],
+)
+def test_an_unreadable_redis_url_fails_at_construction_without_its_password(url: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        RateLimits(redis_url=url)
+    assert "redis_url" in str(info.value) and "pa55word" not in str(info.value)
+    assert info.value.__cause__ is None or "pa55word" not in str(info.value.__cause__)
+
+
 def test_a_budget_is_named_by_a_hash_of_its_key_never_the_key() -> None:
     ident = budget_id(CLINIC_A)
     assert CLINIC_A.reveal() not in ident and ident == budget_id(Secret(CLINIC_A.reveal()))

@@ -320,6 +320,9 @@ def test_bad_budget_options_exit_2_and_an_unreachable_redis_chosen_to_fail_exits
     assert "--rate" in capsys.readouterr().err
     assert cli.main(["practices", "list", "--redis-url", "http://127.0.0.1:1"]) == 2
     assert "redis_url" in capsys.readouterr().err
+    assert cli.main(["practices", "list", "--redis-url", "redis://:hunter2@127.0.0.1:abc/0"]) == 2
+    err = capsys.readouterr().err
+    assert "redis_url" in err and "hunter2" not in err and "Traceback" not in err
     # Port 1 on loopback refuses at once: nothing may be sent without the shared budget.
     monkeypatch.setenv("INTAKEQ_REDIS_URL", "redis://:hunter2@127.0.0.1:1/0")
     assert cli.main(["practices", "list", "--on-redis-error", "fail"]) == 1

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 from ._constants import DEFAULT_PAUSE_AFTER_429, MAX_PAUSE_AFTER_429, MAX_RETRY_AFTER
 from ._errors import InvalidRequestError
@@ -130,8 +131,8 @@ class RateLimits:
                 raise InvalidRequestError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
         set_(self, "pause_after_429", float(pause_after_429))
         set_(self, "max_wait", float(max_wait))
-        if redis_url is not None and (not isinstance(redis_url, str) or not redis_url.startswith(_REDIS_SCHEMES)):
-            raise InvalidRequestError("redis_url must start with redis://, rediss:// or unix://")
+        if redis_url is not None:
+            _check_redis_url(redis_url)
         set_(self, "redis_url", redis_url)
         if on_redis_error not in ("fallback", "fail"):
             raise InvalidRequestError(f"on_redis_error must be 'fallback' or 'fail', got {on_redis_error!r}")
@@ -179,6 +180,25 @@ class RateLimits:
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_redis_url(url: object) -> None:
+    """Read the URL now, as redis-py will: a bad port or option fails here, not as a ValueError on every call."""
+    if not isinstance(url, str) or not url.startswith(_REDIS_SCHEMES):
+        raise InvalidRequestError("redis_url must start with redis://, rediss:// or unix://")
+    shown = safe_url(url).partition("?")[0]  # no password, and no query (it may hold one too)
+    try:
+        urlsplit(url).port  # noqa: B018 - a port that is not a number, or out of range, raises here
+    except ValueError:
+        raise InvalidRequestError(f"redis_url {shown} cannot be read: its host or port is malformed") from None
+    try:
+        from redis.connection import parse_url
+    except ImportError:
+        return  # make_budgets says the extra is missing
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:  # its messages name the option, never the value
+        raise InvalidRequestError(f"redis_url {shown} cannot be read: {exc}") from None
 
 
 def safe_url(url: str) -> str:
