@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import FAST, PARTNER_KEY
 
-from intakeq_partner import APITimeoutError, ClientClosedError, PartnerClient, Rate, RateLimits
+from intakeq_partner import APITimeoutError, ClientClosedError, PartnerClient, Rate, RateLimitError, RateLimits
 from intakeq_partner._errors import AuthenticationError, InvalidRequestError, NotFoundError
 from intakeq_partner._keys import PracticeKeyCache, call_with_key
 from intakeq_partner._secret import Secret
@@ -336,13 +336,11 @@ async def test_a_short_call_timeout_ends_only_its_own_wait_for_a_shared_key_fetc
         if holds == "partner budget":
             spending = asyncio.ensure_future(patient.forms.master())
             await wire.arrived.wait()
+        # All four start together, the hasty one first: it starts the fetch the others join.
         first = asyncio.ensure_future(hasty.practice("ext-k").practitioners.list())
+        others = [asyncio.ensure_future(patient.practice("ext-k").practitioners.list()) for _ in range(3)]
         if holds == "key endpoint":
             await wire.arrived.wait()  # the shared fetch is under way
-        else:
-            await settle()
-            assert "ext-k" in owner._keys._inflight  # the hasty caller started the shared fetch
-        others = [asyncio.ensure_future(patient.practice("ext-k").practitioners.list()) for _ in range(3)]
         with pytest.raises(APITimeoutError, match="call_timeout"):
             await first
         wire.release.set()
@@ -384,3 +382,25 @@ async def test_closing_ends_a_fetch_every_caller_gave_up_on_and_frees_its_slots(
     assert transport._semaphore is not None and transport._semaphore._value == 1
     assert all(budget.in_flight == 0 for budget in transport._budgets._keys.values())  # type: ignore[attr-defined]
     assert wire.held == 1 and fake.stats.calls[KEY_ROUTE] == 0  # one fetch, ended on its way
+
+
+async def test_callers_who_all_must_end_before_the_partner_budget_allows_the_fetch_fail_at_once(
+    fake: FakeIntakeQ,
+) -> None:
+    """Waiting would be pointless: the fetch fails fast with RateLimitError (its wait in retry_after), nothing
+    sent; a caller without a deadline who comes afterwards starts a fetch of its own and waits for the budget."""
+    fake.add_practice(ExternalPracticeId="ext-k")
+    wire = Held(fake, "/masterForms")
+    async with partner_on(wire, limits=RateLimits(partner=Rate(1, 0.2))) as partner:
+        spending = asyncio.ensure_future(partner.forms.master())
+        await wire.arrived.wait()  # the partner key's one request in the window is in flight
+        hasty = partner.with_options(call_timeout=HASTY).practice("ext-k")
+        results = await asyncio.gather(*(hasty.practitioners.list() for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, RateLimitError) and r.retry_after for r in results), results
+        assert partner._keys._inflight == {}
+        late = asyncio.ensure_future(partner.practice("ext-k").practitioners.list())
+        await settle()
+        wire.release.set()
+        await spending
+        assert [p.id for p in await late] == [p.id for p in fake.practitioners("ext-k")]
+    assert fake.stats.calls[KEY_ROUTE] == 1  # only the late caller's fetch was sent

@@ -8,8 +8,27 @@ from typing import TypeVar
 
 from ._errors import AuthenticationError
 from ._secret import Secret
+from ._transport import call_ends, waits_bounded_by
 
 T = TypeVar("T")
+
+
+class _Waiters:
+    """The call deadlines (loop time; None: none) of the callers waiting on one shared fetch."""
+
+    def __init__(self) -> None:
+        self.deadlines: list[float | None] = []
+
+    def latest(self) -> float | None:
+        """Until when the fetch may wait for the partner key's budget: the most patient waiter's deadline.
+
+        Waiting past every waiter's deadline would serve none of them, so then the fetch fails at once
+        (RateLimitError, the wait in retry_after) for all. None: someone waits without a deadline, or nobody
+        waits any more (the fetch goes on to fill the cache), so only `max_wait` bounds the wait.
+        """
+        if not self.deadlines or None in self.deadlines:
+            return None
+        return max(d for d in self.deadlines if d is not None)
 
 
 class PracticeKeyCache:
@@ -19,6 +38,7 @@ class PracticeKeyCache:
         self._fetch = fetch
         self._keys: dict[str, Secret] = {}
         self._inflight: dict[str, asyncio.Task[Secret]] = {}
+        self._waiters: dict[str, _Waiters] = {}
 
     async def get(self, practice_ref: str) -> Secret:
         """The cached key, or the result of the single fetch that every concurrent caller shares."""
@@ -33,20 +53,32 @@ class PracticeKeyCache:
         task = self._inflight.get(practice_ref)
         # A done task still listed was cancelled before it ever ran (so `_load` could not unlist it): start afresh.
         if task is None or task.done():
-            task = asyncio.ensure_future(self._load(practice_ref))
+            waiters = self._waiters[practice_ref] = _Waiters()
+            task = asyncio.ensure_future(self._load(practice_ref, waiters))
             task.add_done_callback(_consume_exception)
             self._inflight[practice_ref] = task
-        # Shield: one caller giving up must not cancel the fetch the others are waiting on.
-        return await asyncio.shield(task), False
-
-    async def _load(self, practice_ref: str) -> Secret:
+        waiters = self._waiters[practice_ref]
+        # Each caller's deadline (its call_timeout) ends only its own wait; the fetch is bounded by none of them,
+        # but waits for the partner key's budget no longer than the most patient one (`_Waiters.latest`).
+        mine = call_ends()
+        waiters.deadlines.append(mine)
         try:
-            key = await self._fetch(practice_ref)
+            # Shield: one caller giving up must not cancel the fetch the others are waiting on.
+            return await asyncio.shield(task), False
+        finally:
+            waiters.deadlines.remove(mine)
+
+    async def _load(self, practice_ref: str, waiters: _Waiters) -> Secret:
+        try:
+            with waits_bounded_by(waiters.latest):
+                key = await self._fetch(practice_ref)
             self._keys[practice_ref] = key
             return key
         finally:
             # Success or failure, the next caller after this point starts afresh (a failure is not cached).
             del self._inflight[practice_ref]
+            if self._waiters.get(practice_ref) is waiters:
+                del self._waiters[practice_ref]
 
     def invalidate(self, practice_ref: str, stale: Secret) -> None:
         """Forget the key, but only if it is still `stale`: many concurrent 401s cause one refresh, not many."""

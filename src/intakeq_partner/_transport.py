@@ -12,7 +12,7 @@ import logging
 import math
 import random as _random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 import httpx
@@ -43,18 +43,34 @@ from ._stack import HttpStack, build_transport
 __all__ = ["SendOptions", "Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
 logger = logging.getLogger(C.LOGGER_NAME)
-# When the call being sent must end (loop time), set by `bounded` when a call_timeout applies, and by which
-# task: a task started inside a call (the shared practice-key fetch) copies the context, but the deadline, like
-# the asyncio.timeout() that enforces it, is the calling task's alone.
-_CALL_ENDS: contextvars.ContextVar[tuple[asyncio.Task[Any], float] | None] = contextvars.ContextVar(
-    "intakeq_call_ends", default=None
+# When the call being sent must end (loop time), set by `bounded` when a call_timeout applies (or by
+# `waits_bounded_by`), and by which task: a task started inside a call (the shared practice-key fetch) copies the
+# context, but the deadline, like the asyncio.timeout() that enforces it, is the calling task's alone.
+_CALL_ENDS: contextvars.ContextVar[tuple[asyncio.Task[Any], float | Callable[[], float | None]] | None] = (
+    contextvars.ContextVar("intakeq_call_ends", default=None)
 )
 
 
-def _call_ends() -> float | None:
+def call_ends() -> float | None:
     """When the current task's call must end (loop time), or None: no deadline in force in this task."""
     ends = _CALL_ENDS.get()
-    return ends[1] if ends is not None and ends[0] is asyncio.current_task() else None
+    if ends is None or ends[0] is not asyncio.current_task():
+        return None
+    return ends[1]() if callable(ends[1]) else ends[1]
+
+
+@contextlib.contextmanager
+def waits_bounded_by(ends: Callable[[], float | None]) -> Iterator[None]:
+    """Within this block, this task's calls that set no call_timeout of their own wait for a key's budget only
+    until `ends()` (loop time, asked anew at each wait; None: `max_wait` alone): the shared key fetch, whose
+    waiters' deadlines change as they come and go."""
+    task = asyncio.current_task()
+    assert task is not None
+    token = _CALL_ENDS.set((task, ends))
+    try:
+        yield
+    finally:
+        _CALL_ENDS.reset(token)
 
 
 T = TypeVar("T")
@@ -443,16 +459,20 @@ class Transport(AsyncCloseable):
         safe = is_idempotent(method, idempotent)
         scope = scope_of(path)
         # How long waits on the key's budget may last, retries included: max_wait, or less if the call must end sooner.
-        deadline = self._clock() + self.limits.max_wait
-        call_ends = _call_ends()
-        if call_ends is not None:
-            deadline = min(deadline, self._clock() + call_ends - asyncio.get_running_loop().time())
+        waits_end = self._clock() + self.limits.max_wait
+
+        def deadline() -> float:
+            ends = call_ends()
+            if ends is None:
+                return waits_end
+            return min(waits_end, self._clock() + ends - asyncio.get_running_loop().time())
+
         attempt = 0
         maybe_sent = False  # whether an earlier attempt may have reached the server
         try:
             while True:
                 started = self._clock()
-                outcome = await self._send_once(method, path, key, params, json, scope, deadline)
+                outcome = await self._send_once(method, path, key, params, json, scope, deadline())
                 maybe_sent = maybe_sent or not isinstance(outcome, NOTHING_SENT)
                 elapsed_ms = (self._clock() - started) * 1000
                 label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
@@ -477,7 +497,7 @@ class Transport(AsyncCloseable):
                     # Pause the key for everyone who spends it; the retry then waits in the budget like the others.
                     retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
                     paused = await self._budgets.pause(key, scope, retry_after)
-                    too_long = attempt >= self.max_retries or self._clock() + paused > deadline
+                    too_long = attempt >= self.max_retries or self._clock() + paused > deadline()
                     delay = None if too_long else 0.0
                 else:
                     delay = self._delay_before_retry(outcome, attempt, safe)
@@ -516,12 +536,11 @@ class Transport(AsyncCloseable):
         active = self._life.active
         active[task] = active.get(task, 0) + 1
         deadline = asyncio.timeout(self.call_timeout) if self.call_timeout is not None else None
-        ends = _call_ends()
-        if self.call_timeout is not None:
+        token = None
+        if self.call_timeout is not None:  # so that a wait for the key's budget past it fails at once (RateLimitError)
             mine = asyncio.get_running_loop().time() + self.call_timeout
-            ends = mine if ends is None else min(ends, mine)
-        # So that a wait for the key's budget past it fails at once (RateLimitError).
-        token = _CALL_ENDS.set(None if ends is None else (task, ends))
+            ends = call_ends()
+            token = _CALL_ENDS.set((task, mine if ends is None else min(ends, mine)))
         try:
             if deadline is None:
                 return await call
@@ -539,7 +558,8 @@ class Transport(AsyncCloseable):
                 method=method, path=path, message=f"no answer within call_timeout ({self.call_timeout:g} s)"
             ) from None
         finally:
-            _CALL_ENDS.reset(token)
+            if token is not None:
+                _CALL_ENDS.reset(token)
             left = active[task] - 1
             if left:
                 active[task] = left

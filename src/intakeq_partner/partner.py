@@ -324,8 +324,9 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         self.forms = Forms(sender)
         if keys is None:
             # The fetch is shared by every caller waiting for the key, so it runs under no caller's call_timeout
-            # (this client's included): each waiter's own deadline ends its wait, not the fetch. A fetch they all
-            # gave up on finishes and fills the cache, bounded by attempt_timeout and the retries, ended by aclose().
+            # (this client's included): each waiter's own deadline ends its wait, not the fetch (see _keys.py).
+            # A fetch they all gave up on finishes and fills the cache, bounded by attempt_timeout and the
+            # retries; aclose() ends it.
             shared = Sender(transport.with_options(call_timeout=None), "partner", self._with_partner_key, "partner")
             keys = PracticeKeyCache(functools.partial(fetch_practice_key, shared))
         self._keys = keys
