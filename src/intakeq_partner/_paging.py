@@ -8,7 +8,8 @@ when records shift between pages as others are added.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 V1_PAGE_SIZE = 100
@@ -23,7 +24,7 @@ class HasId(Protocol):
 T = TypeVar("T", bound=HasId)
 
 
-async def walk(fetch: Callable[[int], Awaitable[list[T]]], *, page_size: int | None = None) -> AsyncIterator[T]:
+async def walk(fetch: Callable[[int], Awaitable[list[T]]], *, page_size: int | None = None) -> AsyncGenerator[T, None]:
     """Every record of a paged list, fetching page after page (`fetch(page)`, 1-based).
 
     `page_size`: the server's page size when it is known, so a shorter page ends the walk at once; when it is
@@ -43,3 +44,9 @@ async def walk(fetch: Callable[[int], Awaitable[list[T]]], *, page_size: int | N
             return
         longest = full
         page += 1
+
+
+async def collect(records: AsyncGenerator[T, None]) -> list[T]:
+    """Every record of a walk, in a list; the walk is closed even when this is ended early (a call_timeout)."""
+    async with contextlib.aclosing(records):
+        return [record async for record in records]

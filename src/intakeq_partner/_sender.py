@@ -143,8 +143,25 @@ class Sender:
         out. A failed read raises and sends nothing; so does an object that is not there (NotFoundError) or a
         body that cannot be completed (InvalidRequestError). `check` may refuse the read object. Updates of one
         object through this transport are serialised, so two of ours never undo each other; IntakeQ has no
-        version check, so a change made elsewhere between our read and our write is still overwritten.
+        version check, so a change made elsewhere between our read and our write is still overwritten. The
+        read and the write are one call under call_timeout (a wait for another update included).
         """
+        return await self.transport.bounded(
+            self._update_whole(put, update_cls, path, what, ref, read, changes, current, check), "PUT", path
+        )
+
+    async def _update_whole(
+        self,
+        put: Callable[[U], Awaitable[T]],
+        update_cls: type[U],
+        path: str,
+        what: str,
+        ref: str,
+        read: Callable[[], Awaitable[C | None]],
+        changes: Mapping[str, Any],
+        current: C | None,
+        check: Callable[[C], None] | None,
+    ) -> T:
         pool = getattr(self.transport, "_client", self.transport)  # the httpx client all views share
         locks = _update_locks.setdefault(pool, weakref.WeakValueDictionary())
         key = (self._owner, what, ref)
@@ -168,6 +185,11 @@ class Sender:
             except WireError as exc:
                 raise InvalidRequestError(f"cannot complete the {what} update ({exc}): pass that field") from None
             return await put(body)
+
+    async def whole(self, call: Awaitable[T], method: str, path: str) -> T:
+        """Await a facade call made of several requests (a page walk, a lookup that may walk) as one call: one
+        call_timeout bounds it all, and aclose() ends it (`method` and `path` name it in those errors)."""
+        return await self.transport.bounded(call, method, path)
 
     async def raw(
         self,

@@ -6,9 +6,10 @@ PracticeClient that `PartnerClient.practice()` hands out, which fetches and cach
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Unpack
 
 from ._base import AsyncCloseable
@@ -33,7 +34,7 @@ from ._generated.models import (
     PracticeUpdate,
 )
 from ._keys import PracticeKeyCache
-from ._paging import walk
+from ._paging import collect, walk
 from ._secret import Secret
 from ._sender import RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
@@ -147,10 +148,12 @@ class Practices:
         )
 
     async def list(self, *, page: int | None = None) -> list[Practice]:
-        """Every practice of the partner (walking IntakeQ's pages, see `iter`), or one 1-based `page` of them."""
+        """Every practice of the partner (walking IntakeQ's pages, see `iter`), or one 1-based `page` of them.
+
+        The whole walk is one call: call_timeout bounds all of it."""
         if page is not None:
             return await list_practices.asyncio(self._sender, page=page_number(page))
-        return [practice async for practice in self.iter()]
+        return await self._sender.whole(collect(self._walk()), "GET", list_practices.PATH)
 
     async def iter(self) -> AsyncIterator[Practice]:
         """Every practice of the partner, one at a time, fetching a page at a time.
@@ -159,13 +162,18 @@ class Practices:
         list and its other lists stop at 100 records a call. So this walks `page=1, 2, ...` and stops at an
         empty page, a page shorter than the longest before it, or a page with nothing new (a server that ignores
         `page` and answers everything every time). Each practice comes once, even when pages overlap.
-        """
 
+        Your code runs between pages, so call_timeout bounds each page fetch, not the walk; `list()` bounds it all.
+        """
+        async with contextlib.aclosing(self._walk()) as practices:
+            async for practice in practices:
+                yield practice
+
+    def _walk(self) -> AsyncGenerator[Practice, None]:
         async def fetch(page: int) -> list[Practice]:
             return await list_practices.asyncio(self._sender, page=page)
 
-        async for practice in walk(fetch):
-            yield practice
+        return walk(fetch)
 
     @became_positional("id", "external_practice_id")
     async def get(self, ref: str | None = None, /, *, email: str | None = None) -> Practice | None:
@@ -173,13 +181,15 @@ class Practices:
         `email`; None when there is none. Give one of the two.
 
         Answers are checked: a server that ignored the filter (answering a list without the match) is searched
-        page by page instead, so a lookup never returns another practice.
+        page by page instead, so a lookup never returns another practice. call_timeout bounds all of it.
         """
         if (ref is None) == (email is None):
             raise InvalidRequestError("give exactly one of: ref (an Id or external ID), email")
         if email is not None:
-            return await self._find(email=email)
-        wanted = text("ref", ref)
+            return await self._sender.whole(self._find(email=email), "GET", list_practices.PATH)
+        return await self._sender.whole(self._get(text("ref", ref)), "GET", list_practices.PATH)
+
+    async def _get(self, wanted: str) -> Practice | None:
         found = await list_practices.asyncio(self._sender, id=wanted)
         match = next((p for p in found if p.id == wanted), None)
         if match is not None:
@@ -191,11 +201,12 @@ class Practices:
                 return match
         # A server that ignored a filter: look through every practice once, an Id match winning.
         by_external_id = None
-        async for practice in self.iter():
-            if practice.id == wanted:
-                return practice
-            if by_external_id is None and practice.external_practice_id == wanted:
-                by_external_id = practice
+        async with contextlib.aclosing(self._walk()) as practices:
+            async for practice in practices:
+                if practice.id == wanted:
+                    return practice
+                if by_external_id is None and practice.external_practice_id == wanted:
+                    by_external_id = practice
         return by_external_id
 
     async def _find(
@@ -220,9 +231,10 @@ class Practices:
         )
         match = next((p for p in found if matches(p)), None)
         if match is None and found:
-            async for practice in self.iter():
-                if matches(practice):
-                    return practice
+            async with contextlib.aclosing(self._walk()) as practices:
+                async for practice in practices:
+                    if matches(practice):
+                        return practice
         return match
 
     async def delete(self, practice: str, *, missing_ok: bool = False) -> None:

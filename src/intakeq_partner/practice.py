@@ -43,7 +43,7 @@ from ._generated.models import (
     PractitionerUpdate,
 )
 from ._keys import PracticeKeyCache, call_with_key
-from ._paging import V1_PAGE_SIZE, walk
+from ._paging import V1_PAGE_SIZE, collect, walk
 from ._secret import Secret
 from ._sender import KeyRunner, RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
@@ -190,7 +190,7 @@ class Practitioners:
         async def fetch(number: int) -> list[Practitioner]:
             return await list_practitioners.asyncio(self._sender, include_inactive=inactive, page=number)
 
-        return [practitioner async for practitioner in walk(fetch, page_size=V1_PAGE_SIZE)]
+        return await self._sender.whole(collect(walk(fetch, page_size=V1_PAGE_SIZE)), "GET", list_practitioners.PATH)
 
     @renamed_arguments(practitioner="ref")
     async def get(self, ref: str) -> Practitioner | None:
@@ -316,7 +316,7 @@ class Assistants:
         async def fetch(number: int) -> list[Assistant]:
             return await list_assistants.asyncio(self._sender, page=number)
 
-        return [assistant async for assistant in walk(fetch, page_size=V1_PAGE_SIZE)]
+        return await self._sender.whole(collect(walk(fetch, page_size=V1_PAGE_SIZE)), "GET", list_assistants.PATH)
 
     @renamed_arguments(assistant="ref")
     async def get(self, ref: str) -> Assistant | None:
