@@ -31,26 +31,39 @@ SCOPE_PREFIXES = {"partner": "/api/partner/", "practice": "/api/v1/"}
 RAW_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 _DOT_SEGMENTS = {".", "..", "%2e", "%2e%2e", ".%2e", "%2e."}
 
-# Per connection pool (so shared by a partner client, every practice client it hands out and every
-# `with_options` view of them): one lock per object being updated, held from the read to the write. Entries
-# vanish once no update holds them.
-_update_locks: weakref.WeakKeyDictionary[object, weakref.WeakValueDictionary[Hashable, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+
+class _Updates:
+    """Per connection pool (so shared by a partner client, every practice client it hands out and every
+    `with_options` view of them): one lock per object being updated, and how many updates of each kind of
+    object (per owner) have ended, so that an update can tell whether another one wrote while it was reading."""
+
+    def __init__(self) -> None:
+        self.locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.ended: dict[Hashable, int] = {}
+
+    def lock(self, key: Hashable) -> asyncio.Lock:
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = asyncio.Lock()  # gone again once no update holds it
+        return lock
+
+
+_updates: weakref.WeakKeyDictionary[object, _Updates] = weakref.WeakKeyDictionary()
 
 
 class Sender:
     """Sends generated operations of one key scope through the shared transport.
 
-    `owner` names whose objects this sender updates ("partner", or the practice), so that two updates of one
-    object through this transport never interleave their read and write.
+    `owner` names whose objects this sender updates ("partner", the practice, or a token an own-key practice
+    client shares with its views), so that two updates of one object through this pool never interleave their
+    read and write.
     """
 
-    def __init__(self, transport: Transport, scope: str, with_key: KeyRunner, owner: Hashable = None) -> None:
+    def __init__(self, transport: Transport, scope: str, with_key: KeyRunner, owner: Hashable) -> None:
         self.transport = transport
         self.scope = scope
         self._with_key = with_key
-        self._owner = owner if owner is not None else ("sender", id(self))
+        self._owner = owner
 
     def __repr__(self) -> str:
         return f"Sender(scope={self.scope!r})"
@@ -141,50 +154,54 @@ class Sender:
 
         IntakeQ does not say whether a PUT keeps or clears the fields its body leaves out, so nothing is left
         out. A failed read raises and sends nothing; so does an object that is not there (NotFoundError) or a
-        body that cannot be completed (InvalidRequestError). `check` may refuse the read object. Updates of one
-        object through this transport are serialised, so two of ours never undo each other; IntakeQ has no
-        version check, so a change made elsewhere between our read and our write is still overwritten. The
-        read and the write are one call under call_timeout (a wait for another update included).
-        """
-        return await self.transport.bounded(
-            self._update_whole(put, update_cls, path, what, ref, read, changes, current, check), "PUT", path
-        )
+        body that cannot be completed (InvalidRequestError). `check` may refuse the read object. The read and
+        the write are one call under call_timeout (a wait for another update included).
 
-    async def _update_whole(
-        self,
-        put: Callable[[U], Awaitable[T]],
-        update_cls: type[U],
-        path: str,
-        what: str,
-        ref: str,
-        read: Callable[[], Awaitable[C | None]],
-        changes: Mapping[str, Any],
-        current: C | None,
-        check: Callable[[C], None] | None,
-    ) -> T:
+        Two updates of one object through this pool never undo each other, whether they name it by Id or by
+        external ID: the write holds a lock on the object's Id (known once it is read), and an update that
+        finds another of the same kind ended while it was reading reads again under that lock. With `current`
+        given, that is what is sent. IntakeQ has no version check, so a change made elsewhere (another process)
+        between our read and our write is still overwritten.
+        """
         pool = getattr(self.transport, "_client", self.transport)  # the httpx client all views share
-        locks = _update_locks.setdefault(pool, weakref.WeakValueDictionary())
-        key = (self._owner, what, ref)
-        lock = locks.get(key)
-        if lock is None:
-            lock = locks[key] = asyncio.Lock()
-        async with lock:
-            if current is None:
-                current = await read()
-            if current is None:
+        updates = _updates.get(pool)
+        if updates is None:
+            updates = _updates[pool] = _Updates()
+        kind = (self._owner, what)
+
+        async def read_or_refuse() -> C:
+            found = await read()
+            if found is None:
                 raise NotFoundError(
-                    status_code=404,
-                    method="GET",
-                    path=path,
-                    message=f"no {what} {ref!r} to update (nothing was sent)",
+                    status_code=404, method="GET", path=path, message=f"no {what} {ref!r} to update (nothing was sent)"
                 )
-            if check is not None:
-                check(current)
-            try:
-                body = merge_update(update_cls, current, changes)
-            except WireError as exc:
-                raise InvalidRequestError(f"cannot complete the {what} update ({exc}): pass that field") from None
-            return await put(body)
+            return found
+
+        async def read_and_write() -> T:
+            while True:
+                ended = updates.ended.get(kind, 0)
+                found = current if current is not None else await read_or_refuse()
+                object_id = getattr(found, "id", None) or ref
+                async with updates.lock((kind, object_id)):
+                    if current is None and updates.ended.get(kind, 0) != ended:
+                        # Another update of this kind ended while we read: what we read may predate its write.
+                        found = await read_or_refuse()
+                        if (getattr(found, "id", None) or ref) != object_id:
+                            continue  # `ref` names another object now: lock that one instead
+                    if check is not None:
+                        check(found)
+                    try:
+                        body = merge_update(update_cls, found, changes)
+                    except WireError as exc:
+                        raise InvalidRequestError(
+                            f"cannot complete the {what} update ({exc}): pass that field"
+                        ) from None
+                    try:
+                        return await put(body)
+                    finally:
+                        updates.ended[kind] = updates.ended.get(kind, 0) + 1
+
+        return await self.transport.bounded(read_and_write(), "PUT", path)
 
     async def whole(self, call: Awaitable[T], method: str, path: str) -> T:
         """Await a facade call made of several requests (a page walk, a lookup that may walk) as one call: one

@@ -8,7 +8,7 @@ with the partner key on first use and shares the partner client's pool and limit
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
@@ -404,7 +404,8 @@ class PracticeClient(AsyncCloseable, RequestsAnything):
             return await send(secret)
 
         transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
-        self._setup(transport, with_own_key, practice=None, owns_transport=True)
+        # Whose objects updates lock: one token for this client and every view of it (they share one key).
+        self._setup(transport, with_own_key, practice=None, owns_transport=True, owner=("own key", object()))
 
     @classmethod
     def _bound(cls, transport: Transport, practice: str, keys: PracticeKeyCache) -> PracticeClient:
@@ -414,15 +415,18 @@ class PracticeClient(AsyncCloseable, RequestsAnything):
             return await call_with_key(keys, practice, send)
 
         client = cls.__new__(cls)
-        client._setup(transport, with_cached_key, practice=practice, owns_transport=False)
+        client._setup(transport, with_cached_key, practice=practice, owns_transport=False, owner=("practice", practice))
         return client
 
-    def _setup(self, transport: Transport, with_key: KeyRunner, *, practice: str | None, owns_transport: bool) -> None:
+    def _setup(
+        self, transport: Transport, with_key: KeyRunner, *, practice: str | None, owns_transport: bool, owner: Hashable
+    ) -> None:
         self._transport = transport
         self._with_key = with_key
         self._owns_transport = owns_transport
+        self._owner = owner
         self.practice = practice
-        sender = Sender(transport, "practice", with_key, owner=None if practice is None else ("practice", practice))
+        sender = Sender(transport, "practice", with_key, owner=owner)
         self.practitioners = Practitioners(sender)
         self.assistants = Assistants(sender)
         self.intakes = Intakes(sender)
@@ -437,7 +441,11 @@ class PracticeClient(AsyncCloseable, RequestsAnything):
         """
         view = PracticeClient.__new__(PracticeClient)
         view._setup(
-            self._transport.with_options(**options), self._with_key, practice=self.practice, owns_transport=False
+            self._transport.with_options(**options),
+            self._with_key,
+            practice=self.practice,
+            owns_transport=False,
+            owner=self._owner,
         )
         return view
 
