@@ -51,11 +51,12 @@ class Outcome:
         return self.calls[scope] / (self.rate * self.seconds)
 
 
-async def _work(seconds: float, tasks: int) -> dict[str, object]:
-    """One worker process: `tasks` callers per key, from the parent's go until `seconds` (plus a margin) later.
+async def _work(tasks: int) -> dict[str, object]:
+    """One worker process: `tasks` callers per key, from the parent's go until its stop.
 
-    It reports when each call finished (wall clock, which the processes share), so that the parent counts
-    only the calls inside its measured interval: a budget of R per second allows R x T in T whole seconds.
+    It reports when it started and stopped and when each call finished (wall clock, which the processes
+    share), so that the parent counts only the calls inside the interval in which every worker was running:
+    a busy machine that wakes one worker late shortens the interval instead of lowering the share.
     """
     limits = RateLimits(
         partner=os.environ["BENCH_RATE"],
@@ -71,12 +72,18 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
         clinic = p.practice(PRACTICE)
         await clinic.practitioners.list()  # fetches the practice key before the load starts
         print("ready", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.readline)
         started = time.time()
-        deadline = time.monotonic() + seconds + 0.3  # keep the load steady to the end of the interval
+        print("started", flush=True)
+        stopped: list[float] = []
+
+        async def until_stop() -> None:
+            await loop.run_in_executor(None, sys.stdin.readline)  # the parent's stop, or its end (EOF)
+            stopped.append(time.time())
 
         async def caller(scope: str) -> None:
-            while time.monotonic() < deadline:
+            while not stopped:
                 try:
                     if scope == "partner":
                         await p.forms.master()
@@ -86,9 +93,11 @@ async def _work(seconds: float, tasks: int) -> dict[str, object]:
                 except IntakeQError as exc:
                     errors[type(exc).__name__] += 1
 
-        await asyncio.gather(*(caller(scope) for scope in ("partner", "practice") for _ in range(tasks)))
+        callers = [caller(scope) for scope in ("partner", "practice") for _ in range(tasks)]
+        await asyncio.gather(until_stop(), *callers)
         fallbacks = getattr(p._transport._budgets, "fallbacks", 0)
-    return {"started": started, "calls": calls, "errors": dict(errors), "fallbacks": fallbacks}
+    report = {"started": started, "stopped": stopped[0], "calls": calls, "errors": dict(errors)}
+    return {**report, "fallbacks": fallbacks}
 
 
 class LimitsBudgets:
@@ -164,7 +173,7 @@ async def measure(
         env = dict(os.environ, BENCH_RATE=f"{rate}/s", BENCH_PARTNER_KEY=fake.partner_key, BENCH_BASE_URL=base_url)
         env["BENCH_REDIS_URL"] = redis_url or ""
         env["BENCH_LIMITER"] = limiter
-        command = [sys.executable, "-m", "bench.shared_budget", "worker", str(seconds), str(tasks)]
+        command = [sys.executable, "-m", "bench.shared_budget", "worker", str(tasks)]
         workers = [
             await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
@@ -180,21 +189,32 @@ async def measure(
             await asyncio.sleep(1.1)  # the warm-up calls leave every one-second window
             fake.reset_stats()
             fake.faults = Faults(rate_limit=rate)  # only now: the workers' key fetches were not part of the load
-            for worker in workers:
-                assert worker.stdin is not None
-                worker.stdin.write(b"go\n")
-                await worker.stdin.drain()
+            for signal in ("go", "stop"):
+                for worker in workers:
+                    assert worker.stdin is not None
+                    worker.stdin.write(f"{signal}\n".encode())
+                    await worker.stdin.drain()
+                if signal == "go":
+                    for worker in workers:
+                        assert worker.stdout is not None
+                        line = await asyncio.wait_for(worker.stdout.readline(), 60)
+                        if line.strip() != b"started":
+                            raise RuntimeError(f"a worker did not start the load: {line!r}")
+                    # Every worker has started: from now on all run together for at least `seconds`.
+                    await asyncio.sleep(seconds)
             reports = []
             for worker in workers:
                 out, _ = await asyncio.wait_for(worker.communicate(), seconds + 120)
                 if worker.returncode != 0:
                     raise RuntimeError(f"a worker failed with exit code {worker.returncode}")
                 reports.append(json.loads(out.decode().strip().splitlines()[-1]))
-            # The interval starts when the first worker starts: a worker slow to wake is covered by the others.
-            began = min(report["started"] for report in reports)
+            # Only the interval in which every worker was running counts (at least `seconds` long, see above).
+            began = max(report["started"] for report in reports)
+            ended = min(report["stopped"] for report in reports)
+            outcome.seconds = ended - began
             for report in reports:
                 for scope, ends in report["calls"].items():
-                    outcome.calls[scope] += sum(began <= end < began + seconds for end in ends)
+                    outcome.calls[scope] += sum(began <= end < ended for end in ends)
                 outcome.errors.update(report["errors"])
                 outcome.fallbacks += report["fallbacks"]
         finally:
@@ -240,7 +260,8 @@ def run(seconds: float = 5.0) -> Result:
     for name, outcome in runs:
         result.details.append(
             f"{name}: partner {outcome.calls['partner']} calls ({outcome.share('partner'):.1%} of {RATE}/s x "
-            f"{seconds:g} s), practice {outcome.calls['practice']} ({outcome.share('practice'):.1%}), "
+            f"{outcome.seconds:.2f} s with all workers running), practice {outcome.calls['practice']} "
+            f"({outcome.share('practice'):.1%}), "
             f"429s sent {outcome.refused}, errors {dict(outcome.errors) or 'none'}, fallbacks {outcome.fallbacks}"
         )
     result.details.append(
@@ -257,6 +278,6 @@ def run_quick() -> Result:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["worker"]:
-        print(json.dumps(asyncio.run(_work(float(sys.argv[2]), int(sys.argv[3])))), flush=True)
+        print(json.dumps(asyncio.run(_work(int(sys.argv[2])))), flush=True)
     else:
         print(run())
