@@ -1,4 +1,5 @@
-# Every target bootstraps .venv itself: a fresh clone needs only python3 (>= 3.11) and make.
+# Every target bootstraps .venv itself: a fresh clone needs only python3 (>= 3.11) and make
+# (make test also installs Debian's redis-server when it is missing: scripts/ensure-redis-server).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
