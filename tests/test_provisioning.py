@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -422,8 +423,21 @@ async def test_a_few_percent_of_faults_converge_in_a_couple_of_runs(seed: int) -
     assert_converged(fake, plan)
 
 
+# What an item's reason reads like when an injected fault outlasted the retries (or a POST met one, which is
+# never resent blind), and the skips that follow from such a failure in the same run.
+INJECTED = re.compile(
+    r"(connection failed|timed out): (RemoteProtocolError|ReadTimeout)"
+    r"|(429 Too Many Requests|500 Internal Server Error|502 Bad Gateway|503 Service Unavailable) on "
+    r"|unexpected 200 response body on "
+    r"|^the practice could not be created$|^practitioner \S+ did not converge$"
+)
+
+
 @pytest.mark.parametrize("reading", list(READINGS))
 async def test_soak_300_practices_under_5_percent_mixed_faults(reading: str) -> None:
+    # The in-process fake answers inside the client's own event loop, so a read timeout also times the loop's
+    # queue of 64 requests: on 2 loaded cores a clean answer took up to 0.2 s. The read timeout leaves room for
+    # that; hangs still outlast it, so each one still ends as a ReadTimeout.
     faults = Faults(
         p429=0.01,
         p5xx=0.012,
@@ -432,19 +446,25 @@ async def test_soak_300_practices_under_5_percent_mixed_faults(reading: str) -> 
         p_malformed=0.012,
         retry_after=0,
         p_retry_after_missing=0.5,
-        hang_seconds=0.5,
+        hang_seconds=1.0,
     )
     fake = play(FakeIntakeQ(seed=5, faults=faults), reading)
     plan = parse_plan(plan_data(300))
-    timeout = httpx.Timeout(5.0, read=0.2)
+    timeout = httpx.Timeout(5.0, read=0.5)
+    assert timeout.read is not None and faults.hang_seconds > timeout.read  # a hang is a timeout, not a slow answer
     # A 429 without Retry-After pauses the key for everyone; a minute (the default) is too long for a test.
     limits = RateLimits(pause_after_429=0.05)
     async with client(fake, timeout=timeout, max_concurrency=64, limits=limits) as partner:
-        for _ in range(3):
+        # A re-run lists every practice's people and forms (~1,200 reads), so now and then one read meets a
+        # fault on all 3 of its attempts and its items wait for the next run: a run that is not ok must owe
+        # every failure to an injected fault, and some run within 6 must be ok.
+        for _ in range(6):
             report = await provision(partner, plan, concurrency=32)
             assert len(report.items) == plan.item_count
             if report.ok:
                 break
+            not_injected = [(i.key, i.reason) for i in report.failures if not INJECTED.search(i.reason or "")]
+            assert not not_injected, not_injected[:5]
     assert report.ok, report.failures[:5]
     for kind in ("429", "500", "502", "503", "drop", "hang", "malformed"):
         assert fake.stats.faults[kind] > 0, kind
