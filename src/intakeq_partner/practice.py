@@ -8,7 +8,7 @@ with the partner key on first use and shares the partner client's pool and limit
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
@@ -97,9 +97,22 @@ def _check_intake_client(
         )
 
 
-def _find_by(items: Iterable[M], ref: str, key: Callable[[M], str | None]) -> M | None:
-    """The item whose `key` is `ref` (an update names its object by exactly one of Id or external ID)."""
-    return next((item for item in items if key(item) == ref), None)
+def _reader(
+    listing: Callable[[], Awaitable[list[M]]],
+    id: str | None,
+    external_id: str | None,
+    id_of: Callable[[M], str | None],
+    external_id_of: Callable[[M], str | None],
+) -> tuple[str, Callable[[], Awaitable[M | None]]]:
+    """How an update finds its object: by `id` when given, else by the external ID (never both ways at once).
+    Returns the reference it goes by and the read that finds it in `listing()`."""
+    ref, key = (id, id_of) if id is not None else (external_id, external_id_of)
+    assert ref is not None
+
+    async def read() -> M | None:
+        return next((item for item in await listing() if key(item) == ref), None)
+
+    return ref, read
 
 
 def _check_current(name: str, value: object, cls: type) -> None:
@@ -164,16 +177,13 @@ class Practitioners:
             "role_name": optional_text("role_name", role_name),
         }
         _check_current("current", current, Practitioner)
-        ref, by_id = (id, True) if id is not None else (external_practitioner_id, False)
-        assert ref is not None
-
-        async def read() -> Practitioner | None:
-            found = _find_by(
-                await self.list(include_inactive=True),
-                ref,
-                (lambda p: p.id) if by_id else (lambda p: p.external_practitioner_id),
-            )
-            return found
+        ref, read = _reader(
+            lambda: self.list(include_inactive=True),
+            id,
+            external_practitioner_id,
+            lambda p: p.id,
+            lambda p: p.external_practitioner_id,
+        )
 
         return await self._sender.update_whole(
             lambda body: update_practitioner.asyncio(self._sender, body=body), PractitionerUpdate,
@@ -287,12 +297,7 @@ class Assistants:
             "practitioner_ids": id_list("practitioner_ids", practitioner_ids),
         }
         _check_current("current", current, Assistant)
-        ref, by_id = (id, True) if id is not None else (external_assistant_id, False)
-        assert ref is not None
-
-        async def read() -> Assistant | None:
-            found = _find_by(await self.list(), ref, (lambda a: a.id) if by_id else (lambda a: a.external_assistant_id))
-            return found
+        ref, read = _reader(self.list, id, external_assistant_id, lambda a: a.id, lambda a: a.external_assistant_id)
 
         def keeps_access(found: Assistant) -> None:
             if found.practitioner_ids is None and changes["practitioner_ids"] is None:
