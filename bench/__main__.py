@@ -16,7 +16,17 @@ import time
 
 from ._common import ROOT, Result, machine
 
-NAMES = ("provisioning", "calls", "overhead", "imports", "decoding", "ratelimit", "shared_budget", "memory")
+NAMES = (
+    "provisioning",
+    "calls",
+    "overhead",
+    "imports",
+    "decoding",
+    "ratelimit",
+    "shared_budget",
+    "memory",
+    "endurance",
+)
 BEGIN = "<!-- bench:begin (written by `python -m bench --write`) -->"
 END = "<!-- bench:end -->"
 
