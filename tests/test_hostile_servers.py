@@ -45,6 +45,7 @@ from intakeq_partner import (
     ServerError,
 )
 from intakeq_partner._constants import DEFAULT_MAX_RESPONSE_SIZE
+from intakeq_partner._errors import body_excerpt
 from intakeq_partner._redact import redact
 from intakeq_partner._secret import Secret
 from intakeq_partner._transport import Transport
@@ -296,6 +297,15 @@ async def test_an_error_answer_in_any_charset_is_a_typed_error_with_an_excerpt(s
             with pytest.raises(ServerError) as caught:
                 await partner.forms.master()
     assert caught.value.status_code == 500 and "failure" in caught.value.body_excerpt.replace("\x00", "")
+
+
+@pytest.mark.parametrize("charset", ["punycode", "idna", "unicode_escape", "raw-unicode-escape"])
+def test_a_codec_that_is_no_charset_leaves_the_excerpt_as_sent(charset: str) -> None:
+    # Domain-name and escape codecs turn any bytes into other text (punycode reads "Server failure" as two CJK
+    # characters); the excerpt is read as UTF-8 instead.
+    body = b"Server failure: \\u0041"
+    response = httpx.Response(500, headers={"Content-Type": f"text/plain; charset={charset}"}, content=body)
+    assert body_excerpt(response) == body.decode()
 
 
 async def test_json_with_a_byte_order_mark_is_accepted(stack: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from datetime import UTC, datetime
@@ -210,15 +211,22 @@ def sent_key(source: httpx.Response | httpx.TransportError) -> str | None:
     return key
 
 
+# Codecs Python counts as text encodings that are no charset a body is written in: they turn any bytes into
+# other text (Python 3.13's punycode reads b"failure" as CJK characters instead of refusing it as 3.11 did).
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
+
+
 def _text(content: bytes, charset: str | None) -> str:
     """Bytes as text in the declared charset if it is a text encoding that works, else UTF-8 with replacement.
 
     A Content-Type may name any codec Python knows, and some are not text encodings at all (hex, base64,
-    rot13) or refuse `errors="replace"` (idna): none of that may turn an error answer into a crash.
+    rot13), are domain-name or escape encodings (idna, punycode) or refuse `errors="replace"`: none of that may
+    turn an error answer into a crash or into a different text.
     """
     if charset:
         try:
-            return content.decode(charset, errors="replace")  # LookupError for codecs that are not text encodings
+            if codecs.lookup(charset).name not in _NOT_CHARSETS:
+                return content.decode(charset, errors="replace")  # LookupError for codecs that are not text
         except (LookupError, UnicodeError, ValueError, TypeError):
             pass
     return content.decode("utf-8", errors="replace")
