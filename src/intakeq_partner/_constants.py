@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 # The one place the version is written: pyproject.toml reads it from here. Not importlib.metadata, which
-# costs about 60 ms of import time for this string alone.
-VERSION = "0.1.0"
+# costs about 60 ms of import time for this string alone. Between releases it is the next one's `.dev0`
+# (CONTRIBUTING.md: "Making a release"; tests/test_packaging.py holds it to CHANGELOG.md's headings).
+VERSION = "0.2.0.dev0"
 
 # Retries: exponential backoff with full jitter, capped; a longer Retry-After is an answer, not a wait.
 DEFAULT_MAX_RETRIES = 2
