@@ -66,7 +66,7 @@ def stack_transport(stack: str) -> httpx.AsyncBaseTransport:
 
 READINGS: dict[str, dict[str, str]] = {
     "documented": {"update_semantics": "merge", "list_paging": "all", "timestamps": "documented"},
-    "replace-paged-ms": {"update_semantics": "replace", "list_paging": "paged", "timestamps": "unix-ms"},
+    "replace-paged-float-ms": {"update_semantics": "replace", "list_paging": "paged", "timestamps": "unix-ms-float"},
     "replace-ignores-page-mixed": {"update_semantics": "replace", "list_paging": "ignores-page", "timestamps": "mixed"},
     "merge-paged-iso": {"update_semantics": "merge", "list_paging": "paged", "timestamps": "iso"},
 }

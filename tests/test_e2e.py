@@ -35,6 +35,7 @@ from intakeq_partner import (
     sso_url,
 )
 from intakeq_partner.testing import FakeIntakeQ, Faults
+from intakeq_partner.testing._records import TIMESTAMP_FORMS
 
 KEY_ROUTE = ("GET", "/api/partner/practice/{practiceId}/key")
 
@@ -301,7 +302,7 @@ async def test_each_fault_of_the_server_reaches_the_caller_as_its_error(
 # ----- readings of the document the fake can play
 
 
-@pytest.mark.parametrize("form", ["documented", "iso", "unix-ms", "mixed"])
+@pytest.mark.parametrize("form", TIMESTAMP_FORMS)
 async def test_every_timestamp_decodes_to_an_aware_datetime_whichever_form_the_server_writes(form: str) -> None:
     fake = FakeIntakeQ(PARTNER_KEY, seed=3, timestamps=form)  # type: ignore[arg-type]
     async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as partner:
@@ -314,7 +315,8 @@ async def test_every_timestamp_decodes_to_an_aware_datetime_whichever_form_the_s
         copy = await partner.forms.copy(source_master_form_id=master.id, practice="ext-a")
         intake = await v1.intakes.create(questionnaire_id=copy.id, client_name="Cy", client_email="cy@example.com")
         token = await v1.intakes.create_token(intake.id)
-        stamps = [p.date_created for p in await partner.practices.list()]
+        listed = await partner.practices.list()
+        stamps = [p.date_created for p in listed]
         stamps += [p.date_created for p in await v1.practitioners.list()]
         stamps += [a.date_created for a in await v1.assistants.list()]
         stamps += [intake.date_created, token.expiration]
@@ -324,3 +326,9 @@ async def test_every_timestamp_decodes_to_an_aware_datetime_whichever_form_the_s
         assert stamp is not None and stamp.tzinfo is not None
         assert abs(stamp - fake.now()) < timedelta(hours=2)  # the same moments, whichever form they came in
     assert sorted(created.values())[0] <= fake.now()
+    # The float and seven-digit forms carry the microseconds, the others the milliseconds ("mixed": either).
+    for practice in listed:
+        exact = created[practice.id]
+        to_ms = exact.replace(microsecond=exact.microsecond // 1000 * 1000)
+        allowed = {"unix-ms-float": {exact}, "iso-7": {exact}, "mixed": {exact, to_ms}}.get(form, {to_ms})
+        assert practice.date_created in allowed

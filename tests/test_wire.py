@@ -80,8 +80,20 @@ TIMESTAMP_FIELDS = [
 
 
 @pytest.mark.parametrize(("model", "wire", "attr"), TIMESTAMP_FIELDS)
-@pytest.mark.parametrize("form", ["2024-05-28T09:30:15.123Z", "2024-05-28T11:30:15.123+02:00", 1716888615123])
-def test_every_timestamp_field_decodes_either_form_to_the_same_aware_datetime(
+@pytest.mark.parametrize(
+    "form",
+    [
+        "2024-05-28T09:30:15.123Z",
+        "2024-05-28T11:30:15.123+02:00",
+        "2024-05-28T09:30:15.1230000Z",  # seven fractional digits, as .NET writes them
+        "2024-05-28T06:30:15.123000000-03:00",  # nine
+        "2024-05-28T09:30:15.123",  # no offset: UTC
+        1716888615123,
+        1716888615123.0,  # a float without a fraction, as IntakeQ's C# client's doubles serialize
+        1716888615123.0004,  # a fraction below half a microsecond
+    ],
+)
+def test_every_timestamp_field_decodes_every_form_to_the_same_aware_datetime(
     model: type, wire: str, attr: str, form: object
 ) -> None:
     data = {"Id": "x", "Token": "t", "Url": "u", "Expiration": MOMENT.isoformat(), wire: form}
@@ -89,11 +101,39 @@ def test_every_timestamp_field_decodes_either_form_to_the_same_aware_datetime(
     assert isinstance(value, dt.datetime) and value.tzinfo is not None and value == MOMENT
 
 
+@pytest.mark.parametrize(
+    ("millis", "expected"),
+    [
+        (1744432686643.7417, dt.datetime(2025, 4, 12, 4, 38, 6, 643742, tzinfo=dt.UTC)),  # as recorded
+        (1744432686643.5, dt.datetime(2025, 4, 12, 4, 38, 6, 643500, tzinfo=dt.UTC)),
+        (1744432686643.9996, dt.datetime(2025, 4, 12, 4, 38, 6, 644000, tzinfo=dt.UTC)),  # rounds up a millisecond
+        (-1.5, dt.datetime(1969, 12, 31, 23, 59, 59, 998500, tzinfo=dt.UTC)),
+        (0.001, dt.datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)),
+    ],
+)
+def test_float_milliseconds_keep_their_fraction_to_the_microsecond(millis: float, expected: dt.datetime) -> None:
+    for model, wire, attr in TIMESTAMP_FIELDS:
+        data = {"Id": "x", "Token": "t", "Url": "u", "Expiration": MOMENT.isoformat(), wire: millis}
+        assert getattr(structure(model, data), attr) == expected
+
+
+def test_a_null_timestamp_is_none_where_the_spec_allows_it_and_an_error_where_it_is_required() -> None:
+    assert structure(Intake, {"Id": "i", "DateSubmitted": None}).date_submitted is None
+    with pytest.raises(WireError, match=r"IntakeToken\.Expiration: required field is missing"):
+        structure(IntakeToken, {"Token": "t", "Url": "u", "Expiration": None})
+
+
 def test_a_list_whose_objects_use_different_timestamp_forms_decodes_whole() -> None:
     practices = structure_list(
-        Practice, [{"Id": "a", "DateCreated": "2024-05-28T09:30:15.123Z"}, {"Id": "b", "DateCreated": 1716888615123}]
+        Practice,
+        [
+            {"Id": "a", "DateCreated": "2024-05-28T09:30:15.123Z"},
+            {"Id": "b", "DateCreated": 1716888615123},
+            {"Id": "c", "DateCreated": 1716888615123.0},
+            {"Id": "d", "DateCreated": "2024-05-28T09:30:15.1230000Z"},
+        ],
     )
-    assert [p.date_created for p in practices] == [MOMENT, MOMENT]
+    assert [p.date_created for p in practices] == [MOMENT] * 4
 
 
 def test_timestamps_before_1970_and_with_seven_fraction_digits_decode() -> None:
@@ -113,9 +153,15 @@ def test_timestamps_before_1970_and_with_seven_fraction_digits_decode() -> None:
         (Practice, {"Id": "P", "DateCreated": "yesterday"}, "Practice.DateCreated: not an ISO 8601 timestamp"),
         (
             Intake,
-            {"Id": "i", "DateCreated": 1.5},
+            {"Id": "i", "DateCreated": [1.5]},
+            "Intake.DateCreated: expected an ISO 8601 string or Unix milliseconds, got list",
+        ),
+        (
+            Intake,
+            {"Id": "i", "DateCreated": float("nan")},
             "Intake.DateCreated: expected an ISO 8601 string or Unix milliseconds, got float",
         ),
+        (Intake, {"Id": "i", "DateCreated": 1e300}, "Intake.DateCreated: Unix milliseconds out of range"),
         (
             Intake,
             {"Id": "i", "DateCreated": True},

@@ -5,8 +5,9 @@ This module holds every rule about turning JSON into those models (and, through 
 converter, back):
 
 - PascalCase wire names (from field metadata), camelCase query values (``encode_query``);
-- every timestamp becomes an aware UTC-based ``datetime``, whether it came as an ISO 8601 string or as an
-  integer of Unix milliseconds (IntakeQ uses both, and the document does not say which field uses which);
+- every timestamp becomes an aware UTC-based ``datetime``, whether it came as an ISO 8601 string (any number of
+  fractional digits, ``Z`` or an offset) or as Unix milliseconds, an integer or a float (IntakeQ uses all of
+  these, and the document does not say which field uses which);
 - absent and ``null`` optional fields both become ``None``, and ``None`` is never sent;
 - properties this version does not know are kept in ``additional_properties`` and sent back unchanged;
 - open enums are plain strings, so a new value never breaks decoding;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json as _json
+import math as _math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -142,19 +144,27 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def _datetime(model: str, wire: str, value: Any) -> _dt.datetime:
-    """A timestamp in either form IntakeQ uses: an ISO 8601 string, or an integer of Unix milliseconds."""
-    if value.__class__ is int:
-        try:  # exact: no float rounding of the milliseconds
-            return _EPOCH + _dt.timedelta(milliseconds=value)
-        except OverflowError:
-            raise WireError(f"{model}.{wire}: Unix milliseconds out of range") from None
-    if value.__class__ is not str:
-        _fail(model, wire, "an ISO 8601 string or Unix milliseconds", value)
+    """A timestamp in any form IntakeQ was seen to use: an ISO 8601 string (any number of fractional digits,
+    ``Z``, an offset or none, which means UTC), or Unix milliseconds as a JSON integer or float (IntakeQ's C#
+    client reads them as doubles; recordings show ``1744432686643.0`` and ``1744432686643.7417``)."""
+    kind = value.__class__
+    if kind is str:
+        try:  # Python 3.11+ reads Z, offsets and any number of fractional digits (kept to the microsecond)
+            parsed = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise WireError(f"{model}.{wire}: not an ISO 8601 timestamp") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
     try:
-        parsed = _dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise WireError(f"{model}.{wire}: not an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
+        if kind is int:  # exact: no float rounding of the milliseconds
+            return _EPOCH + _dt.timedelta(milliseconds=value)
+        if kind is float and _math.isfinite(value):
+            # Whole milliseconds exactly, the fraction rounded to the microsecond (a double near 1.7e12 holds
+            # about a quarter of a microsecond, so that is all the fraction can carry).
+            whole = _math.floor(value)
+            return _EPOCH + _dt.timedelta(milliseconds=whole, microseconds=round((value - whole) * 1000))
+    except OverflowError:
+        raise WireError(f"{model}.{wire}: Unix milliseconds out of range") from None
+    _fail(model, wire, "an ISO 8601 string or Unix milliseconds", value)
 
 
 def _strings(model: str, wire: str, value: Any) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._extra import INSTALL_HINT, missing_packages
+from ._records import TIMESTAMP_FORMS
 
 if TYPE_CHECKING:
     from ._fake import FakeIntakeQ
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     readings.add_argument(
         "--timestamps",
         default="documented",
-        choices=["documented", "iso", "unix-ms", "mixed"],
+        choices=list(TIMESTAMP_FORMS),
         help="how timestamps are written (default %(default)s)",
     )
     readings.add_argument(

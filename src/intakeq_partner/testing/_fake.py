@@ -54,8 +54,9 @@ class FakeIntakeQ:
     client can be tested against each (all can be changed between requests too):
 
     - ``timestamps``: "documented" (ISO 8601 on partner objects, practitioners and assistants, Unix
-      milliseconds on intakes, as the document and IntakeQ's C# client show), "iso" or "unix-ms" (that form
-      everywhere), or "mixed" (the two forms take turns, object by object).
+      milliseconds on intakes, as the document and IntakeQ's C# client show), "iso", "unix-ms",
+      "unix-ms-float" (milliseconds as a JSON float with the microseconds as fraction) or "iso-7" (seven
+      fractional digits and ``Z``), that form everywhere, or "mixed" (all four take turns, object by object).
     - ``list_paging``: how the lists (practices, practitioners, assistants) page. "all" (the document: no
       ``page`` means everything; ``page=N`` gives ``page_size`` records), "paged" (no ``page`` means the first
       page, as IntakeQ's other lists do), or "ignores-page" (every call answers everything, whatever ``page``).
@@ -116,7 +117,7 @@ class FakeIntakeQ:
 
     @property
     def timestamps(self) -> TimestampForm:
-        """How timestamps are written: "documented", "iso", "unix-ms" or "mixed"."""
+        """How timestamps are written: "documented", "iso", "unix-ms", "unix-ms-float", "iso-7" or "mixed"."""
         return self._timestamps
 
     @timestamps.setter

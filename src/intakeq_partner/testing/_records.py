@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 JSON = dict[str, Any]
@@ -45,31 +45,52 @@ def unix_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-TimestampForm = Literal["documented", "iso", "unix-ms", "mixed"]
+def unix_ms_float(moment: datetime) -> float:
+    """Unix milliseconds as a JSON float, the microseconds as its fraction, as recordings of v1 answers show
+    (``1744432686643.7417``; a whole millisecond still comes as ``1744432686643.0``)."""
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return micros / 1000
+
+
+def iso_seven_digits(moment: datetime) -> str:
+    """ISO 8601 with seven fractional digits and ``Z`` (.NET's round-trip format), as recordings show."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TimestampForm = Literal["documented", "iso", "unix-ms", "unix-ms-float", "iso-7", "mixed"]
 ListPaging = Literal["all", "paged", "ignores-page"]
 LIST_PAGINGS: tuple[ListPaging, ...] = ("all", "paged", "ignores-page")
 UpdateSemantics = Literal["merge", "replace"]
 UPDATE_SEMANTICS: tuple[UpdateSemantics, ...] = ("merge", "replace")
-TIMESTAMP_FORMS: tuple[TimestampForm, ...] = ("documented", "iso", "unix-ms", "mixed")
-Stamp = Callable[[datetime, str], str | int]
+TIMESTAMP_FORMS: tuple[TimestampForm, ...] = ("documented", "iso", "unix-ms", "unix-ms-float", "iso-7", "mixed")
+Stamp = Callable[[datetime, str], str | int | float]
 """Renders a moment for the wire, given the form the document shows for that field ("iso" or "ms")."""
+_RENDER: dict[str, Callable[[datetime], str | int | float]] = {
+    "iso": iso,
+    "unix-ms": unix_ms,
+    "unix-ms-float": unix_ms_float,
+    "iso-7": iso_seven_digits,
+}
 
 
-def documented(moment: datetime, usual: str) -> str | int:
+def documented(moment: datetime, usual: str) -> str | int | float:
     return iso(moment) if usual == "iso" else unix_ms(moment)
 
 
 def stamper(form: TimestampForm) -> Stamp:
-    """The fake's `timestamps` setting: the document's forms, one form everywhere, or both taking turns."""
+    """The fake's `timestamps` setting: the document's forms, one form everywhere, or every form taking turns
+    ("mixed": ISO, integer milliseconds, float milliseconds, seven fractional digits, object by object)."""
     if form == "documented":
         return documented
-    if form == "iso":
-        return lambda moment, usual: iso(moment)
-    if form == "unix-ms":
-        return lambda moment, usual: unix_ms(moment)
+    if form in _RENDER:
+        render = _RENDER[form]
+        return lambda moment, usual: render(moment)
     if form == "mixed":
         turn = itertools.count()
-        return lambda moment, usual: iso(moment) if next(turn) % 2 else unix_ms(moment)
+        forms = ("unix-ms", "iso", "unix-ms-float", "iso-7")
+        return lambda moment, usual: _RENDER[forms[next(turn) % len(forms)]](moment)
     raise ValueError(f"timestamps must be one of {', '.join(TIMESTAMP_FORMS)}, not {form!r}")
 
 

@@ -19,8 +19,8 @@ class Assistant:
         role_name: wire name ``RoleName``.
         external_assistant_id: wire name ``ExternalAssistantId``.
         practitioner_ids: wire name ``PractitionerIds``.
-        date_created: wire name ``DateCreated``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
+        date_created: wire name ``DateCreated``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
         is_inactive: wire name ``IsInactive``.
         additional_properties: wire fields this version does not know, kept as received.
     """

@@ -17,8 +17,8 @@ class ConsentForm:
         name: wire name ``Name``.
         document_type: wire name ``DocumentType``. Open set; known values include Html and Pdf.
         signed: wire name ``Signed``.
-        date_submitted: wire name ``DateSubmitted``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
+        date_submitted: wire name ``DateSubmitted``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
         additional_properties: wire fields this version does not know, kept as received.
     """
 

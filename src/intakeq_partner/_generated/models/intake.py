@@ -22,10 +22,10 @@ class Intake:
         client_id: wire name ``ClientId``.
         external_client_id: wire name ``ExternalClientId``.
         status: wire name ``Status``. Open set; known values include Partial, Completed and Offline.
-        date_created: wire name ``DateCreated``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
-        date_submitted: wire name ``DateSubmitted``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
+        date_created: wire name ``DateCreated``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
+        date_submitted: wire name ``DateSubmitted``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
         questionnaire_name: wire name ``QuestionnaireName``.
         practitioner: wire name ``Practitioner``. The practitioner's email.
         practitioner_name: wire name ``PractitionerName``.

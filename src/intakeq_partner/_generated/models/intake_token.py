@@ -16,8 +16,8 @@ class IntakeToken:
     Attributes:
         token: wire name ``Token``, required.
         url: wire name ``Url``, required.
-        expiration: wire name ``Expiration``, required. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
+        expiration: wire name ``Expiration``, required. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
         additional_properties: wire fields this version does not know, kept as received.
     """
 

@@ -20,8 +20,8 @@ class Practice:
         email: wire name ``Email``.
         external_practice_id: wire name ``ExternalPracticeId``.
         external_practitioner_id: wire name ``ExternalPractitionerId``. External ID of the practice's main practitioner, when IntakeQ reports it.
-        date_created: wire name ``DateCreated``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
+        date_created: wire name ``DateCreated``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
         street_address: wire name ``StreetAddress``.
         city: wire name ``City``.
         state: wire name ``State``.

@@ -20,8 +20,8 @@ class Practitioner:
         email: wire name ``Email``.
         role_name: wire name ``RoleName``.
         external_practitioner_id: wire name ``ExternalPractitionerId``.
-        date_created: wire name ``DateCreated``. An ISO 8601 string (UTC if it has no offset) or an integer of Unix milliseconds; both are
-            accepted.
+        date_created: wire name ``DateCreated``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
+            milliseconds as a JSON number, whole or with a fraction; all are accepted.
         is_inactive: wire name ``IsInactive``. True once disabled (from IntakeQ's C# client).
         additional_properties: wire fields this version does not know, kept as received.
     """
