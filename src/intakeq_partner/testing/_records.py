@@ -3,7 +3,6 @@ and the fake's settings for the places where the API document can be read two wa
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,17 +79,18 @@ def documented(moment: datetime, usual: str) -> str | int | float:
 
 
 def stamper(form: TimestampForm) -> Stamp:
-    """The fake's `timestamps` setting: the document's forms, one form everywhere, or every form taking turns
-    ("mixed": ISO, integer milliseconds, float milliseconds, seven fractional digits, object by object)."""
+    """The fake's `timestamps` setting: the document's forms, one form everywhere, or every form by turns
+    ("mixed": ISO, integer milliseconds, float milliseconds or seven fractional digits, object by object)."""
     if form == "documented":
         return documented
     if form in _RENDER:
         render = _RENDER[form]
         return lambda moment, usual: render(moment)
     if form == "mixed":
-        turn = itertools.count()
+        # The form follows from the moment, so objects differ but one object reads the same every time (the
+        # forms differ in precision: a re-read in another form would not compare equal).
         forms = ("unix-ms", "iso", "unix-ms-float", "iso-7")
-        return lambda moment, usual: _RENDER[forms[next(turn) % len(forms)]](moment)
+        return lambda moment, usual: _RENDER[forms[moment.microsecond % len(forms)]](moment)
     raise ValueError(f"timestamps must be one of {', '.join(TIMESTAMP_FORMS)}, not {form!r}")
 
 
