@@ -31,6 +31,21 @@ from ._generated.models import (
     Practitioner,
     Question,
 )
+from ._logs import configure_from_env as _configure_logging
+from .events import (
+    CallFinished,
+    CallInfo,
+    CallStarted,
+    Event,
+    Exchange,
+    Hook,
+    KeyFetched,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    Waiting,
+    record_calls,
+)
 from .partner import PartnerClient
 from .practice import PracticeClient
 from .tokens import IQ_LOGOUT, SSO_PATHS, FormToken, SsoPath, sso_url
@@ -44,15 +59,22 @@ __all__ = [
     "Assistant",
     "AuthenticationError",
     "BadRequestError",
+    "CallFinished",
+    "CallInfo",
+    "CallStarted",
     "ClientClosedError",
     "ConflictError",
     "ConsentForm",
     "EphemeralToken",
+    "Event",
+    "Exchange",
     "FormTemplate",
     "FormToken",
+    "Hook",
     "Intake",
     "IntakeQError",
     "InvalidRequestError",
+    "KeyFetched",
     "NotFoundError",
     "PartnerClient",
     "PermissionDeniedError",
@@ -64,11 +86,18 @@ __all__ = [
     "RateLimitError",
     "RateLimiterUnavailableError",
     "RateLimits",
+    "RequestSent",
+    "ResponseReceived",
     "ResponseTooLargeError",
     "ResponseValidationError",
+    "RetryScheduled",
     "ServerError",
     "SsoPath",
+    "Waiting",
     "__version__",
+    "record_calls",
     "sso_url",
     "to_dict",
 ]
+
+_configure_logging()  # $INTAKEQ_LOG

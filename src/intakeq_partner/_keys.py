@@ -9,6 +9,7 @@ from typing import TypeVar
 from ._errors import AuthenticationError
 from ._secret import Secret
 from ._transport import call_ends, waits_bounded_by
+from .events import refreshing_key
 
 T = TypeVar("T")
 
@@ -111,7 +112,8 @@ async def call_with_key(cache: PracticeKeyCache, practice_ref: str, fn: Callable
         if not cached:
             raise
         cache.invalidate(practice_ref, key)
-        fresh = await cache.get(practice_ref)
+        with refreshing_key():
+            fresh = await cache.get(practice_ref)
         if fresh == key:  # the server handed back the same key: trying it again cannot succeed
             raise
     return await fn(fresh)

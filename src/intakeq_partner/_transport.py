@@ -8,19 +8,20 @@ import contextlib
 import contextvars
 import copy
 import http.cookiejar
-import logging
 import math
 import random as _random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 
 from . import _constants as C
+from . import events
 from ._base import AsyncCloseable, is_loopback_host
 from ._body import read_body
 from ._budgets import RateLimits, Scope, WaitTooLong, make_budgets, scope_of, shared_window
+from ._deadline import AttemptDeadlineExceeded, Deadline, Watchdog
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -39,10 +40,10 @@ from ._redact import redact
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
 from ._stack import HttpStack, build_transport
+from .events import Hook, check_hooks
 
 __all__ = ["SendOptions", "Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
 
-logger = logging.getLogger(C.LOGGER_NAME)
 # When the call being sent must end (loop time), set by `bounded` when a call_timeout applies (or by
 # `waits_bounded_by`), and by which task: a task started inside a call (the shared practice-key fetch) copies the
 # context, but the deadline, like the asyncio.timeout() that enforces it, is the calling task's alone.
@@ -112,88 +113,6 @@ def _refuse_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-class AttemptDeadlineExceeded(httpx.TimeoutException):
-    """One attempt ran past `attempt_timeout` (a timeout like any other to the retry rules: maybe sent)."""
-
-
-class _Deadline:
-    """asyncio.timeout()'s job for one attempt, as a plain `with`, enforced by the pool's `_Watchdog`.
-
-    When the time is up the task is cancelled; `ours()`, asked about a CancelledError, says whether that
-    cancellation was this deadline's alone (then it is withdrawn) rather than anyone else's.
-    """
-
-    __slots__ = ("_cancelling", "_task", "_watchdog", "expired", "when")
-
-    def __init__(self, watchdog: _Watchdog, seconds: float | None) -> None:
-        self.expired = False
-        self._watchdog: _Watchdog | None = None
-        if seconds is not None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._task = task
-            self._cancelling = task.cancelling()
-            self._watchdog = watchdog
-            self.when = watchdog.watch(self, seconds)
-
-    def expire(self) -> None:
-        self.expired = True
-        self._task.cancel()
-
-    def __enter__(self) -> _Deadline:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if self._watchdog is not None:
-            self._watchdog.forget(self)
-        if self.expired and exc_type is not asyncio.CancelledError:
-            self._task.uncancel()  # it finished as the time ran out: withdraw the cancellation
-
-    def ours(self) -> bool:
-        return self.expired and self._task.uncancel() <= self._cancelling
-
-
-class _Watchdog:
-    """The attempt deadlines of one pool, enforced by one periodic sweep rather than a timer per attempt.
-
-    A timer per request cost about 6 us of CPU a call, measured (the loop's timer heap fills with cancelled
-    handles); a sweep every `step` seconds, only while attempts are in flight, costs next to nothing, and
-    ends an attempt at most one step (a tenth of its timeout, at most 1 s) after its deadline.
-    """
-
-    def __init__(self) -> None:
-        self._watched: dict[_Deadline, None] = {}
-        self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._step = math.inf
-
-    def watch(self, deadline: _Deadline, seconds: float) -> float:
-        """Start watching; returns when the deadline falls (on the loop's clock)."""
-        loop = asyncio.get_running_loop()
-        self._watched[deadline] = None
-        step = min(1.0, max(0.005, seconds / 10))
-        if self._handle is None or step < self._step or loop is not self._loop:  # (a client reused in a new loop)
-            if self._handle is not None:
-                self._handle.cancel()
-            self._step, self._loop = step, loop
-            self._handle = loop.call_later(step, self._sweep)
-        return loop.time() + seconds
-
-    def forget(self, deadline: _Deadline) -> None:
-        self._watched.pop(deadline, None)
-
-    def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for deadline in [d for d in self._watched if d.when <= now]:
-            del self._watched[deadline]
-            deadline.expire()
-        if self._watched:
-            self._handle = loop.call_later(self._step, self._sweep)
-        else:
-            self._handle, self._step = None, math.inf
-
-
 class _Life:
     """Whether the pool is closed, and who is using it: one per pool, shared by the views with_options() makes."""
 
@@ -204,7 +123,7 @@ class _Life:
         self.active: dict[asyncio.Task[Any], int] = {}
         self.cancelled_by_close: set[asyncio.Task[Any]] = set()
         self.drained = asyncio.Event()
-        self.watchdog = _Watchdog()
+        self.watchdog = Watchdog()
 
 
 class TransportOptions(TypedDict, total=False):
@@ -223,6 +142,7 @@ class TransportOptions(TypedDict, total=False):
     attempt_timeout: float | None
     call_timeout: float | None
     max_response_size: int
+    hooks: Sequence[Hook]
 
 
 class SendOptions(TypedDict, total=False):
@@ -238,6 +158,7 @@ class SendOptions(TypedDict, total=False):
     attempt_timeout: float | None
     call_timeout: float | None
     max_response_size: int
+    hooks: Sequence[Hook]
 
 
 class Transport(AsyncCloseable):
@@ -260,6 +181,7 @@ class Transport(AsyncCloseable):
         attempt_timeout: float | None = C.DEFAULT_ATTEMPT_TIMEOUT,
         call_timeout: float | None = C.DEFAULT_CALL_TIMEOUT,
         max_response_size: int = C.DEFAULT_MAX_RESPONSE_SIZE,
+        hooks: Sequence[Hook] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -275,6 +197,7 @@ class Transport(AsyncCloseable):
         self._set_send_options(
             timeout, max_retries, initial_delay, max_delay, attempt_timeout, call_timeout, max_response_size
         )
+        self._hooks = check_hooks(hooks)
         self._life = _Life()
         self._is_view = False
         self._sleep = sleep
@@ -283,8 +206,9 @@ class Transport(AsyncCloseable):
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         # Every key's budget (and its pause after a 429), then the one rate shared by all keys.
         self.limits = limits if limits is not None else RateLimits()
-        self._budgets = make_budgets(self.limits, clock=clock, sleep=sleep)
-        self._shared_rate = shared_window(rate_limit, clock, sleep) if rate_limit else None
+        self._budgets = make_budgets(self.limits, clock=clock, sleep=events.noting_waits(sleep, "budget"))
+        shared_sleep = events.noting_waits(sleep, "rate_limit")
+        self._shared_rate = shared_window(rate_limit, clock, shared_sleep) if rate_limit else None
         self._owns_client = http_client is None
         self._owns_budgets = True  # a with_options view shares them and leaves closing them to us
         if http_client is not None or transport is not None:
@@ -378,6 +302,7 @@ class Transport(AsyncCloseable):
             options.get("call_timeout", self.call_timeout),
             options.get("max_response_size", self.max_response_size),
         )
+        view._hooks = check_hooks(options["hooks"]) if "hooks" in options else self._hooks
         return view
 
     @property
@@ -391,6 +316,7 @@ class Transport(AsyncCloseable):
             "attempt_timeout": self.attempt_timeout,
             "call_timeout": self.call_timeout,
             "max_response_size": self.max_response_size,
+            "hooks": self._hooks,
         }
 
     @overload
@@ -472,25 +398,21 @@ class Transport(AsyncCloseable):
         try:
             while True:
                 started = self._clock()
-                outcome = await self._send_once(method, path, key, params, json, scope, deadline())
+                outcome = await self._send_once(method, path, key, params, json, scope, deadline(), attempt)
                 maybe_sent = maybe_sent or not isinstance(outcome, NOTHING_SENT)
-                elapsed_ms = (self._clock() - started) * 1000
-                label = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome).__name__
-                unreadable: ResponseValidationError | None = None
+                unreadable: ResponseValidationError | ResponseTooLargeError | None = None
                 if isinstance(outcome, httpx.Response) and outcome.is_success:
                     try:
                         result = outcome if parse is None else parse(outcome)
                     except ResponseValidationError as exc:
-                        unreadable, label = exc, f"{outcome.status_code} with an unreadable body"
+                        unreadable = exc
                     else:
-                        logger.debug(
-                            "%s %s -> %s in %.0f ms (attempt %d)", method, path, label, elapsed_ms, attempt + 1
-                        )
+                        if (call := events.current()) is not None:
+                            await call.answered(method, path, attempt, outcome, self._clock() - started, None)
                         return result
                 paused: float | None = None
                 if isinstance(outcome, ResponseTooLargeError):
-                    unreadable, label = outcome, f"{outcome.status_code} with a body over max_response_size"
-                    delay = None  # the same answer would come again
+                    unreadable, delay = outcome, None  # the same answer would come again
                 elif unreadable is not None:
                     delay = self._backoff(attempt) if safe and attempt < self.max_retries else None
                 elif isinstance(outcome, httpx.Response) and outcome.status_code == 429:
@@ -501,10 +423,9 @@ class Transport(AsyncCloseable):
                     delay = None if too_long else 0.0
                 else:
                     delay = self._delay_before_retry(outcome, attempt, safe)
-                suffix = "" if delay is None else f", retry in {delay if paused is None else paused:.2f} s"
-                logger.debug(
-                    "%s %s -> %s in %.0f ms (attempt %d)%s", method, path, label, elapsed_ms, attempt + 1, suffix
-                )
+                if (call := events.current()) is not None:
+                    retry_in = None if delay is None else delay if paused is None else paused
+                    await call.answered(method, path, attempt, unreadable or outcome, self._clock() - started, retry_in)
                 if delay is None:
                     if unreadable is not None:
                         raise unreadable
@@ -526,7 +447,12 @@ class Transport(AsyncCloseable):
     async def bounded(self, call: Awaitable[T], method: str, path: str) -> T:
         """Await one call (a request and its retries, or a facade call made of several) under the transport's
         rules for calls: refused once closed, ended by aclose() with ClientClosedError, and bounded as a whole
-        by `call_timeout` (APITimeoutError)."""
+        by `call_timeout` (APITimeoutError). Observed (events) when anyone listens."""
+        if (observed := events.begin(self._hooks, method, path, self._clock)) is not None:
+            return await observed.run(self._bounded(call, method, path))
+        return await self._bounded(call, method, path)
+
+    async def _bounded(self, call: Awaitable[T], method: str, path: str) -> T:
         if self._life.closed:
             if isinstance(call, Coroutine):
                 call.close()  # never started: close it, or Python warns that it was never awaited
@@ -605,6 +531,7 @@ class Transport(AsyncCloseable):
         json: Any,
         scope: Scope,
         deadline: float,
+        attempt: int,
     ) -> httpx.Response | httpx.TransportError | ResponseTooLargeError:
         """One attempt; a failure is returned, not raised, so the retry loop can judge it."""
         try:
@@ -612,6 +539,8 @@ class Transport(AsyncCloseable):
             budget = self._budgets.slot(key, scope, deadline)
             async with budget, self._slot():
                 self._sent[0] += 1
+                if (call := events.current()) is not None:
+                    await call.sent(method, path, attempt)
                 return await self._send(method, path, key, params, json)
         except WaitTooLong as exc:
             raise RateLimitError(
@@ -623,7 +552,7 @@ class Transport(AsyncCloseable):
     ) -> httpx.Response | httpx.TransportError | ResponseTooLargeError:
         """The request itself, its answer read within the attempt's deadline and the size cap (the slots held);
         a failure is returned, not raised."""
-        deadline = _Deadline(self._life.watchdog, self.attempt_timeout)
+        deadline = Deadline(self._life.watchdog, self.attempt_timeout)
         try:
             with deadline:
                 if self._direct is not None:

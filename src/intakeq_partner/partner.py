@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Unpack
 
+from . import events
 from ._base import AsyncCloseable
 from ._compat import became_positional, renamed_arguments, was_positional
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
@@ -275,6 +277,14 @@ async def fetch_practice_key(sender: Sender, practice: str) -> Secret:
     )
 
 
+async def _fetch_and_tell(sender: Sender, practice: str) -> Secret:
+    """fetch_practice_key, reported to the current call's listeners (events.KeyFetched)."""
+    started = time.monotonic()
+    key = await fetch_practice_key(sender, practice)
+    await events.key_fetched(practice, time.monotonic() - started)
+    return key
+
+
 class Forms:
     """The partner's master forms, a practice's forms, and copying one into the other."""
 
@@ -340,7 +350,7 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
             # A fetch they all gave up on finishes and fills the cache, bounded by attempt_timeout and the
             # retries; aclose() ends it.
             shared = Sender(transport.with_options(call_timeout=None), "partner", self._with_partner_key, "partner")
-            keys = PracticeKeyCache(functools.partial(fetch_practice_key, shared))
+            keys = PracticeKeyCache(functools.partial(_fetch_and_tell, shared))
         self._keys = keys
 
     def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
