@@ -217,9 +217,7 @@ async def test_record_calls_gives_each_call_its_exchanges_without_changing_what_
         if isinstance(event, ResponseReceived):
             fake.faults = Faults()
 
-    async with PartnerClient(
-        PARTNER_KEY, base_url=fake.base_url, transport=Stamped(fake), hooks=[heal], **FAST
-    ) as p:
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=Stamped(fake), hooks=[heal], **FAST) as p:
         with record_calls() as calls:
             found = await p.practices.get(email="who@example.com")
             practitioners = await p.practice(practice.id).practitioners.list()
