@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import logging
+import math
 import pickle
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST, PARTNER_KEY
+from conftest import FAST, PARTNER_KEY, STACKS
 
 from intakeq_partner import APITimeoutError, ClientClosedError, PartnerClient, Rate, RateLimitError, RateLimits
 from intakeq_partner._errors import AuthenticationError, InvalidRequestError, NotFoundError
 from intakeq_partner._keys import PracticeKeyCache, call_with_key
+from intakeq_partner._redact import MASK, held, redact
 from intakeq_partner._secret import Secret
 from intakeq_partner.testing import FakeIntakeQ
 
@@ -214,7 +217,8 @@ async def test_a_second_refusal_is_raised_not_retried_again() -> None:
     assert fetch.calls == 1
 
 
-async def test_a_freshly_fetched_key_that_is_refused_is_not_refetched() -> None:
+async def test_a_freshly_fetched_key_that_is_refused_is_refetched_once_then_the_refusal_is_raised() -> None:
+    """A key can be revoked between its fetch and its first use: one refresh, then a typed failure."""
     fetch = Fetcher()
     cache = PracticeKeyCache(fetch)
     used: list[Secret] = []
@@ -225,8 +229,124 @@ async def test_a_freshly_fetched_key_that_is_refused_is_not_refetched() -> None:
 
     with pytest.raises(AuthenticationError):
         await call_with_key(cache, "p1", call)
-    assert used == [Secret("p1-key-1")]
-    assert fetch.calls == 1
+    assert used == [Secret("p1-key-1"), Secret("p1-key-2")]
+    assert fetch.calls == 2
+
+
+async def test_callers_who_shared_a_fetch_of_a_key_revoked_before_first_use_share_one_refresh() -> None:
+    """200 callers join one fetch; its key is refused to each: one more fetch serves them all (they all failed)."""
+    fetch = Fetcher()
+    fetch.release.clear()
+    cache = PracticeKeyCache(fetch)
+
+    async def call(key: Secret) -> str:
+        await asyncio.sleep(0.001 * (hash(asyncio.current_task()) % 5))  # refusals spread over the refresh
+        if key == Secret("p1-key-1"):
+            raise auth_error()
+        return key.reveal()
+
+    callers = [asyncio.ensure_future(call_with_key(cache, "p1", call)) for _ in range(200)]
+    await settle()
+    fetch.release.set()
+    assert set(await asyncio.gather(*callers)) == {"p1-key-2"}
+    assert fetch.calls == 2
+
+
+async def test_refusals_of_one_key_that_straggle_in_after_its_refresh_fetch_nothing_more() -> None:
+    """The refresh handed back the same key (the practice is refused, not its key): the others raise at once."""
+    calls = 0
+
+    async def same(practice_ref: str) -> Secret:
+        nonlocal calls
+        calls += 1
+        return Secret("same-key-0123456789")
+
+    cache = PracticeKeyCache(same)
+    first_refused = asyncio.Event()
+
+    async def call(key: Secret) -> str:
+        if not first_refused.is_set():
+            first_refused.set()
+        else:
+            await asyncio.sleep(0.01)  # after the first caller's refresh has finished
+        raise auth_error()
+
+    outcomes = await asyncio.gather(*(call_with_key(cache, "p1", call) for _ in range(20)), return_exceptions=True)
+    assert all(isinstance(outcome, AuthenticationError) for outcome in outcomes)
+    assert calls == 2
+
+
+async def test_the_least_recently_used_key_leaves_a_full_cache_and_is_fetched_again_when_needed() -> None:
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch, size=2)
+    for ref in ("p1", "p2", "p1", "p3"):  # p1 used again: p2 is the least recently used when p3 comes
+        await cache.get(ref)
+    assert "p1" in cache and "p3" in cache and "p2" not in cache and len(cache) == 2
+    assert fetch.calls == 3
+    assert await cache.get("p2") == Secret("p2-key-4")  # fetched again, never guessed
+    assert (fetch.calls, len(cache), cache.evicted) == (4, 2, 2)
+
+
+async def test_an_evicted_key_is_forgotten_by_masking_too() -> None:
+    async def fetch(practice_ref: str) -> Secret:
+        return Secret(f"{practice_ref}-0123456789abcdef")
+
+    before = held()
+    cache = PracticeKeyCache(fetch, size=100)
+    for i in range(1000):
+        await cache.get(f"p{i}")
+    gc.collect()
+    assert held() == before + 100  # what masking searches for is bounded with the cache
+    assert redact("echo p3-0123456789abcdef") == "echo p3-0123456789abcdef"  # evicted: no longer held
+    assert redact("echo p999-0123456789abcdef") == f"echo {MASK}"
+
+
+async def test_a_key_older_than_its_ttl_is_fetched_again_by_one_fetch() -> None:
+    now = [0.0]
+    fetch = Fetcher()
+    cache = PracticeKeyCache(fetch, ttl=60, clock=lambda: now[0])
+    assert await cache.get("p1") == Secret("p1-key-1")
+    now[0] = 59.9
+    assert await cache.get("p1") == Secret("p1-key-1")
+    now[0] = 60.0
+    keys = await asyncio.gather(*(cache.get("p1") for _ in range(50)))
+    assert set(keys) == {Secret("p1-key-2")} and fetch.calls == 2
+
+
+@pytest.mark.parametrize("size, ttl", [(0, None), (1.5, None), (True, None), (10, 0), (10, -1.0), (10, math.inf)])
+def test_cache_bounds_that_cannot_be_meant_are_refused_before_anything_is_sent(size: Any, ttl: Any) -> None:
+    with pytest.raises(InvalidRequestError, match=r"key_cache_size|key_ttl"):
+        PartnerClient(PARTNER_KEY, base_url="http://127.0.0.1:9", key_cache_size=size, key_ttl=ttl)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_through_the_client_a_key_revoked_before_first_use_is_refreshed_once_for_200_callers(
+    fake: FakeIntakeQ, stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over loopback: the fake rotates the key right after handing it out, before anyone could use it."""
+    fake.add_practice(ExternalPracticeId="ext-r")
+    lookup = fake.state.practice
+    rotated: list[str] = []
+
+    def practice(ref: str) -> Any:
+        found = lookup(ref)
+        if not rotated:  # the first lookup is the key fetch's: revoke what it is handing out
+            rotated.append(ref)
+            asyncio.get_running_loop().call_soon(fake.rotate_practice_key, ref)
+        return found
+
+    monkeypatch.setattr(fake.state, "practice", practice)
+    async with fake.serve() as base_url:
+        async with PartnerClient(PARTNER_KEY, base_url=base_url, http_stack=stack, key_cache_size=5, **FAST) as p:
+            clinic = p.practice("ext-r")
+            answers = await asyncio.gather(*(clinic.practitioners.list() for _ in range(200)))
+            assert len(answers) == 200 and rotated == ["ext-r"]
+            for i in range(8):  # more practices than the cache holds: the first ones leave it
+                fake.add_practice(ExternalPracticeId=f"ext-{i}")
+                await p.practice(f"ext-{i}").practitioners.list()
+            assert len(p._keys) == 5 and "ext-r" not in p._keys
+            await clinic.practitioners.list()  # fetched again
+    assert fake.stats.calls[KEY_ROUTE] == 2 + 8 + 1
 
 
 async def test_no_retry_when_the_refresh_returns_the_same_key() -> None:

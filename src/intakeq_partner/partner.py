@@ -35,7 +35,7 @@ from ._generated.models import (
     PracticeCreate,
     PracticeUpdate,
 )
-from ._keys import PracticeKeyCache
+from ._keys import DEFAULT_KEY_CACHE_SIZE, PracticeKeyCache, check_bounds
 from ._paging import collect, walk
 from ._secret import Secret
 from ._sender import RequestsAnything, Sender, SendWithKey
@@ -318,7 +318,9 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
 
     `partner_key` defaults to $INTAKEQ_PARTNER_KEY and `base_url` to $INTAKEQ_BASE_URL or intakeq.com.
     Options (timeout, retries, max_concurrency, rate_limit, http_stack, http_client or transport) are shared
-    by every PracticeClient this client hands out.
+    by every PracticeClient this client hands out. Practice keys are cached: at most `key_cache_size` of them
+    (the least recently used goes first) and, with `key_ttl`, none older than that many seconds; a key that
+    leaves the cache is fetched again when next needed.
     """
 
     practices: Practices
@@ -329,15 +331,24 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         partner_key: str | None = None,
         *,
         base_url: str | None = None,
+        key_cache_size: int = DEFAULT_KEY_CACHE_SIZE,
+        key_ttl: float | None = None,
         **options: Unpack[TransportOptions],
     ) -> None:
         key = partner_key if partner_key is not None else os.environ.get(PARTNER_KEY_ENV)
         if not key:
             raise InvalidRequestError(f"no partner key: pass partner_key= or set ${PARTNER_KEY_ENV}")
+        check_bounds(key_cache_size, key_ttl)
         transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
-        self._setup(Secret(text("partner_key", key)), transport, keys=None)
+        self._setup(Secret(text("partner_key", key)), transport, keys=None, bounds=(key_cache_size, key_ttl))
 
-    def _setup(self, key: Secret, transport: Transport, keys: PracticeKeyCache | None) -> None:
+    def _setup(
+        self,
+        key: Secret,
+        transport: Transport,
+        keys: PracticeKeyCache | None,
+        bounds: tuple[int, float | None] = (DEFAULT_KEY_CACHE_SIZE, None),
+    ) -> None:
         self._key = key
         self._transport = transport
         sender = Sender(transport, "partner", self._with_partner_key, owner="partner")
@@ -350,7 +361,7 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
             # A fetch they all gave up on finishes and fills the cache, bounded by attempt_timeout and the
             # retries; aclose() ends it.
             shared = Sender(transport.with_options(call_timeout=None), "partner", self._with_partner_key, "partner")
-            keys = PracticeKeyCache(functools.partial(_fetch_and_tell, shared))
+            keys = PracticeKeyCache(functools.partial(_fetch_and_tell, shared), size=bounds[0], ttl=bounds[1])
         self._keys = keys
 
     def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
