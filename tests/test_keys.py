@@ -337,7 +337,8 @@ async def test_through_the_client_a_key_revoked_before_first_use_is_refreshed_on
 
     monkeypatch.setattr(fake.state, "practice", practice)
     async with fake.serve() as base_url:
-        async with PartnerClient(PARTNER_KEY, base_url=base_url, http_stack=stack, key_cache_size=5, **FAST) as p:
+        options: dict[str, Any] = {**FAST, "http_stack": stack, "key_cache_size": 5}
+        async with PartnerClient(PARTNER_KEY, base_url=base_url, **options) as p:
             clinic = p.practice("ext-r")
             answers = await asyncio.gather(*(clinic.practitioners.list() for _ in range(200)))
             assert len(answers) == 200 and rotated == ["ext-r"]
