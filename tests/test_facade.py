@@ -312,18 +312,27 @@ async def test_a_refused_cached_key_is_fetched_again_and_the_call_retried_once(
     key_route = router.get("/api/partner/practice/P1/key").mock(
         side_effect=lambda request: httpx.Response(200, json={"ApiKey": next(keys)})
     )
+    refused = {"old-key"}
     v1 = router.get("/api/v1/assistants").mock(
-        side_effect=lambda request: httpx.Response(200 if request.headers["X-Auth-Key"] != "old-key" else 401, json=[])
+        side_effect=lambda request: httpx.Response(401 if request.headers["X-Auth-Key"] in refused else 200, json=[])
     )
     practice = partner.practice("P1")
-    with pytest.raises(AuthenticationError):
-        await practice.assistants.list()  # a key fetched just now and refused: fetching again cannot help
-    assert key_route.call_count == 1 and v1.call_count == 1
+    # A key refused on its first use (revoked between the fetch and the call): fetched again once, call retried.
+    assert await practice.assistants.list() == []
+    assert key_route.call_count == 2 and v1.call_count == 2
+    assert await practice.assistants.list() == [] and key_route.call_count == 2  # the new key is cached
 
-    assert await practice.assistants.list() == []  # the cached key is refused: fetched again, call retried
-    assert key_route.call_count == 2 and v1.call_count == 3
-    assert [c.request.headers["X-Auth-Key"] for c in v1.calls] == ["old-key", "old-key", "new-key"]
-    assert await practice.assistants.list() == [] and key_route.call_count == 2
+    refused.add("new-key")  # the cached key is refused later: fetched again, call retried
+    assert await practice.assistants.list() == []
+    assert key_route.call_count == 3 and v1.call_count == 5
+    assert [c.request.headers["X-Auth-Key"] for c in v1.calls] == [
+        "old-key",
+        "new-key",
+        "new-key",
+        "new-key",
+        "newer-key",
+    ]
+    assert await practice.assistants.list() == [] and key_route.call_count == 3
 
 
 # ----- retries the facade makes (delays themselves are covered in test_transport)
