@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck generate check-generated api-diff doc-check bench soak clean redis-server
+.PHONY: demo test matrix dist lint typecheck generate check-generated api-diff doc-check bench soak clean redis-server
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,24 @@ demo: $(STAMP)
 test: $(STAMP) redis-server check-generated lint typecheck
 	$(PY) -m pytest
 
+# `make test` on every supported CPython found here (PATH, else pyenv's versions); names the ones it skips.
+# One session: make matrix NOX='-s tests-3.13'.
+matrix: $(STAMP) redis-server
+	$(VENV)/bin/nox $(NOX)
+
+# sdist and wheel in dist/, twine's check, then the wheel installed in fresh venvs, alone and with each extra,
+# running the README tour and the CLI against a fake started from each (scripts/check_dist.py).
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+	$(PY) scripts/check_dist.py dist
+
 # The shared rate-limiter tests and benchmark run a real redis-server on a loopback port.
 redis-server:
 	@scripts/ensure-redis-server
 
-LINT_DIRS := $(wildcard src tests generator bench examples)
+LINT_DIRS := $(wildcard src tests generator bench examples scripts/*.py noxfile.py)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_DIRS)
@@ -54,4 +67,4 @@ soak: $(STAMP)
 	$(PY) -m bench.soak
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist site .nox *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
