@@ -138,7 +138,17 @@ def fake_from(python: Path, cwd: Path) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def check_installed(python: Path, work: Path, url: str, label: str) -> None:
+STACK = """
+import asyncio
+from intakeq_partner import PartnerClient
+async def main() -> None:
+    async with PartnerClient() as partner:
+        print(partner.http_stack)
+asyncio.run(main())
+"""
+
+
+def check_installed(python: Path, work: Path, url: str, label: str, stack: str) -> None:
     env = {**os.environ, "INTAKEQ_PARTNER_KEY": PARTNER_KEY, "INTAKEQ_BASE_URL": url}
     env.pop("PYTHONPATH", None)
     where = run([python, "-c", f"import {PACKAGE}; print({PACKAGE}.__file__, {PACKAGE}.__version__)"], work, env)
@@ -157,7 +167,10 @@ def check_installed(python: Path, work: Path, url: str, label: str) -> None:
     listed = run([cli, "practices", "list", "--json"], work, env)
     if "lee-therapy" not in listed:
         fail(f"{label}: `intakeq-partner practices list --json` does not list the tour's practice:\n{listed}")
-    print(f"check_dist: {label}: imports from its venv, --version, the README tour and the CLI against the fake")
+    used = run([python, "-c", STACK], work, env).strip()
+    if used != stack:
+        fail(f"{label}: the client sends with {used}, not {stack}")
+    print(f"check_dist: {label}: imports from its venv; --version; the README tour and the CLI over {stack}")
 
 
 def main(argv: list[str]) -> int:
@@ -177,12 +190,13 @@ def main(argv: list[str]) -> int:
         if refused.returncode != 2 or "intakeq-partner[testing]" not in refused.stderr:
             fail(f"the wheel alone: the fake server did not name the testing extra:\n{refused.stderr}")
         with fake_from(testing, work) as url:
-            check_installed(core, work, url, "the wheel alone (fake from the testing venv)")
+            check_installed(core, work, url, "the wheel alone (against the testing venv's fake)", "httpx")
         for extra in EXTRAS:
             python = testing if extra == "testing" else make_venv(work / extra, wheel, [extra, "testing"])
             with fake_from(python, work) as url:
+                stack = "aiohttp" if extra == "fast" else "httpx"
                 check_installed(
-                    python, work, url, f"the wheel with [{extra}]" + ("" if extra == "testing" else "+[testing]")
+                    python, work, url, f"the wheel with [{','.join(dict.fromkeys([extra, 'testing']))}]", stack
                 )
     return 0
 
