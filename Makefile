@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test matrix dist lint typecheck generate check-generated api-diff doc-check bench soak clean redis-server
+.PHONY: demo test matrix dist docs lint typecheck generate check-generated api-diff doc-check bench soak clean redis-server
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,22 @@ matrix: $(STAMP) redis-server
 # running the README tour and the CLI against a fake started from each (scripts/check_dist.py).
 dist: $(STAMP)
 	rm -rf dist
-	$(PY) -m build --outdir dist .
+	$(PY) -m build --quiet --outdir dist .
 	$(VENV)/bin/twine check --strict dist/*
 	$(PY) scripts/check_dist.py dist
+
+# The docs site in site/: pages made from README.md, CHANGELOG.md, BENCHMARKS.md, CONTRIBUTING.md and the CLI's
+# parsers (scripts/docs_pages.py), the API reference from the docstrings; any warning fails the build.
+# NO_MKDOCS_2_WARNING: Material for MkDocs prints a banner on every build (its end of life is May 2027; its
+# successor, Zensical, reads this mkdocs.yml).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check --group docs
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) scripts/docs_pages.py build/docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The shared rate-limiter tests and benchmark run a real redis-server on a loopback port.
 redis-server:
