@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -70,10 +71,17 @@ def test_the_version_check_refuses_what_it_should() -> None:
         raise AssertionError(f"{version} accepted against {changelog!r}")
 
 
-def test_the_classifiers_name_every_supported_python() -> None:
+def test_the_classifiers_name_every_supported_python_and_the_matrix_tests_them() -> None:
     classifiers = PROJECT["classifiers"]
     versions = [
         c.rsplit(" :: ", 1)[1] for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
     ]
     assert versions and versions[0] == PROJECT["requires-python"].removeprefix(">=")
     assert "Typing :: Typed" in classifiers and (ROOT / "src" / "intakeq_partner" / "py.typed").exists()
+    noxfile = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    [supported] = [
+        ast.literal_eval(node.value)
+        for node in noxfile.body
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["SUPPORTED"]
+    ]
+    assert supported == tuple(versions)
