@@ -49,7 +49,17 @@ async def test_onboarding_returns_the_practice_as_plain_data_and_repeats_safely(
 
     refused = await backend.post("/practices", json={**ONBOARDING, "external_practice_id": "new", "email": ""})
     assert refused.status_code == 422  # the client's own validation refused the create before sending it
-    assert [r.method for r in fake.requests].count("POST") == 2  # the first create and the form copy
+    # The first create, the form copy, and the repeated create (a 409, then the practice found by a look-up).
+    assert [r.method for r in fake.requests].count("POST") == 3
+
+
+async def test_onboarding_a_practice_again_with_other_details_answers_what_intakeq_holds(
+    backend: httpx.AsyncClient, fake: FakeIntakeQ
+) -> None:
+    first = (await backend.post("/practices", json=ONBOARDING)).json()
+    again = await backend.post("/practices", json={**ONBOARDING, "practice_name": "Lee & Co"})
+    assert again.status_code == 201 and again.json() == first  # ConflictError.existing, kept as IntakeQ holds it
+    assert len(fake.practices) == 1 and len(fake.forms("lee-therapy")) == 1
 
 
 async def test_the_form_notification_url_signs_the_user_in_on_that_form(
@@ -75,7 +85,11 @@ async def test_the_form_notification_url_signs_the_user_in_on_that_form(
     assert fake.stats.calls[("GET", "/api/partner/practice/{practiceId}/ephemeral")] == 1  # one token, one visit
 
 
-def test_200_concurrent_requests_over_loopback_under_python_dev_mode_warn_about_nothing() -> None:
+def test_200_concurrent_onboardings_of_50_practices_and_100_visits_over_loopback_in_dev_mode_warn_about_nothing() -> (
+    None
+):
+    """tests/backend_load.py: every onboarding answered 201 (no 409 reaches a caller), one practice and one form
+    copy per external ID, every visit redirected with its own token; and nothing at all on stderr."""
     done = subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", "-m", "tests.backend_load"],
         cwd=ROOT,
@@ -84,5 +98,6 @@ def test_200_concurrent_requests_over_loopback_under_python_dev_mode_warn_about_
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("200 requests at once") and "ok: 101 practices" in done.stdout
+    assert done.stdout.startswith("300 requests at once") and "ok: 51 practices" in done.stdout
+    assert "onboardings: 200 of 200 answered 201; 51 practices" in done.stdout
     assert done.stderr == ""

@@ -408,14 +408,23 @@ async def test_a_create_with_external_id_is_posted_again_when_the_lookup_finds_n
     assert create.call_count == 2 and lookup.call_count == 1
 
 
-async def test_a_conflict_on_a_first_create_is_raised_not_looked_up(
+async def test_a_conflict_on_a_first_create_is_looked_up_and_stands_when_no_practice_holds_the_id(
     router: respx.MockRouter, partner: PartnerClient
 ) -> None:
     router.post("/api/partner/practice").mock(return_value=httpx.Response(409, json={"Message": "in use"}))
-    lookup = router.get("/api/partner/practice").mock(return_value=httpx.Response(200, json=[PRACTICE_JSON]))
-    with pytest.raises(ConflictError, match="in use"):
+    lookup = router.get("/api/partner/practice").mock(return_value=httpx.Response(200, json=[]))
+    with pytest.raises(ConflictError, match="in use") as caught:
         await partner.practices.create(**NAMES, external_practice_id="e1")
-    assert lookup.call_count == 0
+    assert lookup.call_count == 1 and caught.value.existing is None
+
+
+async def test_a_conflict_on_a_first_create_returns_the_practice_holding_the_id_when_it_is_the_same(
+    router: respx.MockRouter, partner: PartnerClient
+) -> None:
+    router.post("/api/partner/practice").mock(return_value=httpx.Response(409, json={"Message": "in use"}))
+    same = {**PRACTICE_JSON, **NAMES_WIRE, "Email": "JO@x.test", "ExternalPracticeId": "e1"}
+    router.get("/api/partner/practice").mock(return_value=httpx.Response(200, json=[same]))
+    assert (await partner.practices.create(**NAMES, external_practice_id="e1")).id == "P1"
 
 
 # ----- errors

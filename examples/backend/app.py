@@ -12,8 +12,10 @@ Sign-in here is a stand-in (`POST /login` sets a session cookie): replace `signe
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -80,19 +82,37 @@ router = APIRouter()
 
 
 @router.post("/practices", status_code=201)
-async def onboard(body: Onboarding, partner: Partner) -> dict[str, Any]:
-    """Create the practice unless it exists (found by its external ID, so a repeated call is harmless) and give
-    it the onboarding forms it lacks. The answer is the practice as plain data."""
-    practice = await partner.practices.get(body.external_practice_id)
-    if practice is None:
-        # With an external ID the create is also safe to retry: a lost answer never makes a second practice.
+async def onboard(body: Onboarding, partner: Partner, request: Request) -> dict[str, Any]:
+    """Create the practice, or find it, and give it the onboarding forms it lacks; the answer is the practice
+    as plain data. Safe to repeat, and to call concurrently for one practice.
+
+    No look-up first: a create with an external ID is idempotent (README, "Creates"). Concurrent onboardings
+    of one practice share one request; one that finds the practice made before, with these details, gets it
+    back. Made before with other details: ConflictError carries IntakeQ's, which this example keeps.
+    """
+    try:
         practice = await partner.practices.create(**body.model_dump())
-    masters = {form.name: form for form in await partner.forms.master()}
-    present = {form.name for form in await partner.forms.list(practice.id)}
-    for name in ONBOARDING_FORMS:
-        if name not in present and name in masters:
-            await partner.forms.copy(source_master_form_id=masters[name].id, practice=practice.id)
+    except ConflictError as exc:
+        if exc.existing is None:
+            raise  # a conflict about something else: intakeq_failed answers 409
+        practice = exc.existing
+    # Copying a form is not idempotent: onboardings of one practice copy in turn, so each copy is seen by the
+    # next one's look at the forms. (Across worker processes this takes a lock they share, e.g. in Redis.)
+    async with _lock(request.app.state.onboarding, practice.id):
+        masters = {form.name: form for form in await partner.forms.master()}
+        present = {form.name for form in await partner.forms.list(practice.id)}
+        for name in ONBOARDING_FORMS:
+            if name not in present and name in masters:
+                await partner.forms.copy(source_master_form_id=masters[name].id, practice=practice.id)
     return to_dict(practice)
+
+
+def _lock(locks: weakref.WeakValueDictionary[str, asyncio.Lock], key: str) -> asyncio.Lock:
+    """The lock of `key`, made on first use and gone once no request holds or waits for it."""
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
 
 
 @router.post("/login")
@@ -151,6 +171,7 @@ def create_app(
             app.state.partner = partner
             app.state.sso_host = sso_host or os.environ.get(SSO_HOST_ENV) or partner.base_url
             app.state.sessions = {}
+            app.state.onboarding = weakref.WeakValueDictionary()  # practice Id -> lock (see onboard)
             yield
 
     app = FastAPI(title="intakeq-partner backend example", lifespan=lifespan)

@@ -8,6 +8,7 @@ import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
+from typing import Any
 
 import httpx
 
@@ -78,7 +79,33 @@ class NotFoundError(APIStatusError):
 
 
 class ConflictError(APIStatusError):
-    """409."""
+    """409: the request conflicts with what IntakeQ holds (an external ID in use, a practitioner who still owns
+    client data).
+
+    `existing`: after a create with an external ID, the object IntakeQ holds under that ID when it differs from
+    what the create asked for (compare, then update it or choose another ID); None otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        method: str,
+        path: str,
+        request_id: str | None = None,
+        body_excerpt: str = "",
+        message: str | None = None,
+        existing: Any = None,
+    ) -> None:
+        super().__init__(
+            status_code=status_code,
+            method=method,
+            path=path,
+            request_id=request_id,
+            body_excerpt=body_excerpt,
+            message=message,
+        )
+        self.existing = existing
 
 
 class RateLimitError(APIStatusError):

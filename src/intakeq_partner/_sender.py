@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ._creates import ExternalKey, flights_of, settle
 from ._errors import ConflictError, IntakeQError, InvalidRequestError, NotFoundError, is_ambiguous
 from ._secret import Secret
 from ._transport import Transport
@@ -97,41 +98,42 @@ class Sender:
         result: T = await self.transport.bounded(self._with_key(attempt), request.method, request.path)
         return result
 
-    async def create_once(
-        self,
-        create: Callable[[], Awaitable[T]],
-        find_existing: Callable[[], Awaitable[T | None]] | None,
-        *,
-        path: str,
-    ) -> T:
+    async def create_once(self, create: Callable[[], Awaitable[T]], key: ExternalKey[T] | None, *, path: str) -> T:
         """POST a create (`create()`, a generated operation's call) without ever making a duplicate.
 
-        IntakeQ has no idempotency keys, so when an attempt may have landed (a dropped connection, a timeout,
-        a 5xx, a garbled answer) we look the object up by its external ID before posting again; a 409 after
-        such an attempt means our earlier attempt won, and the lookup returns it. Without an external ID
-        (`find_existing` is None) there is nothing to look up by, so such an attempt is not repeated.
-        Look-ups and posts fall under one call_timeout (`path` names the create in its errors).
+        IntakeQ has no idempotency keys; an external ID (`key`) stands in for one (the rule is in _creates.py):
+        concurrent creates with one external ID through this pool share one request; a 409, or an attempt that
+        may have landed (a dropped connection, a timeout, a 5xx, a garbled answer), is followed by a look-up
+        by that ID, and what is found is returned when it is what was asked for, else carried by ConflictError
+        as `existing`. Only when the look-up finds nothing is an uncertain attempt posted again. Without an
+        external ID there is nothing to look up by, so such an attempt is not repeated. Look-ups, waits and
+        posts fall under one call_timeout (`path` names the create in its errors).
         """
-        if find_existing is None:
+        if key is None:
             return await create()
-        return await self.transport.bounded(self._create_once(create, find_existing), "POST", path)
+        pool = getattr(self.transport, "_client", self.transport)  # the httpx client all views share
+        flight = flights_of(pool).run(
+            (self._owner, key.what, key.value), key, path, lambda: self._create(create, key, path)
+        )
+        return await self.transport.bounded(flight, "POST", path)
 
-    async def _create_once(
-        self, create: Callable[[], Awaitable[T]], find_existing: Callable[[], Awaitable[T | None]]
-    ) -> T:
+    async def _create(self, create: Callable[[], Awaitable[T]], key: ExternalKey[T], path: str) -> T:
         attempt = 0
-        uncertain = False
         while True:
             try:
                 return await create()
+            except ConflictError as exc:
+                found = await key.find()
+                if found is None:
+                    raise  # not the external ID (or not yet visible): the 409 stands
+                return await settle(found, key, path, exc)
             except IntakeQError as exc:
-                if not (is_ambiguous(exc) or (uncertain and isinstance(exc, ConflictError))):
+                if not is_ambiguous(exc):
                     raise
-                uncertain = True
-                existing = await find_existing()
-                if existing is not None:
-                    return existing
-                if isinstance(exc, ConflictError) or attempt >= self.transport.max_retries:
+                found = await key.find()
+                if found is not None:
+                    return await settle(found, key, path)
+                if attempt >= self.transport.max_retries:
                     raise
                 await self.transport.pause(attempt)
                 attempt += 1

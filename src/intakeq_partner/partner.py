@@ -17,6 +17,7 @@ from . import events
 from ._base import AsyncCloseable
 from ._compat import became_positional, renamed_arguments, was_positional
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
+from ._creates import ExternalKey, differences
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.forms import copy_form, list_master_forms, list_practice_forms
 from ._generated.api.practices import (
@@ -69,8 +70,12 @@ class Practices:
     ) -> Practice:
         """Create a practice and its main user.
 
-        With an external ID the create is safe to retry: after an attempt whose outcome is unknown, the
-        practice is looked up by that ID before posting again, so a flaky network never makes a duplicate.
+        With an external ID the create is idempotent: repeat it, concurrently, from several processes, after an
+        answer that was lost or unreadable, and there is still one practice. When IntakeQ already holds a
+        practice with that ID (a 409, or an attempt whose outcome is unknown), it is looked up: the same as
+        asked on the fields you set (as IntakeQ stores them), it is returned as if created; different,
+        ConflictError carries it as `existing`. Concurrent creates with one ID through this client share one
+        request.
         """
         body = PracticeCreate(
             practice_name=text("practice_name", practice_name),
@@ -86,10 +91,17 @@ class Practices:
             forms_enabled=flag("forms_enabled", forms_enabled),
             booking_enabled=flag("booking_enabled", booking_enabled),
         )
-        ref = external_practice_id
-        find = None if ref is None else lambda: self._find(external_practice_id=ref)
+        ref = body.external_practice_id
+        key = None
+        if ref is not None:
+
+            async def same(found: Practice) -> list[str]:
+                return differences(body, found)
+
+            find = functools.partial(self._find, external_practice_id=ref)
+            key = ExternalKey("practice", "ExternalPracticeId", ref, find, same)
         return await self._sender.create_once(
-            lambda: create_practice.asyncio(self._sender, body=body), find, path=create_practice.PATH
+            lambda: create_practice.asyncio(self._sender, body=body), key, path=create_practice.PATH
         )
 
     async def update(

@@ -7,6 +7,7 @@ with the partner key on first use and shares the partner client's pool and limit
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, Unpack
@@ -14,6 +15,7 @@ from typing import Any, Protocol, TypeVar, Unpack
 from ._base import AsyncCloseable
 from ._compat import renamed_arguments, was_positional
 from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
+from ._creates import ExternalKey, differences
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.assistants import (
     create_assistant,
@@ -135,7 +137,9 @@ class Practitioners:
         role_name: str | None = None,
         external_practitioner_id: str | None = None,
     ) -> Practitioner:
-        """Add a practitioner. With an external ID, an uncertain attempt is looked up before posting again."""
+        """Add a practitioner. With an external ID the create is idempotent, as `practices.create` is: a
+        practitioner already holding it is returned when it is the same on the fields you set, else
+        ConflictError carries it as `existing`."""
         body = PractitionerCreate(
             first_name=text("first_name", first_name),
             last_name=text("last_name", last_name),
@@ -143,10 +147,20 @@ class Practitioners:
             role_name=optional_text("role_name", role_name),
             external_practitioner_id=optional_text("external_practitioner_id", external_practitioner_id),
         )
-        ref = external_practitioner_id
-        find = None if ref is None else lambda: self.get(ref)
+        ref = body.external_practitioner_id
+        key = None
+        if ref is not None:
+
+            async def find() -> Practitioner | None:
+                found = await self.list(include_inactive=True)
+                return next((p for p in found if p.external_practitioner_id == ref), None)
+
+            async def same(found: Practitioner) -> list[str]:
+                return differences(body, found)
+
+            key = ExternalKey("practitioner", "ExternalPractitionerId", ref, find, same)
         return await self._sender.create_once(
-            lambda: create_practitioner.asyncio(self._sender, body=body), find, path=create_practitioner.PATH
+            lambda: create_practitioner.asyncio(self._sender, body=body), key, path=create_practitioner.PATH
         )
 
     async def update(
@@ -251,7 +265,10 @@ class Assistants:
         external_assistant_id: str | None = None,
         practitioner_ids: Iterable[str] | None = None,
     ) -> Assistant:
-        """Add an assistant (for every practitioner unless `practitioner_ids` names some, by Id or external ID)."""
+        """Add an assistant (for every practitioner unless `practitioner_ids` names some, by Id or external ID).
+
+        With an external ID the create is idempotent, as `practices.create` is (practitioners named by external
+        ID are compared by the Ids they stand for)."""
         body = AssistantCreate(
             name=text("name", name),
             email=text("email", email),
@@ -259,11 +276,28 @@ class Assistants:
             external_assistant_id=optional_text("external_assistant_id", external_assistant_id),
             practitioner_ids=id_list("practitioner_ids", practitioner_ids),
         )
-        ref = external_assistant_id
-        find = None if ref is None else lambda: self.get(ref)
+        ref = body.external_assistant_id
+        key = None
+        if ref is not None:
+
+            async def find() -> Assistant | None:
+                return next((a for a in await self.list() if a.external_assistant_id == ref), None)
+
+            key = ExternalKey("assistant", "ExternalAssistantId", ref, find, functools.partial(self._differences, body))
         return await self._sender.create_once(
-            lambda: create_assistant.asyncio(self._sender, body=body), find, path=create_assistant.PATH
+            lambda: create_assistant.asyncio(self._sender, body=body), key, path=create_assistant.PATH
         )
+
+    async def _differences(self, body: AssistantCreate, found: Assistant) -> list[str]:
+        """What differs between the create and the assistant found, practitioners compared by Id: the answer
+        holds Ids where the create may name practitioners by external ID."""
+        differ = differences(body, found)
+        if "practitioner_ids" in differ and body.practitioner_ids and found.practitioner_ids is not None:
+            listed = await Practitioners(self._sender).list(include_inactive=True)
+            by_external = {p.external_practitioner_id: p.id for p in listed if p.external_practitioner_id}
+            if {by_external.get(ref, ref) for ref in body.practitioner_ids} == set(found.practitioner_ids):
+                differ.remove("practitioner_ids")
+        return differ
 
     async def update(
         self,

@@ -10,8 +10,10 @@ Design, in short:
   listed with the plan's changes, a practice as read again just before its update;
 - each object is looked up by external ID and compared on the fields the plan sets, so a re-run of a
   finished plan sends no writes at all;
-- creates with an external ID are duplicate-safe in the facade; a form copy is not, so after a copy whose
-  outcome is unknown the practice's forms are listed again before copying a second time.
+- creates with an external ID are idempotent in the facade: one that meets a practice made meanwhile by another
+  run or process returns it, or, made with other details, hands it over (ConflictError.existing) to be
+  updated like a listed one; a form copy is not idempotent, so after a copy whose outcome is unknown the
+  practice's forms are listed again before copying a second time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .._errors import (
+    ConflictError,
     IntakeQError,
     InvalidRequestError,
     is_ambiguous,
@@ -187,6 +190,7 @@ class _PracticeRun:
     dry_run: bool
     record: ProgressCallback
     reported: set[tuple[ItemKind, str]] = field(default_factory=set)
+    made_elsewhere: bool = False  # the create met a practice someone else made with other details
 
     def emit(
         self,
@@ -230,6 +234,7 @@ class _PracticeRun:
         spec = self.spec
         fresh = self.current is None
         practice_id = await self._practice()
+        fresh = fresh and not self.made_elsewhere
         if practice_id is None and not (fresh and self.dry_run):
             return None
         ids: dict[str, str] = {}
@@ -270,12 +275,21 @@ class _PracticeRun:
                     forms_enabled=spec.forms_enabled,
                     booking_enabled=spec.booking_enabled,
                 )
+            except ConflictError as exc:
+                if exc.existing is None:
+                    self.emit(ItemKind.PRACTICE, key, ItemStatus.FAILED, _reason(exc))
+                    self.finish_rest(ItemStatus.SKIPPED, "the practice could not be created")
+                    return None
+                # Made meanwhile by another run or process, with other details: converge it like a listed one.
+                current, self.made_elsewhere = exc.existing, True
             except IntakeQError as exc:
                 self.emit(ItemKind.PRACTICE, key, ItemStatus.FAILED, _reason(exc))
                 self.finish_rest(ItemStatus.SKIPPED, "the practice could not be created")
                 return None
-            self.emit(ItemKind.PRACTICE, key, ItemStatus.CREATED)
-            return created.id
+            else:
+                self.emit(ItemKind.PRACTICE, key, ItemStatus.CREATED)
+                return created.id
+        assert current is not None
         changed = _practice_changes(spec, current)
         if not changed:
             self.emit(ItemKind.PRACTICE, key, ItemStatus.UNCHANGED)
