@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Iterator
 
@@ -137,30 +138,73 @@ async def test_redis_killed_mid_run_falls_back_to_local_budgets_warning_once(
     assert len(warnings) == 1 and f"127.0.0.1:{redis.port}" in warnings[0]
 
 
-async def test_the_shared_budgets_are_used_again_once_redis_is_back(
+async def test_the_shared_budgets_are_used_again_once_the_background_probe_finds_redis_back(
     redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="intakeq_partner")
-    now = [0.0]
-    shared = RedisBudgets(RateLimits(redis_url=redis.url), clock=lambda: now[0], sleep=asyncio.sleep)
+    shared = RedisBudgets(RateLimits(redis_url=redis.url), clock=time.monotonic, sleep=asyncio.sleep)
     async with shared.slot(KEY, "practice", None):
         pass
     redis.kill()
     for _ in range(3):
         async with shared.slot(KEY, "practice", None):
             pass
-    assert shared.fallbacks == 3  # every slot falls back to the in-process budgets
+    assert shared.fallbacks == 3 and not shared.healthy  # every slot falls back to the in-process budgets
     with redis_server(redis.port):
-        async with shared.slot(KEY, "practice", None):  # still within the retry interval
-            pass
-        assert shared.fallbacks == 4
-        now[0] += 6.0  # past the retry interval: Redis is asked again
+        async with asyncio.timeout(30):  # the probe's intervals grow to REDIS_RETRY_INTERVAL at most
+            while not shared.healthy:
+                async with shared.slot(KEY, "practice", None):  # callers never ask Redis themselves meanwhile
+                    pass
+                await asyncio.sleep(0.05)
+        used = shared.fallbacks
         async with shared.slot(KEY, "practice", None):
             pass
-        assert shared.fallbacks == 4
+        assert shared.fallbacks == used  # through Redis again
         await shared.aclose()
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unreachable" in m for m in messages) == 1 and sum("reachable again" in m for m in messages) == 1
+
+
+async def test_falling_back_starts_from_what_the_shared_windows_held_not_from_empty_windows(
+    redis: RedisServer,
+) -> None:
+    """Four processes' worth of requests in Redis's window: a process falling back assumes its share spent."""
+    processes = [budgets(redis, practice="8/10s", fallback_share=0.25) for _ in range(4)]
+    for shared in processes:
+        for _ in range(2):
+            async with shared.slot(KEY, "practice", None):
+                pass
+    one = processes[-1]  # the last to ask: Redis told it the window held 8
+    redis.kill()
+    with pytest.raises(WaitTooLong):  # its share (2 of 8) is spent in this window: nothing more is sent
+        async with one.slot(KEY, "practice", time.monotonic() + 1):
+            pass
+    assert one.fallbacks == 1 and not one.healthy
+    other_key = Secret("a-key-redis-never-saw-0123")
+    async with one.slot(other_key, "practice", time.monotonic() + 1):  # a key with nothing spent: goes
+        pass
+    for shared in processes:
+        await shared.aclose()
+
+
+async def test_a_hung_redis_never_holds_a_call_past_its_call_timeout(redis: RedisServer) -> None:
+    """SIGSTOP: the acquire in flight gives up within the call's time, the call falls back; the release is
+    sent in the background, so leaving the slot waits for nothing."""
+    fake = FakeIntakeQ(seed=4)
+    limits = RateLimits(partner="200/s", redis_url=redis.url)
+    async with PartnerClient(
+        fake.partner_key, base_url=fake.base_url, transport=fake.transport(), limits=limits, call_timeout=0.8
+    ) as p:
+        await p.forms.master()
+        redis.process.send_signal(signal.SIGSTOP)
+        try:
+            results = await asyncio.gather(*(p.forms.master() for _ in range(20)), return_exceptions=True)
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+        shared = p._transport._budgets
+        assert isinstance(shared, RedisBudgets)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert shared.outages == 1 and shared.fallbacks >= 20
 
 
 async def test_redis_killed_with_fail_closed_chosen_raises_and_sends_nothing(redis: RedisServer) -> None:

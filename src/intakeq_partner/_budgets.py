@@ -273,6 +273,17 @@ class _Window:
         """Nothing in flight and nothing recent: forgetting this window changes nothing."""
         return now >= self._next and all(e.done() and e.result() + self._period <= now for e in self._ends)
 
+    def prefill(self, spent: int, at: float) -> None:
+        """Count `spent` requests made elsewhere (through Redis) as finished at `at`, less those already here."""
+        recent = sum(1 for e in self._ends if not e.done() or e.result() + self._period > at)
+        loop = asyncio.get_running_loop()
+        for _ in range(min(spent, self._count) - recent):
+            if len(self._ends) >= self._count:
+                self._ends.popleft()  # the oldest, finished a period ago: it no longer counts
+            end: asyncio.Future[float] = loop.create_future()
+            end.set_result(at)
+            self._ends.append(end)
+
     @contextlib.asynccontextmanager
     async def slot(self, deadline: float | None = None) -> AsyncIterator[None]:
         """Wait for this request's turn; hold the place while it is in flight."""
@@ -332,8 +343,13 @@ class _KeyBudget:
         self.in_flight = 0
         self._clock = clock
         self._sleep = sleep
+        # What Redis last said the key's windows held, all processes together, and when (see RedisBudgets).
+        self.seen: tuple[float, list[int]] | None = None
+        self._longest = max((rate.per for rate in rates), default=0.0)
 
     def idle(self, now: float) -> bool:
+        if self.seen is not None and self.seen[0] + self._longest > now:
+            return False
         return not self.in_flight and self.paused_until <= now and all(w.idle(now) for w in self.windows)
 
     async def wait_for_pause(self, deadline: float | None) -> None:
@@ -403,6 +419,24 @@ class LocalBudgets:
         budget = self._budget(key, scope)
         budget.paused_until = max(budget.paused_until, self._clock() + self.limits.pause_length(retry_after))
         return self.limits.pause_after_429 if retry_after is None else retry_after
+
+    def seen(self, key: Secret, scope: Scope, counts: list[int]) -> None:
+        """Redis says the key's windows hold `counts` requests now, all processes together (as a fallback, these
+        budgets start from that, `assume_spent`)."""
+        self._budget(key, scope).seen = (self._clock(), counts)
+
+    def assume_spent(self, share: float) -> None:
+        """Falling back: count `share` of what each key's windows held at the last word from Redis as spent
+        here, so that N processes switching at once send nothing beyond the budget in the current windows."""
+        now = self._clock()
+        for budget in self._keys.values():
+            if budget.seen is None:
+                continue
+            at, counts = budget.seen
+            for window, count in zip(budget.windows, counts, strict=False):
+                if at + window._period > now:
+                    # As finished now, not when Redis said so: some of them may still be on their way.
+                    window.prefill(math.ceil(count * share), now)
 
     def __len__(self) -> int:
         return len(self._keys)

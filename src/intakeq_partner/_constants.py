@@ -37,7 +37,13 @@ MAX_READABLE_RETRY_AFTER = 366 * 86400.0  # seconds
 # The shared limiter: Redis calls give up fast, and a slot held by a process that died frees after the lease.
 REDIS_SOCKET_TIMEOUT = 1.0  # seconds
 REDIS_CONNECT_TIMEOUT = 0.5  # seconds
-REDIS_RETRY_INTERVAL = 5.0  # seconds between attempts to reach Redis again while falling back
+REDIS_RETRY_INTERVAL = 5.0  # seconds: the longest interval between probes of a Redis in trouble
+REDIS_FIRST_PROBE = 0.25  # seconds after a failure, the first probe (then 1.5 times longer each time)
+# A request to Redis (an acquire, release or pause) that takes longer is a failure: Redis is in trouble, and the
+# callers fall back. An acquire gives up sooner when the call has less time left (half of it), but not sooner
+# than REDIS_MIN_OP_TIMEOUT: a healthy Redis answers in a millisecond, a busy event loop can take longer.
+REDIS_OP_TIMEOUT = 0.5  # seconds
+REDIS_MIN_OP_TIMEOUT = 0.25  # seconds
 REDIS_LEASE = 120.0  # seconds
 
 AUTH_HEADER = "X-Auth-Key"

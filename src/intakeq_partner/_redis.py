@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from . import _constants as C
@@ -42,7 +42,9 @@ logger = logging.getLogger(C.LOGGER_NAME)
 
 # KEYS: the key's request log (a sorted set) and its pause flag. ARGV[1] is the operation.
 #   acquire token lease_ms concurrency longest_period_ms count1 period1_ms [count2 period2_ms ...]
-#     -> 0 when the request may start (and is recorded as in flight), else the wait in ms (-1: unknown, poll)
+#     -> {0, n1, n2, ...} when the request may start (and is recorded as in flight), else {wait in ms, n1, ...}
+#        (-1: unknown, poll; no counts while the key is paused): n is how many requests each window holds now,
+#        this one included if it starts (what a fallback must assume spent, should Redis go away)
 #   release token                 -> the request finished now
 #   pause ms                      -> no request starts for `ms` (a longer pause already set is kept)
 SCRIPT = """
@@ -59,18 +61,20 @@ if op == 'pause' then
   return 0
 end
 local paused = redis.call('PTTL', KEYS[2])
-if paused > 0 then return paused end
+if paused > 0 then return {paused} end
 local lease = tonumber(ARGV[3])
 local concurrency = tonumber(ARGV[4])
 local longest = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
 local wait = 0
+local counts = {0}
 if concurrency > 0 and redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') >= concurrency then wait = -1 end
 for i = 6, #ARGV, 2 do
   local count = tonumber(ARGV[i])
   local period = tonumber(ARGV[i + 1])
   local since = '(' .. (now - period)
   local n = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+  counts[#counts + 1] = n
   if n >= count then
     local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', n - count, 1)
     local score = tonumber(oldest[2])
@@ -81,17 +85,37 @@ for i = 6, #ARGV, 2 do
     end
   end
 end
-if wait ~= 0 then return wait end
+if wait ~= 0 then
+  counts[1] = wait
+  return counts
+end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], longest + lease)
-return 0
+for i = 2, #counts do counts[i] = counts[i] + 1 end
+return counts
 """
 
-_FAILURES = (RedisError, OSError)
+_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 class RedisBudgets:
-    """Per-key budgets in Redis; this process's own `LocalBudgets` stand in while Redis cannot be reached."""
+    """Per-key budgets in Redis; this process's own `LocalBudgets` stand in while Redis is in trouble.
+
+    Health is kept per limiter, like a circuit breaker: while Redis answers, every slot goes through it; the
+    first failure (an error, or no answer within REDIS_OP_TIMEOUT or half the time the call has left) opens
+    it: one warning, and every caller uses the fallback at once, without asking Redis, while one background
+    probe (a PING on a fresh connection, REDIS_OP_TIMEOUT at most) checks it at growing intervals. When the
+    probe is answered the shared budgets are used again (one more warning), on fresh connections: the
+    pooled ones may be stale (a restarted Redis), and a failure seen on them counts for the outage already
+    known, not as another. Nothing waits on Redis past a call's deadline: releases and pauses are sent in
+    the background, bounded, and an acquire given up on is released in the background too.
+
+    Budget: each acquire tells how many requests each window of the key holds, all processes together; on
+    falling back, this process assumes its share (`fallback_share`) of those spent already, so the switch
+    sends nothing beyond the budget. And after Redis is back, for the longest window configured plus the
+    time the other processes may take to see it back, each slot also passes the fallback's budget, since
+    Redis knows nothing of what was spent meanwhile (a restarted Redis knows nothing at all).
+    """
 
     def __init__(self, limits: RateLimits, *, clock: Clock, sleep: Sleep) -> None:
         assert limits.redis_url is not None
@@ -102,20 +126,30 @@ class RedisBudgets:
         self.fallback = LocalBudgets(limits.scaled(limits.fallback_share), clock=clock, sleep=sleep)
         self._client: aioredis.Redis | None = None
         self._script: Any = None
-        self._down_until: float | None = None  # while set, use the fallback until this time, then try again
+        self.healthy = True  # False from a failure until the probe is answered
+        self._outage = 0  # outages so far; a failure during one (or on a client from before it) adds nothing
+        self._probe: asyncio.Task[None] | None = None
+        self._settle_until = float("-inf")  # (clock) until when slots also pass the fallback, after an outage
+        self._background: set[asyncio.Task[Any]] = set()  # releases, pauses and closes under way
         # One caller per key and process asks Redis at a time; the others queue here (no herd of pollers).
         self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
         self.fallbacks = 0  # slots served by the fallback (for tests and monitoring)
+        self.outages = 0  # outages seen (each one warning pair)
+        longest = [rate.per for rate in (*limits.partner, *limits.practice)]
+        self._longest = max(longest, default=0.0)
+
+    def _connect(self) -> aioredis.Redis:
+        # No retries inside redis-py: a failure must reach us at once so that we can fall back.
+        return aioredis.Redis.from_url(
+            self._url,
+            socket_timeout=C.REDIS_SOCKET_TIMEOUT,
+            socket_connect_timeout=C.REDIS_CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def _redis(self) -> Any:
         if self._client is None:
-            # No retries inside redis-py: a failure must reach us at once so that we can fall back.
-            self._client = aioredis.Redis.from_url(
-                self._url,
-                socket_timeout=C.REDIS_SOCKET_TIMEOUT,
-                socket_connect_timeout=C.REDIS_CONNECT_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
-            )
+            self._client = self._connect()
             self._script = self._client.register_script(SCRIPT)
         return self._script
 
@@ -124,22 +158,56 @@ class RedisBudgets:
         base = f"{self.limits.redis_prefix}:{{{scope}:{budget_id(key)}}}"
         return [f"{base}:log", f"{base}:pause"]
 
-    def _available(self) -> bool:
-        return self._down_until is None or self._clock() >= self._down_until
+    def _unavailable(self, exc: BaseException | None) -> RateLimiterUnavailableError:
+        what = "did not answer in time" if exc is None or isinstance(exc, TimeoutError) else "is unreachable"
+        name = "" if exc is None else f" ({type(exc).__name__})"
+        return RateLimiterUnavailableError(f"the shared rate limiter at {safe_url(self._url)} {what}{name}")
 
-    def _failed(self, exc: BaseException) -> None:
-        """Redis could not be used: fail closed, or fall back (warning once per outage)."""
-        reason = f"the shared rate limiter at {safe_url(self._url)} is unreachable ({type(exc).__name__})"
-        if self.limits.on_redis_error == "fail":
-            raise RateLimiterUnavailableError(reason) from None
-        if self._down_until is None:
-            logger.warning("%s; using this process's own budgets until it is back", reason)
-        self._down_until = self._clock() + C.REDIS_RETRY_INTERVAL
+    def _failed(self, exc: BaseException, outage: int) -> None:
+        """Redis failed a request made during `outage` (the count then): open the breaker, once per outage."""
+        if outage != self._outage or not self.healthy:
+            return  # a stale connection of an outage already known, or one already being probed
+        self.fallback.assume_spent(self.limits.fallback_share)
+        self.healthy = False
+        self._outage += 1
+        self.outages += 1
+        logger.warning(
+            "%s; using this process's own budgets, and checking it in the background", self._unavailable(exc)
+        )
+        client, self._client, self._script = self._client, None, None
+        if client is not None:
+            self._spawn(_close(client))  # its pooled connections may be stale: never used again
+        self._probe = asyncio.ensure_future(self._probe_until_back())
 
-    def _recovered(self) -> None:
-        if self._down_until is not None:
-            self._down_until = None
+    async def _probe_until_back(self) -> None:
+        """The one probe: a PING on a fresh connection, at growing intervals, until Redis answers."""
+        delay = C.REDIS_FIRST_PROBE
+        while True:
+            await asyncio.sleep(delay * (0.75 + random.random() / 2))
+            client = self._connect()
+            try:
+                async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
+                    await client.ping()
+            except _FAILURES:
+                self._spawn(_close(client))
+                delay = min(delay * 1.5, C.REDIS_RETRY_INTERVAL)
+                continue
+            self._client, self._script = client, client.register_script(SCRIPT)
+            self.healthy = True
+            self._probe = None
+            # Until every other process has seen Redis back too (its probe may come REDIS_RETRY_INTERVAL later)
+            # and what each spent meanwhile has left the windows, this one keeps to its share as well.
+            self._settle_until = self._clock() + self._longest + C.REDIS_RETRY_INTERVAL * 1.25 + C.REDIS_OP_TIMEOUT
             logger.warning("the shared rate limiter at %s is reachable again", safe_url(self._url))
+            return
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[None]:
+        """Run `work` in the background (bounded), keeping it referenced until it ends."""
+        task = asyncio.ensure_future(_bounded(work))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda _: work.close())  # cancelled before it started: no "never awaited" noise
+        return task
 
     def _poll(self, scope: Scope) -> float:
         """How long to wait when the wait is unknown (the request that must finish first is in flight)."""
@@ -172,7 +240,18 @@ class RedisBudgets:
             else:
                 self._turns[name] = (lock, users - 1)
 
-    async def _acquire(self, names: list[str], token: str, scope: Scope, deadline: float | None) -> None:
+    async def _ask(self, script: Any, names: list[str], args: list[Any], deadline: float | None) -> list[int]:
+        """One round trip, given up (TimeoutError) after REDIS_OP_TIMEOUT, or sooner when the call has less
+        time left: half of it, but not under REDIS_MIN_OP_TIMEOUT (a healthy Redis answers in a millisecond,
+        and a busy event loop must not pass for a Redis in trouble)."""
+        limit = C.REDIS_OP_TIMEOUT
+        if deadline is not None:
+            limit = min(limit, max(C.REDIS_MIN_OP_TIMEOUT, (deadline - self._clock()) / 2))
+        async with asyncio.timeout(limit):
+            return [int(n) for n in await script(keys=names, args=args)]
+
+    async def _acquire(self, key: Secret, names: list[str], token: str, scope: Scope, deadline: float | None) -> bool:
+        """Take a place in Redis (True), or find Redis in trouble (False: use the fallback)."""
         rates = self.limits.rates(scope)
         args: list[Any] = [
             "acquire",
@@ -183,58 +262,109 @@ class RedisBudgets:
         ]
         for rate in rates:
             args += [rate.count, int(rate.per * 1000)]
-        script = self._redis()
         async with self._turn(names[0], deadline):
             while True:
-                wait_ms = int(await script(keys=names, args=args))
+                if not self.healthy:  # it failed while we queued: do not ask again, the probe will
+                    return False
+                outage, script = self._outage, self._redis()
+                try:
+                    reply = await self._ask(script, names, args, deadline)
+                except _FAILURES as exc:
+                    self._spawn(self._release(script, names, token, outage))  # in case it was recorded
+                    self._failed(exc, outage)
+                    if self.limits.on_redis_error == "fail":
+                        raise self._unavailable(exc) from None
+                    return False
+                except asyncio.CancelledError:
+                    self._spawn(self._release(script, names, token, outage))  # the call ended meanwhile
+                    raise
+                wait_ms = reply[0]
+                if len(reply) > 1:
+                    self.fallback.seen(key, scope, reply[1:])
                 if wait_ms == 0:
-                    return
+                    return True
                 wait = wait_ms / 1000 if wait_ms > 0 else self._poll(scope)
                 if deadline is not None and self._clock() + wait > deadline:
                     raise WaitTooLong(wait, "the key's budget is spent or paused")
                 await self._sleep(wait)
 
+    async def _release(self, script: Any, names: list[str], token: str, outage: int) -> None:
+        try:
+            async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
+                await script(keys=names, args=["release", token])
+        except _FAILURES as exc:
+            # The request is over either way; the lease frees its place in Redis if Redis comes back.
+            self._failed(exc, outage)
+
     @contextlib.asynccontextmanager
     async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[None]:
-        names = self._names(key, scope)
-        token = secrets.token_hex(8)
-        shared = self._available()
-        if shared:
-            try:
-                await self._acquire(names, token, scope, deadline)
-            except _FAILURES as exc:
-                self._failed(exc)
-                shared = False
-            else:
-                self._recovered()
-        if not shared:
+        if not self.healthy:
+            if self.limits.on_redis_error == "fail":
+                raise self._unavailable(None)
             self.fallbacks += 1
             async with self.fallback.slot(key, scope, deadline):
                 yield
             return
-        try:
-            yield
-        finally:
+        async with contextlib.AsyncExitStack() as stack:
+            settling = self._clock() < self._settle_until
+            if settling:  # just back: what this process spent meanwhile still counts, Redis knows nothing of it
+                await stack.enter_async_context(self.fallback.slot(key, scope, deadline))
+            names = self._names(key, scope)
+            token = secrets.token_hex(8)
+            if not await self._acquire(key, names, token, scope, deadline):
+                self.fallbacks += 1
+                if not settling:
+                    await stack.enter_async_context(self.fallback.slot(key, scope, deadline))
+                yield
+                return
+            outage, script = self._outage, self._script
             try:
-                await self._redis()(keys=names, args=["release", token])
-            except _FAILURES as exc:
-                # The request is over either way; the lease frees its place in Redis if Redis comes back.
-                with contextlib.suppress(RateLimiterUnavailableError):
-                    self._failed(exc)
+                yield
+            finally:
+                # Not awaited: a slow Redis must not hold the caller past its deadline (the lease bounds it).
+                self._spawn(self._release(script, names, token, outage))
 
     async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
         seconds = await self.fallback.pause(key, scope, retry_after)  # also known here, should Redis go away
-        if self._available():
+        if self.healthy:
             ms = max(1, int(self.limits.pause_length(retry_after) * 1000))
-            try:
-                await self._redis()(keys=self._names(key, scope), args=["pause", ms])
-            except _FAILURES as exc:
-                with contextlib.suppress(RateLimiterUnavailableError):
-                    self._failed(exc)
+            task = self._spawn(self._pause(self._redis(), self._names(key, scope), ms, self._outage))
+            # Awaited (so that what follows sees the pause), but not past its bound, nor past the call's end:
+            # cancelling this wait leaves the pause on its way.
+            await asyncio.wait({task}, timeout=C.REDIS_OP_TIMEOUT)
         return seconds
 
+    async def _pause(self, script: Any, names: list[str], ms: int, outage: int) -> None:
+        try:
+            async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
+                await script(keys=names, args=["pause", ms])
+        except _FAILURES as exc:
+            self._failed(exc, outage)
+
     async def aclose(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
+        if self._background:  # releases under way: given a moment (each is bounded), then dropped
+            await asyncio.wait(set(self._background), timeout=C.REDIS_OP_TIMEOUT)
+            for task in list(self._background):
+                task.cancel()
         if self._client is not None:
             client, self._client = self._client, None
-            with contextlib.suppress(*_FAILURES):
-                await client.aclose()
+            await _close(client)
+
+
+async def _bounded(work: Coroutine[Any, Any, Any]) -> None:
+    try:
+        async with asyncio.timeout(C.REDIS_OP_TIMEOUT * 2):
+            await work
+    except (*_FAILURES, RateLimiterUnavailableError):
+        pass
+
+
+async def _close(client: aioredis.Redis) -> None:
+    with contextlib.suppress(*_FAILURES):
+        async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
+            await client.aclose()
