@@ -10,6 +10,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import yaml
 from packaging.version import Version
 
 from intakeq_partner import __version__
@@ -71,7 +72,7 @@ def test_the_version_check_refuses_what_it_should() -> None:
         raise AssertionError(f"{version} accepted against {changelog!r}")
 
 
-def test_the_classifiers_name_every_supported_python_and_the_matrix_tests_them() -> None:
+def test_the_classifiers_name_every_supported_python_and_both_matrices_test_them() -> None:
     classifiers = PROJECT["classifiers"]
     versions = [
         c.rsplit(" :: ", 1)[1] for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
@@ -85,3 +86,5 @@ def test_the_classifiers_name_every_supported_python_and_the_matrix_tests_them()
         if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["SUPPORTED"]
     ]
     assert supported == tuple(versions)
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "tests.yml").read_text(encoding="utf-8"))
+    assert tuple(workflow["jobs"]["test"]["strategy"]["matrix"]["python"]) == supported
