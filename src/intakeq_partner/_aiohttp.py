@@ -50,6 +50,10 @@ def _raise_mapped(exc: BaseException) -> NoReturn:
 
     if isinstance(exc, (aiohttp.ClientResponseError, aiohttp.InvalidURL)):
         detail = getattr(exc, "message", "") or "invalid URL"  # their str() holds the URL, query values included
+    elif isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
+        # Its str() says "ssl:default" even for plain http: name the scheme the URL had.
+        scheme = "https" if exc._conn_key.is_ssl else "http"
+        detail = f"cannot connect to {scheme}://{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
     else:
         detail = str(exc)
     message = f"{type(exc).__name__}: {detail}".rstrip(": ")

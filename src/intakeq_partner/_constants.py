@@ -70,4 +70,5 @@ BASE_URL_ENV = "INTAKEQ_BASE_URL"
 PARTNER_KEY_ENV = "INTAKEQ_PARTNER_KEY"
 PRACTICE_KEY_ENV = "INTAKEQ_PRACTICE_KEY"
 REDIS_URL_ENV = "INTAKEQ_REDIS_URL"  # read by the command line only; in Python, pass RateLimits(redis_url=...)
+LOG_ENV = "INTAKEQ_LOG"  # debug, info or warning: the intakeq_partner logger's level, to stderr (_logs.py)
 HTTP_STACK_ENV = "INTAKEQ_HTTP_STACK"  # what http_stack="auto" means: auto, aiohttp or httpx

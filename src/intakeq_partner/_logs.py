@@ -11,12 +11,11 @@ import os
 import sys
 import warnings
 
-from ._constants import LOGGER_NAME
+from ._constants import LOG_ENV, LOGGER_NAME
 from .events import CallFinished, Event, Hook, KeyFetched, ResponseReceived, Waiting
 
 __all__ = ["LOG_ENV", "configure_from_env", "log_listener"]
 
-LOG_ENV = "INTAKEQ_LOG"
 logger = logging.getLogger(LOGGER_NAME)
 
 

@@ -9,6 +9,7 @@ import contextvars
 import copy
 import http.cookiejar
 import math
+import os
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -86,16 +87,19 @@ def default_timeout() -> httpx.Timeout:
     )
 
 
-def _check_base_url(base_url: str) -> str:
-    """Keys travel in a header, so anything but loopback must be https."""
+def _check_base_url(base_url: str | None) -> str:
+    """Keys travel in a header, so anything but loopback must be https. None: $INTAKEQ_BASE_URL, else IntakeQ."""
+    name = "base_url"
+    if base_url is None:
+        name, base_url = f"${C.BASE_URL_ENV}", os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL
     try:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise InvalidRequestError(f"base_url is not a URL: {exc}") from None
+        raise InvalidRequestError(f"{name} is not a URL: {exc}") from None
     if not url.host or url.query or url.fragment or url.userinfo:
-        raise InvalidRequestError("base_url must be scheme://host[:port][/prefix], without credentials or query")
+        raise InvalidRequestError(f"{name} must be scheme://host[:port][/prefix], without credentials or query")
     if url.scheme != "https" and not (url.scheme == "http" and is_loopback_host(url.host)):
-        raise InvalidRequestError("base_url must use https (plain http is allowed only for loopback hosts)")
+        raise InvalidRequestError(f"{name} must use https (plain http is allowed only for loopback hosts)")
     return str(url).rstrip("/")
 
 
@@ -167,7 +171,7 @@ class Transport(AsyncCloseable):
     def __init__(
         self,
         *,
-        base_url: str,
+        base_url: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float | None = None,

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -23,6 +27,7 @@ from ._constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
     HTTP_STACK_ENV,
+    LOG_ENV,
     PARTNER_KEY_ENV,
     REDIS_URL_ENV,
     VERSION,
@@ -44,6 +49,7 @@ ENVIRONMENT = {
     SSO_HOST_ENV: "the white-labelled host sso-url links to when --host is not given",
     HTTP_STACK_ENV: "aiohttp or httpx: which HTTP stack sends (default: aiohttp when installed)",
     REDIS_URL_ENV: "the Redis that shares rate budgets between processes when --redis-url is not given",
+    LOG_ENV: "debug, info or warning: log to stderr",
 }
 """Every environment variable the command reads, for --help and the README (a test keeps them in step)."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -76,13 +82,14 @@ async def run_provision(
     out: IO[str] | None = None,
     plain: bool = False,
     on_progress: Callable[[ItemResult], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ProvisionReport:
     """Run `provision` with a live progress bar (rich), or periodic plain lines without rich or with `plain`.
-    `on_progress` also sees each finished item."""
+    `on_progress` also sees each finished item; once `stop` is set no practice is started."""
     total = plan.item_count
     console = None if plain else _console(out)
     if console is None:
-        return await _run_plain(partner, plan, concurrency, dry_run, title, out or sys.stdout, total, on_progress)
+        return await _run_plain(partner, plan, concurrency, dry_run, title, out or sys.stdout, total, on_progress, stop)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     tally = dict.fromkeys(ItemStatus, 0)
@@ -106,7 +113,7 @@ async def run_provision(
         progress.update(task, advance=1, tally=_tally_text(tally, dry_run, markup=True))
 
     try:
-        return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item)
+        return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item, stop=stop)
     finally:
         if progress.live.is_started:
             progress.stop()
@@ -121,6 +128,7 @@ async def _run_plain(
     out: IO[str],
     total: int,
     on_progress: Callable[[ItemResult], None] | None,
+    stop: asyncio.Event | None,
 ) -> ProvisionReport:
     tally = dict.fromkeys(ItemStatus, 0)
     done = 0
@@ -137,7 +145,7 @@ async def _run_plain(
         if done % step == 0 or done == total:
             print(f"{title}: {done}/{total} items ({_tally_text(tally, dry_run, markup=False)})", file=out, flush=True)
 
-    return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item)
+    return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item, stop=stop)
 
 
 def _labels(dry_run: bool) -> dict[ItemStatus, str]:
@@ -252,6 +260,16 @@ _positive_int = _int_from(1)
 _non_negative_int = _int_from(0)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a number of seconds > 0")
+    return value
+
+
 def _rates(text: str) -> tuple[Rate, ...]:
     try:
         return Rate.parse(text)
@@ -316,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_RETRIES,
         help=f"retries per request after a network error, 429 or 5xx ({DEFAULT_MAX_RETRIES}); raise it for long "
         "runs over a flaky network",
+    )
+    p.add_argument(
+        "--grace",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="after SIGINT or SIGTERM, how long the practices under way may take to finish (30)",
     )
 
     practices = commands.add_parser("practices", help="practice commands")
@@ -392,35 +417,93 @@ def _provision(args: argparse.Namespace) -> int:
     # Each practice has at most one request in flight, so the pool only needs room for the workers.
     partner = _client(args, max_concurrency=max(args.concurrency, 8), max_retries=args.max_retries)
 
+    stopping = Stopping(args.grace)
+
     async def go() -> ProvisionReport:
         async with partner:
-            return await run_provision(
-                partner,
-                plan,
-                concurrency=args.concurrency,
-                dry_run=args.dry_run,
-                title="Dry run" if args.dry_run else "Provisioning",
-                plain=args.plain,
-                on_progress=finished.append,
-            )
+            with stopping.on_signals():
+                return await run_provision(
+                    partner,
+                    plan,
+                    concurrency=args.concurrency,
+                    dry_run=args.dry_run,
+                    title="Dry run" if args.dry_run else "Provisioning",
+                    plain=args.plain,
+                    on_progress=finished.append,
+                    stop=stopping.event,
+                )
 
     finished: list[ItemResult] = []
+    started = time.monotonic()
     try:
         report = asyncio.run(go())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         # Never leave an older run's report at that path looking like this run's: write what is known.
         if args.report is not None:
-            _write_report(args.report, _interrupted(plan, finished, args.dry_run))
-        raise
+            _write_report(args.report, _interrupted(plan, finished, args.dry_run, time.monotonic() - started))
+        if stopping.signal is None:
+            raise KeyboardInterrupt from None
+        print(f"stopped by {stopping.signal.name}; run the same plan again to finish", file=sys.stderr)
+        return 128 + stopping.signal
+    if stopping.signal is not None:  # stopped between practices: the rest of the plan was not started
+        report = _interrupted(plan, report.items, args.dry_run, report.elapsed)
     print_summary(report)
     if args.report is not None and not _write_report(args.report, report):
         return EXIT_FAILED
+    if stopping.signal is not None:
+        print(f"stopped by {stopping.signal.name}; run the same plan again to finish", file=sys.stderr)
+        return 128 + stopping.signal
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _interrupted(plan: Plan, finished: list[ItemResult], dry_run: bool) -> ProvisionReport:
+class Stopping:
+    """SIGINT and SIGTERM (what a supervisor such as Kubernetes or systemd sends) stop a run the same way: the
+    first starts no new practice and gives those under way `grace` seconds to finish their writes; then, or at a
+    second signal, the run is cancelled. Either way the report is written and the exit code is 128 + the signal."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.event = asyncio.Event()
+        self.signal: signal.Signals | None = None
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        assert main is not None
+        wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if _can_handle(loop, s)]
+        for sig in wanted:
+            loop.add_signal_handler(sig, self._received, sig, main, loop)
+        try:
+            yield
+        finally:
+            for sig in wanted:
+                loop.remove_signal_handler(sig)
+
+    def _received(self, sig: signal.Signals, main: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> None:
+        if self.signal is not None:
+            print(f"{sig.name} again: stopping now", file=sys.stderr, flush=True)
+            main.cancel()
+            return
+        self.signal = sig
+        self.event.set()
+        print(
+            f"{sig.name}: starting nothing new; the practices under way get {self.grace:g} s to finish "
+            "(send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        loop.call_later(self.grace, main.cancel)
+
+
+def _can_handle(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> bool:
+    """Signal handlers work only in the main thread (and not on Windows' loops)."""
+    return threading.current_thread() is threading.main_thread() and hasattr(loop, "add_signal_handler")
+
+
+def _interrupted(plan: Plan, finished: list[ItemResult], dry_run: bool, elapsed: float) -> ProvisionReport:
     """The items finished before an interrupt, then every other plan item as skipped."""
-    report = ProvisionReport(items=list(finished), dry_run=dry_run)
+    report = ProvisionReport(items=list(finished), dry_run=dry_run, elapsed=elapsed)
     seen = {(item.kind, item.practice, item.key) for item in finished}
     for spec in plan.practices:
         keys = [(ItemKind.PRACTICE, spec.external_id)]

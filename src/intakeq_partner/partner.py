@@ -16,7 +16,7 @@ from typing import Any, Unpack
 from . import events
 from ._base import AsyncCloseable
 from ._compat import became_positional, renamed_arguments, was_positional
-from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PARTNER_KEY_ENV
+from ._constants import PARTNER_KEY_ENV
 from ._creates import ExternalKey, differences
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.forms import copy_form, list_master_forms, list_practice_forms
@@ -351,7 +351,7 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         if not key:
             raise InvalidRequestError(f"no partner key: pass partner_key= or set ${PARTNER_KEY_ENV}")
         check_bounds(key_cache_size, key_ttl)
-        transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
+        transport = Transport(base_url=base_url or None, **options)
         self._setup(Secret(text("partner_key", key)), transport, keys=None, bounds=(key_cache_size, key_ttl))
 
     def _setup(

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
 from ._compat import renamed_arguments, was_positional
-from ._constants import BASE_URL_ENV, DEFAULT_BASE_URL, PRACTICE_KEY_ENV
+from ._constants import PRACTICE_KEY_ENV
 from ._creates import ExternalKey, differences
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
 from ._generated.api.assistants import (
@@ -442,7 +442,7 @@ class PracticeClient(AsyncCloseable, RequestsAnything):
         async def with_own_key(send: SendWithKey) -> Any:
             return await send(secret)
 
-        transport = Transport(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, **options)
+        transport = Transport(base_url=base_url or None, **options)
         # Whose objects updates lock: one token for this client and every view of it (they share one key).
         self._setup(transport, with_own_key, practice=None, owns_transport=True, owner=("own key", object()))
 

@@ -55,8 +55,11 @@ async def provision(
     concurrency: int = 20,
     dry_run: bool = False,
     on_progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ProvisionReport:
     """Converge the partner account to `plan` and report every item.
+
+    Once `stop` is set, no practice is started; those under way finish, and the report holds what finished.
 
     `concurrency` practices are worked on at once. `dry_run` only reads, and reports what would be created
     or updated. Raises PlanError (before any write) when the plan names forms the master account lacks, and
@@ -84,6 +87,8 @@ async def provision(
 
     async def worker() -> None:
         for spec in pending:  # one shared iterator: each practice is taken by exactly one worker
+            if stop is not None and stop.is_set():
+                return
             run = _PracticeRun(partner, spec, existing.pop(spec.external_id, None), masters, dry_run, record)
             await run.run()
 

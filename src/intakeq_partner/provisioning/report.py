@@ -11,14 +11,21 @@ from typing import Any
 __all__ = ["ItemKind", "ItemResult", "ItemStatus", "ProvisionReport"]
 
 
-class ItemKind(StrEnum):
+class _PlainName(StrEnum):
+    """Shown as its plain name, so `print(report.counts)` reads {'created': 3, ...}, not enum reprs."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class ItemKind(_PlainName):
     PRACTICE = "practice"
     PRACTITIONER = "practitioner"
     ASSISTANT = "assistant"
     FORM = "form"
 
 
-class ItemStatus(StrEnum):
+class ItemStatus(_PlainName):
     """In a dry run, `created` and `updated` mean "would be"."""
 
     CREATED = "created"

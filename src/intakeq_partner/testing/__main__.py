@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -131,8 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         list_paging=args.list_paging,
         update_semantics=args.update_semantics,
     )
-    asyncio.run(_run(fake, args, print_key=args.partner_key is None))
+    try:
+        asyncio.run(_run(fake, args, print_key=args.partner_key is None))
+    except PortTaken as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
+
+
+class PortTaken(Exception):
+    """The port asked for is in use: said in one line, with how to pick another."""
 
 
 async def _run(fake: FakeIntakeQ, args: argparse.Namespace, print_key: bool) -> None:
@@ -140,7 +149,15 @@ async def _run(fake: FakeIntakeQ, args: argparse.Namespace, print_key: bool) -> 
 
     from ._server import bind, make_config, wait_started
 
-    sock = bind(args.host, args.port)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortTaken(
+            f"port {args.port} on {args.host} is taken (another fake server?): "
+            "pick another with --port N, or --port 0 for a free one (the export lines say which)"
+        ) from None
     server = uvicorn.Server(make_config(fake.app, args.host, args.port, log_level=args.log_level))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
