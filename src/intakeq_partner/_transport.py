@@ -91,7 +91,10 @@ def _check_base_url(base_url: str | None) -> str:
     """Keys travel in a header, so anything but loopback must be https. None: $INTAKEQ_BASE_URL, else IntakeQ."""
     name = "base_url"
     if base_url is None:
-        name, base_url = f"${C.BASE_URL_ENV}", os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL
+        name, base_url = (
+            f"${C.BASE_URL_ENV} (read as no base_url was given)",
+            os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL,
+        )
     try:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError) as exc:
