@@ -199,7 +199,8 @@ async def trouble(
     after: float = 3.0,
     src: Path | None = None,
 ) -> Trouble:
-    """Run the load for `before` seconds, make Redis trouble of `kind` for `during`, then `after` more seconds.
+    """Run the load for `before` seconds, make Redis trouble of `kind` for `during`, then `after` more seconds
+    (`kind` may name several, "stop+latency": each then follows the last one's `after`).
 
     `src`: the library's source folder to run the workers with (default: the installed one)."""
     from intakeq_partner.testing import FakeIntakeQ, Faults
@@ -233,23 +234,26 @@ async def trouble(
             fake.faults = Faults(rate_limit=rate)
             await _tell(workers, "go")
             await asyncio.sleep(before)
-            if kind == "kill":
-                redis.kill()
-                await asyncio.sleep(during)
-            elif kind == "stop":
-                redis.process.send_signal(signal.SIGSTOP)
-                await asyncio.sleep(during)
-                redis.process.send_signal(signal.SIGCONT)
-            elif kind == "restart":
-                redis.kill()
-                await asyncio.sleep(during)
-                servers.enter_context(_redis(redis.port))  # empty: nothing of the old windows
-            elif kind == "latency":
-                proxy.delay = 0.6
-                await asyncio.sleep(during)
-                proxy.delay = 0.0
-            elif kind != "none":
-                raise ValueError(kind)
+            for i, one in enumerate(kind.split("+")):  # "stop+latency": one outage after the other
+                if i:
+                    await asyncio.sleep(after)
+                if one == "kill":
+                    redis.kill()
+                    await asyncio.sleep(during)
+                elif one == "stop":
+                    redis.process.send_signal(signal.SIGSTOP)
+                    await asyncio.sleep(during)
+                    redis.process.send_signal(signal.SIGCONT)
+                elif one == "restart":
+                    redis.kill()
+                    await asyncio.sleep(during)
+                    redis = servers.enter_context(_redis(redis.port))  # empty: nothing of the old windows
+                elif one == "latency":
+                    proxy.delay = 0.6
+                    await asyncio.sleep(during)
+                    proxy.delay = 0.0
+                elif one != "none":
+                    raise ValueError(one)
             await asyncio.sleep(after)
             await _tell(workers, "stop")
             for worker in workers:
