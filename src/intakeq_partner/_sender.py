@@ -16,6 +16,7 @@ import httpx
 from ._creates import ExternalKey, flights_of, settle
 from ._errors import ConflictError, IntakeQError, InvalidRequestError, NotFoundError, is_ambiguous
 from ._secret import Secret
+from ._steps import parse_in_steps
 from ._transport import Transport
 from ._wire import RequestSpec, WireError, encode_query, merge_update, parse_json
 
@@ -91,7 +92,7 @@ class Sender:
                 params=request.params or None,
                 json=request.json,
                 idempotent=request.idempotent,
-                parse=lambda response: parse(response, request),
+                parse=lambda response: parse_in_steps(parse, response, request),
             )
 
         # The call as a whole (a key fetch or refresh included) is what call_timeout and aclose() bound.

@@ -8,6 +8,7 @@ import contextlib
 import contextvars
 import copy
 import http.cookiejar
+import inspect
 import math
 import os
 import random as _random
@@ -349,7 +350,7 @@ class Transport(AsyncCloseable):
         params: Mapping[str, str] | None = None,
         json: Any = None,
         idempotent: bool | None = None,
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[httpx.Response], T | Awaitable[T]],
     ) -> T: ...
 
     async def request(
@@ -411,6 +412,8 @@ class Transport(AsyncCloseable):
                 if isinstance(outcome, httpx.Response) and outcome.is_success:
                     try:
                         result = outcome if parse is None else parse(outcome)
+                        if inspect.isawaitable(result):  # a big answer decoded in steps (_steps.py)
+                            result = await result
                     except ResponseValidationError as exc:
                         unreadable = exc
                     else:
