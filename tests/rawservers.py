@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class RawServer:
     requests: list[Seen] = field(default_factory=list)
     connections: int = 0
     """Connections accepted so far."""
+    peer_certificates: list[object] = field(default_factory=list)
+    """Over TLS: the client certificate each connection showed (None: none)."""
 
     def count(self, method: str, path: str | None = None) -> int:
         """Requests seen with this method (and path, without the query)."""
@@ -96,8 +99,9 @@ async def _read_request(reader: asyncio.StreamReader, connection: int) -> Seen |
 
 
 @contextlib.asynccontextmanager
-async def serve(reply: Reply, *, max_requests: int = 50) -> AsyncIterator[RawServer]:
-    """Run a server answering every request with `reply` (at most `max_requests`, then it hangs up)."""
+async def serve(reply: Reply, *, max_requests: int = 50, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
+    """Run a server answering every request with `reply` (at most `max_requests`, then it hangs up); over TLS
+    with `tls` (its base_url then https)."""
     server_state = RawServer(base_url="")
     tasks: set[asyncio.Task[None]] = set()
 
@@ -107,6 +111,8 @@ async def serve(reply: Reply, *, max_requests: int = 50) -> AsyncIterator[RawSer
         tasks.add(task)
         server_state.connections += 1
         number = server_state.connections
+        if tls is not None:
+            server_state.peer_certificates.append(writer.get_extra_info("peercert"))
         try:
             while len(server_state.requests) < max_requests:
                 seen = await _read_request(reader, number)
@@ -123,9 +129,9 @@ async def serve(reply: Reply, *, max_requests: int = 50) -> AsyncIterator[RawSer
             writer.close()
             tasks.discard(task)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    server_state.base_url = f"http://127.0.0.1:{port}"
+    server_state.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         async with server:
             yield server_state

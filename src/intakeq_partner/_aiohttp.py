@@ -146,6 +146,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         keepalive_expiry: float = 5.0,
         verify: ssl.SSLContext | bool = True,
         trust_env: bool = False,
+        proxy: httpx.URL | None = None,
     ) -> None:
         import aiohttp  # noqa: F401  (fail here, at construction, when the extra is missing)
 
@@ -153,6 +154,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry = keepalive_expiry
         self._verify = verify
         self._trust_env = trust_env
+        self._proxy = None if proxy is None else str(proxy)  # aiohttp reads credentials in it as proxy_auth
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._closed = False
@@ -217,6 +219,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 compress=None,
+                proxy=self._proxy,
                 timeout=self._timeout(request),
             )
         except (Exception, asyncio.CancelledError) as exc:

@@ -109,6 +109,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         shard_size: int = SHARD_SIZE,
         keepalive_expiry: float | None = 5.0,
         verify: ssl.SSLContext | bool = True,
+        proxy: httpx.URL | None = None,
     ) -> None:
         sizes = [None] if max_connections is None else shard_sizes(max_connections, shard_size)
         self.sizes: list[int | None] = list(sizes)
@@ -118,6 +119,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self.shards = [
             httpx.AsyncHTTPTransport(
                 verify=verify,
+                proxy=proxy,
                 limits=httpx.Limits(
                     max_connections=size, max_keepalive_connections=size, keepalive_expiry=keepalive_expiry
                 ),

@@ -16,6 +16,7 @@ import httpx
 from ._aiohttp import AiohttpTransport, aiohttp_available
 from ._constants import HTTP_STACK_ENV
 from ._errors import InvalidRequestError
+from ._network import Network
 from ._pool import ShardedTransport, env_proxies_configured
 
 __all__ = ["HttpStack", "build_transport"]
@@ -24,8 +25,13 @@ HttpStack = Literal["auto", "aiohttp", "httpx"]
 """What a caller may ask for; a client reports "aiohttp", "httpx" or "custom" (their own client or transport)."""
 
 
-def build_transport(http_stack: HttpStack, max_concurrency: int | None) -> tuple[str, httpx.AsyncBaseTransport | None]:
-    """The stack's name and the transport to give httpx (None: httpx's own pool)."""
+def build_transport(
+    http_stack: HttpStack, max_concurrency: int | None, network: Network | None = None
+) -> tuple[str, httpx.AsyncBaseTransport | None]:
+    """The stack's name and the transport to give httpx (None: httpx's own pool, for a proxy in the environment).
+
+    A `proxy=` given in Python goes to either stack (and wins over the environment's)."""
+    network = network or Network()
     choice: str = http_stack
     if choice == "auto":
         choice = os.environ.get(HTTP_STACK_ENV) or "auto"
@@ -36,11 +42,11 @@ def build_transport(http_stack: HttpStack, max_concurrency: int | None) -> tuple
         raise InvalidRequestError(f"{where} must be one of {', '.join(get_args(HttpStack))}, got {choice!r}")
     if choice == "aiohttp" and not aiohttp_available():
         raise InvalidRequestError(f"{where}='aiohttp' needs aiohttp: pip install 'intakeq-partner[fast]'")
-    proxies = env_proxies_configured()
+    proxies = network.proxy is None and env_proxies_configured()
     if choice == "aiohttp" or (choice == "auto" and not proxies and aiohttp_available()):
         # Chosen explicitly with a proxy set, aiohttp reads the same environment variables.
-        return "aiohttp", AiohttpTransport(max_concurrency, trust_env=proxies)
+        return "aiohttp", AiohttpTransport(max_concurrency, trust_env=proxies, verify=network.ssl, proxy=network.proxy)
     if not proxies:
         # Ours even for a few connections: it also never reuses a connection whose answer overran its framing.
-        return "httpx", ShardedTransport(max_concurrency)
+        return "httpx", ShardedTransport(max_concurrency, verify=network.ssl, proxy=network.proxy)
     return "httpx", None

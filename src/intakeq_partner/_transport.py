@@ -38,6 +38,7 @@ from ._errors import (
     parse_retry_after,
     sent_key,
 )
+from ._network import Cert, Network, Verify, check_network
 from ._redact import redact
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
@@ -151,6 +152,10 @@ class TransportOptions(TypedDict, total=False):
     call_timeout: float | None
     max_response_size: int
     hooks: Sequence[Hook]
+    proxy: str | httpx.URL | None
+    verify: Verify
+    cert: Cert | None
+    headers: Mapping[str, str] | None
 
 
 class SendOptions(TypedDict, total=False):
@@ -190,6 +195,10 @@ class Transport(AsyncCloseable):
         call_timeout: float | None = C.DEFAULT_CALL_TIMEOUT,
         max_response_size: int = C.DEFAULT_MAX_RESPONSE_SIZE,
         hooks: Sequence[Hook] | None = None,
+        proxy: str | httpx.URL | None = None,
+        verify: Verify = True,
+        cert: Cert | None = None,
+        headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -219,19 +228,23 @@ class Transport(AsyncCloseable):
         self._shared_rate = shared_window(rate_limit, clock, shared_sleep) if rate_limit else None
         self._owns_client = http_client is None
         self._owns_budgets = True  # a with_options view shares them and leaves closing them to us
+        network = check_network(proxy, verify, cert, headers)
         if http_client is not None or transport is not None:
-            if http_stack != "auto":
-                raise InvalidRequestError("http_stack chooses the client we build: leave it out with your own")
+            if http_stack != "auto" or network != Network():
+                raise InvalidRequestError(
+                    "http_stack, proxy, verify, cert and headers set up the client we build: set them on your own"
+                )
             self.http_stack = "custom"
             """Which HTTP stack sends: "aiohttp", "httpx", or "custom" (the caller's own client or transport)."""
         else:
-            self.http_stack, transport = build_transport(http_stack, max_concurrency)
+            self.http_stack, transport = build_transport(http_stack, max_concurrency, network)
         self._client = http_client or httpx.AsyncClient(
             transport=transport,
+            verify=network.ssl,  # for the transports httpx builds itself (a proxy set in the environment)
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             # Only what _body.read_body decodes, in bounded steps (httpx would also offer br and zstd if installed).
-            headers={"User-Agent": C.USER_AGENT, "Accept-Encoding": C.ACCEPT_ENCODING},
+            headers={"User-Agent": C.USER_AGENT, "Accept-Encoding": C.ACCEPT_ENCODING, **network.headers},
             # A jar that accepts nothing: behind a proxy httpx sends through its own path (below), and its jar
             # would hand one practice's Set-Cookie to the next request, whoever's it is.
             cookies=_refuse_cookies(),
