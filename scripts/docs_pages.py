@@ -96,14 +96,16 @@ def split_readme(readme: str) -> list[Page]:
     return pages
 
 
-def anchors(pages: list[Page]) -> dict[str, str]:
-    """Each heading's anchor and the page that holds it."""
-    found: dict[str, str] = {}
+def anchors(pages: list[Page]) -> dict[str, tuple[str, str]]:
+    """Each heading's anchor, as the page that holds it and its anchor there, by the anchor without repeated
+    hyphens (GitHub writes "a--b" for "A / B", where the toc writes "a-b")."""
+    found: dict[str, tuple[str, str]] = {}
     for page in pages:
         for line, prose in outside_fences(page.text):
             heading = HEADING.match(line) if prose else None
             if heading:
-                found.setdefault(slug(heading.group(2)), page.name)
+                anchor = slug(heading.group(2))
+                found.setdefault(re.sub("-+", "-", anchor), (page.name, anchor))
     return found
 
 
@@ -112,7 +114,7 @@ def source_url() -> str:
     return urls["Source"].rstrip("/")
 
 
-def rewrite_links(page: Page, where: dict[str, str]) -> Page:
+def rewrite_links(page: Page, where: dict[str, tuple[str, str]]) -> Page:
     """Links to a README section, to CHANGELOG/BENCHMARKS/CONTRIBUTING and to other files, as the site has them."""
 
     def target(match: re.Match[str]) -> str:
@@ -121,9 +123,10 @@ def rewrite_links(page: Page, where: dict[str, str]) -> Page:
             return match.group(0)
         path, _, anchor = link.partition("#")
         if path in ("", "README.md") and anchor:
-            if anchor not in where:
+            if re.sub("-+", "-", anchor) not in where:
                 raise SystemExit(f"docs_pages: {page.name}: no heading for the link #{anchor}")
-            return f"]({'' if where[anchor] == page.name else where[anchor]}#{anchor})"
+            name, there = where[re.sub("-+", "-", anchor)]
+            return f"]({'' if name == page.name else name}#{there})"
         if path == "README.md":
             return f"]({PAGES[0][0]})"
         if path in WHOLE:

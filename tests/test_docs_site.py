@@ -48,6 +48,13 @@ def test_a_new_readme_section_joins_the_page_before_it_and_a_renamed_start_fails
     added = readme.replace("\n## The HTTP stack\n", "\n## Something new\n\nText.\n\n## The HTTP stack\n")
     by_name = {page.name: page.text for page in docs_pages.split_readme(added)}
     assert "# Something new" in by_name["rate-limits.md"]
+    # Its links find their pages, GitHub's spelling of an anchor with a slash in it included.
+    linked = added.replace(
+        "## Something new\n", "## Keys / tokens\n\nSee [this](#keys--tokens), [that](#the-http-stack).\n"
+    )
+    pages = docs_pages.split_readme(linked)
+    page = docs_pages.rewrite_links(next(p for p in pages if p.name == "rate-limits.md"), docs_pages.anchors(pages))
+    assert "See [this](#keys-tokens), [that](http-stack.md#the-http-stack)." in page.text
     with pytest.raises(SystemExit, match="The HTTP stack"):
         docs_pages.split_readme(readme.replace("\n## The HTTP stack\n", "\n## HTTP stacks\n"))
 
