@@ -70,6 +70,25 @@ async def test_create_practice_shape_and_main_practitioner(fake: FakeIntakeQ, ht
     assert len(fake.practices) == 1
 
 
+@pytest.mark.parametrize("read_timeout", [None, 5.0])
+async def test_in_process_other_tasks_run_while_a_request_is_out(read_timeout: float | None) -> None:
+    """As over a socket; inline, on Python 3.12 and later a request was answered before any other task ran."""
+    fake = FakeIntakeQ(PARTNER_KEY)
+    order: list[str] = []
+
+    async def request(http: httpx.AsyncClient) -> None:
+        order.append("sent")
+        await http.get("/api/partner/masterForms", headers={"X-Auth-Key": PARTNER_KEY})
+        order.append("answered")
+
+    async def other() -> None:
+        order.append("other task")
+
+    async with fake.client(timeout=read_timeout) as http:
+        await asyncio.gather(request(http), other())
+    assert order == ["sent", "other task", "answered"]
+
+
 async def test_update_practice_by_id_or_external_id(http: httpx.AsyncClient) -> None:
     first, _ = await new_practice(http, 1, ExternalPracticeId="one")
     await new_practice(http, 2, ExternalPracticeId="two")

@@ -15,7 +15,10 @@ class FakeTransport(httpx.AsyncBaseTransport):
 
     ``httpx.ASGITransport`` ignores timeouts and re-raises app exceptions; this wrapper enforces the request's
     read timeout (``httpx.ReadTimeout``) and turns a dropped connection into ``httpx.RemoteProtocolError``,
-    so a client sees the same exceptions it would see over a network.
+    so a client sees the same exceptions it would see over a network. And as over a network, other tasks run
+    while a request is out: the app run inline may answer without ever letting them (Python 3.11's
+    ``wait_for`` ran it in a task of its own, which did; 3.12's runs it inline), and concurrent calls would
+    then run one after the other on 3.12 and later.
     """
 
     def __init__(self, app: ASGIApp, client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
@@ -24,6 +27,7 @@ class FakeTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout") or {}
         read_timeout = timeouts.get("read")
+        await asyncio.sleep(0)  # the request is out: other tasks run before its answer comes
         try:
             if read_timeout is None:
                 return await self._inner.handle_async_request(request)
