@@ -72,3 +72,5 @@ PRACTICE_KEY_ENV = "INTAKEQ_PRACTICE_KEY"
 REDIS_URL_ENV = "INTAKEQ_REDIS_URL"  # read by the command line only; in Python, pass RateLimits(redis_url=...)
 LOG_ENV = "INTAKEQ_LOG"  # debug, info or warning: the intakeq_partner logger's level, to stderr (_logs.py)
 HTTP_STACK_ENV = "INTAKEQ_HTTP_STACK"  # what http_stack="auto" means: auto, aiohttp or httpx
+# What strict_responses=None means: "1" (or true/yes) reads answers strictly; the pytest plugin sets it.
+STRICT_RESPONSES_ENV = "INTAKEQ_STRICT_RESPONSES"

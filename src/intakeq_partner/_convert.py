@@ -56,12 +56,14 @@ def _make_converter(names: Names, credentials: bool) -> cattrs.Converter:
         extra = next((f.name for f in fields if _is_extra(f)), None) if wire else None
         if extra is None:
             return base
+        # A credential read tolerantly (of an unexpected type) waits in the unknown fields under its wire name.
+        hidden = frozenset() if credentials else {f.metadata["wire"] for f in fields if not f.repr and not _is_extra(f)}
 
         def with_unknown_fields(obj: Any) -> dict[str, Any]:
             out = base(obj)
             unknown: dict[str, Any] = getattr(obj, extra)
             if unknown:
-                out.update({key: value for key, value in unknown.items() if key not in out})
+                out.update({key: value for key, value in unknown.items() if key not in out and key not in hidden})
             return out
 
         return with_unknown_fields

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
+import attrs
 import httpx
 
 from ._creates import ExternalKey, flights_of, settle
@@ -83,6 +84,9 @@ class Sender:
                 f"{request.method} {request.path} needs the {request.key_scope} key: "
                 f"a {self.scope} client cannot send it (nothing was sent)"
             )
+
+        if self.transport.strict_responses and not request.strict:
+            request = attrs.evolve(request, strict=True)
 
         async def attempt(key: Secret) -> T:
             return await self.transport.request(

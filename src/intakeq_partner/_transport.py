@@ -43,6 +43,7 @@ from ._redact import redact
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
 from ._stack import HttpStack, build_transport
+from ._wire import strict_setting
 from .events import Hook, check_hooks
 
 __all__ = ["SendOptions", "Transport", "TransportOptions", "default_timeout", "is_ambiguous"]
@@ -156,6 +157,7 @@ class TransportOptions(TypedDict, total=False):
     verify: Verify
     cert: Cert | None
     headers: Mapping[str, str] | None
+    strict_responses: bool | None
 
 
 class SendOptions(TypedDict, total=False):
@@ -199,6 +201,7 @@ class Transport(AsyncCloseable):
         verify: Verify = True,
         cert: Cert | None = None,
         headers: Mapping[str, str] | None = None,
+        strict_responses: bool | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -259,6 +262,8 @@ class Transport(AsyncCloseable):
         self._headers = list(self._client.headers.multi_items())
         self._urls: dict[str, httpx.URL] = {}
         self._sent = [0]  # shared with the views with_options() makes
+        self.strict_responses = strict_setting(strict_responses)
+        """Whether a response field that does not fit its type fails the call (see _wire.decode_response)."""
 
     @property
     def requests_sent(self) -> int:

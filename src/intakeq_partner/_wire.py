@@ -11,7 +11,9 @@ converter, back):
 - absent and ``null`` optional fields both become ``None``, and ``None`` is never sent;
 - properties this version does not know are kept in ``additional_properties`` and sent back unchanged;
 - open enums are plain strings, so a new value never breaks decoding;
-- a body of the wrong shape raises ``WireError`` naming the model and field (never the value: health data).
+- a body of the wrong shape raises ``WireError`` naming the model and field (never the value: health data);
+  read tolerantly (clients' default), only a required field or the body's shape does, and an optional field
+  that does not fit is left None, its value kept in ``additional_properties`` (``decode_response``).
 
 Decoding is compiled once per class into a small straight-line function (no per-call closures, no copy of
 the input), which is what makes it faster than the stock generated ``from_dict``.
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json as _json
+import logging
 import math as _math
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -31,6 +35,7 @@ from urllib.parse import quote
 import attrs
 import httpx
 
+from ._constants import LOGGER_NAME, STRICT_RESPONSES_ENV
 from ._convert import wire_body
 from ._errors import InvalidRequestError, ResponseValidationError, body_excerpt, strip_bom
 
@@ -77,6 +82,9 @@ class RequestSpec:
     idempotent: bool | None  # True: safe to repeat even as a POST (`x-idempotent`); None: the method decides
     params: dict[str, str]
     json: Any
+    # How the answer is read: False (tolerant, the default) keeps a field that does not fit its type as it came;
+    # True fails the call (a client's `strict_responses`). Fields the next step needs are strict either way.
+    strict: bool = False
 
 
 class Sender(typing.Protocol):
@@ -105,6 +113,17 @@ def encode_query(value: str | bool | int) -> str:
     return str(value)
 
 
+def strict_setting(value: object) -> bool:
+    """A client's `strict_responses`: True or False as given; None (the default) means what
+    $INTAKEQ_STRICT_RESPONSES says ("1", "true", "yes" or "on": strict), else tolerant. The pytest plugin
+    sets that variable, so tests run strict unless they say otherwise."""
+    if value is None:
+        return os.environ.get(STRICT_RESPONSES_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"strict_responses must be True, False or None, not {type(value).__name__}")
+    return value
+
+
 def loads(content: bytes) -> Any:
     """Parse JSON with the fastest parser installed."""
     return _loads(content)
@@ -113,20 +132,21 @@ def loads(content: bytes) -> Any:
 # -- decoding ---------------------------------------------------------------------------------------------------
 
 _decoders: dict[type, Decoder] = {}
+_tolerant_decoders: dict[type, Decoder] = {}
 
 
-def structure(cls: type[T], data: Any) -> T:
-    """Decode one JSON object into model `cls`."""
-    decoder = _decoders.get(cls) or _compile_decoder(cls)
+def structure(cls: type[T], data: Any, *, strict: bool = True) -> T:
+    """Decode one JSON object into model `cls` (`strict=False`: the tolerant reading, see `decode_response`)."""
+    decoder = (_decoders if strict else _tolerant_decoders).get(cls) or _compile_decoder(cls, strict)
     result: T = decoder(data)
     return result
 
 
-def structure_list(cls: type[T], data: Any) -> list[T]:
+def structure_list(cls: type[T], data: Any, *, strict: bool = True) -> list[T]:
     """Decode a JSON array of `cls` objects."""
     if data.__class__ is not list:
         raise WireError(f"expected an array of {cls.__name__}, got {_kind(data)}")
-    decoder = _decoders.get(cls) or _compile_decoder(cls)
+    decoder = (_decoders if strict else _tolerant_decoders).get(cls) or _compile_decoder(cls, strict)
     return [decoder(item) for item in data]
 
 
@@ -138,6 +158,31 @@ def _fail(model: str, wire: str, expected: str, value: Any) -> typing.NoReturn:
     if value is None:
         raise WireError(f"{model}.{wire}: required field is missing")
     raise WireError(f"{model}.{wire}: expected {expected}, got {_kind(value)}")
+
+
+# -- the tolerant reading --------------------------------------------------------------------------------------
+
+logger = logging.getLogger(f"{LOGGER_NAME}.responses")
+_warned: set[tuple[str, str]] = set()
+
+
+def _odd(model: str, wire: str, value: Any, problem: WireError, odd: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep a value that does not fit its field, as received, for `additional_properties` (the typed field is
+    left None); say so once per model and field in this process, naming them and never the value."""
+    if (model, wire) not in _warned:
+        _warned.add((model, wire))
+        logger.warning(
+            "%s.%s does not fit its declared type (%s): its value is kept as received in additional_properties[%r] "
+            "and the field left None (strict_responses=True would fail the call; later surprises in this field "
+            "are not logged)",
+            model,
+            wire,
+            problem,
+            wire,
+        )
+    odd = {} if odd is None else odd
+    odd[wire] = value
+    return odd
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
@@ -196,32 +241,35 @@ def _field_kind(hint: Any) -> tuple[str, Any]:
 _EXPECTED = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}
 
 
-def _nested_decoder(cls: type[Any]) -> Decoder:
+def _nested_decoder(cls: type[Any], strict: bool) -> Decoder:
     """The decoder of a nested model, compiled now so the outer decoder calls it directly; a model that
     (indirectly) contains itself gets a late-bound call instead, since its decoder does not exist yet."""
-    decoder = _decoders.get(cls)
+    decoder = (_decoders if strict else _tolerant_decoders).get(cls)
     if decoder is not None:
         return decoder
-    if cls in _compiling:
-        return lambda data: structure(cls, data)
-    return _compile_decoder(cls)
+    if (cls, strict) in _compiling:
+        return lambda data: structure(cls, data, strict=strict)
+    return _compile_decoder(cls, strict)
 
 
-_compiling: set[type] = set()
+_compiling: set[tuple[type, bool]] = set()
 
 
-def _compile_decoder(cls: type[Any]) -> Decoder:
+def _compile_decoder(cls: type[Any], strict: bool = True) -> Decoder:
     """Write, compile and cache a straight-line decoder for `cls` (and for the models nested in it)."""
-    _compiling.add(cls)
+    _compiling.add((cls, strict))
     try:
-        decoder = _build_decoder(cls)
+        decoder = _build_decoder(cls, strict)
     finally:
-        _compiling.discard(cls)
-    _decoders[cls] = decoder
+        _compiling.discard((cls, strict))
+    (_decoders if strict else _tolerant_decoders)[cls] = decoder
     return decoder
 
 
-def _build_decoder(cls: type[Any]) -> Decoder:
+def _build_decoder(cls: type[Any], strict: bool) -> Decoder:
+    """The decoder's source, straight-line. Strict: a field that does not fit raises WireError. Tolerant: so
+    does a required field (the Id, key or token the next step needs), while an optional one that does not fit
+    is left None and its value kept as received (`_odd`), which costs a well-formed answer one `odd` check."""
     hints = typing.get_type_hints(cls)
     env: dict[str, Any] = {
         "cls": cls,
@@ -230,6 +278,7 @@ def _build_decoder(cls: type[Any]) -> Decoder:
         "_kind": _kind,
         "_datetime": _datetime,
         "_strings": _strings,
+        "_odd": _odd,
         "M": cls.__name__,
     }
     lines = [
@@ -238,29 +287,60 @@ def _build_decoder(cls: type[Any]) -> Decoder:
         "        raise WireError(f'expected a {M} object, got {_kind(d)}')",
         "    get = d.get",
     ]
+    if not strict:
+        lines.append("    odd = None")
     args: list[str] = []
     known: list[str] = []
+    extra = False
     for i, field in enumerate(attrs.fields(cls)):
         if field.metadata.get("extra"):
             # Subset test first: it allocates nothing, and unknown fields are rare.
             env["KNOWN"] = frozenset(known)
             lines.append("    x = {} if d.keys() <= KNOWN else {k: d[k] for k in d.keys() - KNOWN}")
+            if not strict:
+                lines.append("    if odd is not None: x.update(odd)")
             args.append("x")
+            extra = True
             continue
         wire = field.metadata["wire"]
         known.append(wire)
         var = f"v{i}"
         args.append(var)
         lines.append(f"    {var} = get({wire!r})")
-        lines += _field_lines(var, wire, _field_kind(hints[field.name]), field.default is attrs.NOTHING, env, i)
+        required = field.default is attrs.NOTHING
+        field_lines = _field_lines(var, wire, _field_kind(hints[field.name]), required, env, i, strict)
+        if strict or required:
+            lines += field_lines
+        else:
+            lines += _tolerant(var, wire, field_lines)
+    if not strict and not extra:  # a model with nowhere to keep a surprise reads strictly
+        return _build_decoder(cls, True)
     lines.append(f"    return cls({', '.join(args)})")
     source = "\n".join(lines)
-    exec(compile(source, f"<intakeq_partner._wire decoder for {cls.__name__}>", "exec"), env)
+    mode = "strict" if strict else "tolerant"
+    exec(compile(source, f"<intakeq_partner._wire {mode} decoder for {cls.__name__}>", "exec"), env)
     decoder: Decoder = env["decode"]
     return decoder
 
 
-def _field_lines(var: str, wire: str, kind: tuple[str, Any], required: bool, env: dict[str, Any], i: int) -> list[str]:
+def _tolerant(var: str, wire: str, field_lines: list[str]) -> list[str]:
+    """An optional field's checks inside a try: a WireError keeps the value aside (`odd`) and leaves it None.
+    (A try block costs nothing in CPython 3.11+ until something raises.)"""
+    if not field_lines:
+        return []
+    body = [f"    {line}" for line in field_lines]
+    return [
+        "    try:",
+        *body,
+        "    except WireError as e:",
+        f"        odd = _odd(M, {wire!r}, {var}, e, odd)",
+        f"        {var} = None",
+    ]
+
+
+def _field_lines(
+    var: str, wire: str, kind: tuple[str, Any], required: bool, env: dict[str, Any], i: int, strict: bool = True
+) -> list[str]:
     """The checks and conversions of one field; an optional field skips them when absent or null."""
     what, detail = kind
     if what == "scalar":
@@ -274,10 +354,10 @@ def _field_lines(var: str, wire: str, kind: tuple[str, Any], required: bool, env
     elif what == "strings":
         statement = f"_strings(M, {wire!r}, {var})"
     elif what == "model":
-        env[f"D{i}"] = _nested_decoder(detail)
+        env[f"D{i}"] = _nested_decoder(detail, strict)
         statement = f"{var} = D{i}({var})"
     elif what == "models":
-        env[f"D{i}"] = _nested_decoder(detail)
+        env[f"D{i}"] = _nested_decoder(detail, strict)
         fail = f"_fail(M, {wire!r}, 'an array', {var})"
         statement = f"{var} = [D{i}(o) for o in {var}] if {var}.__class__ is list else {fail}"
     elif required:  # "any": only presence is checked
@@ -319,14 +399,23 @@ def merge_update(update_cls: type[T], current: Any, changes: Mapping[str, Any]) 
     for name, value in changes.items():
         if value is not None:  # the changes are plain JSON values: strings, booleans, lists of strings
             body[by_name[name]] = list(value) if isinstance(value, list) else value
-    return structure(update_cls, body)
+    # Tolerant: a value the read kept as received (see decode_response) goes back as it came.
+    return structure(update_cls, body, strict=False)
 
 
 # -- responses --------------------------------------------------------------------------------------------------
 
 
-def decode_response(response: httpx.Response, method: str, path: str, model: type[Any] | None, many: bool) -> Any:
-    """Decode a 2xx answer into `model` (or a list of it); any mismatch becomes ResponseValidationError.
+def decode_response(
+    response: httpx.Response, method: str, path: str, model: type[Any] | None, many: bool, strict: bool = True
+) -> Any:
+    """Decode a 2xx answer into `model` (or a list of it); a mismatch becomes ResponseValidationError.
+
+    Tolerant (`strict=False`, what clients do unless made with `strict_responses=True`): an optional field
+    whose value does not fit its type is left None and kept as received in the model's
+    `additional_properties` under its wire name, with one warning per model and field per process; only
+    required fields (an object's Id, a key, a token: what the next step needs) and the body's overall shape
+    fail the call. Strict: any mismatch does.
 
     A leading UTF-8 byte-order mark (IIS and .NET stacks send one) is skipped. On failure the parsed body is
     dropped and the error raised outside the `except`, so that neither this frame's locals nor a chained
@@ -337,7 +426,7 @@ def decode_response(response: httpx.Response, method: str, path: str, model: typ
     data: Any = None
     try:
         data = loads(strip_bom(response.content))
-        return structure_list(model, data) if many else structure(model, data)
+        return structure_list(model, data, strict=strict) if many else structure(model, data, strict=strict)
     except (WireError, ValueError, RecursionError) as exc:  # JSON errors are ValueErrors in both parsers
         reason = str(exc) if isinstance(exc, WireError) else "the body is not valid JSON"
     data = None
@@ -369,13 +458,13 @@ def parse_json(response: httpx.Response, method: str, path: str) -> Any:
 
 def decode_one(response: httpx.Response, request: RequestSpec, model: type[T]) -> T:
     """A success answer holding one `model` object."""
-    result: T = decode_response(response, request.method, request.path, model, False)
+    result: T = decode_response(response, request.method, request.path, model, False, request.strict)
     return result
 
 
 def decode_list(response: httpx.Response, request: RequestSpec, model: type[T]) -> list[T]:
     """A success answer holding an array of `model` objects."""
-    result: list[T] = decode_response(response, request.method, request.path, model, True)
+    result: list[T] = decode_response(response, request.method, request.path, model, True, request.strict)
     return result
 
 

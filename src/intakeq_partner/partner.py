@@ -329,10 +329,12 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
     """The IntakeQ partner API. One per process is right: it holds the connection pool and the limits.
 
     `partner_key` defaults to $INTAKEQ_PARTNER_KEY and `base_url` to $INTAKEQ_BASE_URL or intakeq.com.
-    Options (timeout, retries, max_concurrency, rate_limit, http_stack, http_client or transport) are shared
-    by every PracticeClient this client hands out. Practice keys are cached: at most `key_cache_size` of them
-    (the least recently used goes first) and, with `key_ttl`, none older than that many seconds; a key that
-    leaves the cache is fetched again when next needed.
+    Options (timeout, retries, max_concurrency, rate_limit, http_stack, http_client or transport,
+    strict_responses) are shared by every PracticeClient this client hands out. Practice keys are cached: at
+    most `key_cache_size` of them (the least recently used goes first) and, with `key_ttl`, none older than
+    that many seconds; a key that leaves the cache is fetched again when next needed. `strict_responses=True`
+    fails a call on any answer field that does not fit its declared type; by default such a field is read
+    tolerantly (left None, its value kept in the model's `additional_properties`; README: "Surprising answers").
     """
 
     practices: Practices

@@ -10,9 +10,12 @@ This module imports nothing from the fake until a fixture is used, so installing
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
+
+from .._constants import STRICT_RESPONSES_ENV
 
 if TYPE_CHECKING:
     from ..partner import PartnerClient
@@ -22,6 +25,10 @@ MARKER = "intakeq_fake"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Tests read IntakeQ's answers strictly (a client's strict_responses=None follows this variable), so that a
+    # change in what the fake or your own stubs send fails loudly instead of being read around. Set
+    # INTAKEQ_STRICT_RESPONSES=0 to test the tolerant reading production uses, or pass strict_responses=False.
+    os.environ.setdefault(STRICT_RESPONSES_ENV, "1")
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**options): keyword arguments for the intakeq_fake fixture's FakeIntakeQ "
