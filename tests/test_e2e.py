@@ -314,6 +314,7 @@ async def test_every_timestamp_decodes_to_an_aware_datetime_whichever_form_the_s
         [master] = [f for f in await partner.forms.master() if f.name == "Intake Form"]
         copy = await partner.forms.copy(source_master_form_id=master.id, practice="ext-a")
         intake = await v1.intakes.create(questionnaire_id=copy.id, client_name="Cy", client_email="cy@example.com")
+        assert intake.questionnaire_id == copy.id
         token = await v1.intakes.create_token(intake.id)
         listed = await partner.practices.list()
         stamps = [p.date_created for p in listed]

@@ -231,3 +231,20 @@ def test_an_update_naming_a_field_the_model_lacks_fails_by_name() -> None:
     assert (merged.id, merged.first_name, merged.last_name) == ("u1", "Ann", "Lee")
     with pytest.raises(TypeError, match="PractitionerUpdate has no field nickname"):
         merge_update(models.PractitionerUpdate, current, {"nickname": "Al"})
+
+
+def test_what_recordings_add_decodes_strictly() -> None:
+    """Intake.QuestionnaireId, a Status from the open set, and Question.OfficeNote as either type public
+    clients give it (a string or a boolean): all of it is in the spec, so even the strict reading takes it."""
+    intake = structure(
+        Intake,
+        {
+            "Id": "i",
+            "QuestionnaireId": "q-1",
+            "Status": "Sent",
+            "Questions": [{"Id": "a", "OfficeNote": True}, {"Id": "b", "OfficeNote": "see chart"}],
+        },
+    )
+    assert (intake.questionnaire_id, intake.status) == ("q-1", "Sent")
+    assert intake.questions is not None and [q.office_note for q in intake.questions] == [True, "see chart"]
+    assert structure(Intake, {"Id": "i", "Status": "Archived"}).status == "Archived"  # an open set

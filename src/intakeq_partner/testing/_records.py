@@ -238,6 +238,7 @@ class Intake:
             "DateCreated": stamp(self.date_created, "ms"),
             "DateSubmitted": None,
             "QuestionnaireName": self.questionnaire.name,
+            "QuestionnaireId": self.questionnaire.id,
             "Practitioner": self.practitioner.email,
             "PractitionerName": f"{self.practitioner.first_name} {self.practitioner.last_name}",
             "PractitionerId": self.practitioner.id,

@@ -21,7 +21,8 @@ class Intake:
         client_email: wire name ``ClientEmail``.
         client_id: wire name ``ClientId``.
         external_client_id: wire name ``ExternalClientId``.
-        status: wire name ``Status``. Open set; known values include Partial, Completed and Offline.
+        status: wire name ``Status``. Open set; known values are Sent, Partial, Completed and Offline, and others may appear.
+        questionnaire_id: wire name ``QuestionnaireId``. The form template (questionnaire) the intake was made from.
         date_created: wire name ``DateCreated``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
             milliseconds as a JSON number, whole or with a fraction; all are accepted.
         date_submitted: wire name ``DateSubmitted``. An ISO 8601 string (any number of fractional digits; UTC if it has no offset) or Unix
@@ -44,6 +45,7 @@ class Intake:
     client_id: int | None = _attrs_field(default=None, metadata={"wire": "ClientId"})
     external_client_id: str | None = _attrs_field(default=None, metadata={"wire": "ExternalClientId"})
     status: str | None = _attrs_field(default=None, metadata={"wire": "Status"})
+    questionnaire_id: str | None = _attrs_field(default=None, metadata={"wire": "QuestionnaireId"})
     date_created: datetime.datetime | None = _attrs_field(default=None, metadata={"wire": "DateCreated"})
     date_submitted: datetime.datetime | None = _attrs_field(default=None, metadata={"wire": "DateSubmitted"})
     questionnaire_name: str | None = _attrs_field(default=None, metadata={"wire": "QuestionnaireName"})

@@ -20,7 +20,8 @@ class Question:
         answer: wire name ``Answer``.
         question_type: wire name ``QuestionType``. Open set.
         office_use: wire name ``OfficeUse``.
-        office_note: wire name ``OfficeNote``.
+        office_note: wire name ``OfficeNote``. A string in one public client and a boolean in another, and no recording settles it, so
+            both are accepted as they come.
         rows: wire name ``Rows``.
         column_names: wire name ``ColumnNames``.
         attachments: wire name ``Attachments``.
@@ -32,7 +33,7 @@ class Question:
     answer: str | None = _attrs_field(default=None, metadata={"wire": "Answer"})
     question_type: str | None = _attrs_field(default=None, metadata={"wire": "QuestionType"})
     office_use: bool | None = _attrs_field(default=None, metadata={"wire": "OfficeUse"})
-    office_note: str | None = _attrs_field(default=None, metadata={"wire": "OfficeNote"})
+    office_note: bool | str | None = _attrs_field(default=None, metadata={"wire": "OfficeNote"})
     rows: list[QuestionRow] | None = _attrs_field(default=None, metadata={"wire": "Rows"})
     column_names: list[str] | None = _attrs_field(default=None, metadata={"wire": "ColumnNames"})
     attachments: list[Attachment] | None = _attrs_field(default=None, metadata={"wire": "Attachments"})
