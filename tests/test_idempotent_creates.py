@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -197,3 +199,45 @@ async def test_a_409_that_is_not_about_the_external_id_stands(stack: str) -> Non
                 await partner.practices.create(**practice_args())
     assert caught.value.existing is None
     assert [r.method for r in server.requests] == ["POST", "GET"]
+
+
+CHILD = """
+import asyncio, json, sys
+from intakeq_partner import PartnerClient
+
+async def main(url, key, stack):
+    async with PartnerClient(key, base_url=url, http_stack=stack, initial_delay=0.0, max_delay=0.0) as partner:
+        made = await asyncio.gather(*(
+            partner.practices.create(practice_name=f"Clinic {i}", first_name="Ann", last_name="Lee",
+                                     email=f"ann{i}@example.com", external_practice_id=f"proc-{i}")
+            for i in range(10)
+        ))
+    print(json.dumps({p.external_practice_id: p.id for p in made}))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_the_same_creates_from_several_processes_make_one_object_each() -> None:
+    """Four processes (two on each HTTP stack) create the same ten practices at once: ten practices, and every
+    process gets the same Id for each (the losers' 409s settled by a look-up, not handed to them)."""
+    fake = FakeIntakeQ(PARTNER_KEY, seed=4)
+    async with fake.serve() as base_url:
+        children = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                CHILD,
+                base_url,
+                PARTNER_KEY,
+                stack,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for stack in ("httpx", "aiohttp", "httpx", "aiohttp")
+        ]
+        outputs = [await child.communicate() for child in children]
+    assert [child.returncode for child in children] == [0] * 4, [err.decode()[-2000:] for _, err in outputs]
+    seen = [json.loads(out) for out, _ in outputs]
+    assert all(ids == seen[0] for ids in seen) and len(seen[0]) == 10
+    assert sorted(p.id for p in fake.practices) == sorted(seen[0].values())

@@ -30,6 +30,7 @@ from ._constants import (
     LOG_ENV,
     PARTNER_KEY_ENV,
     REDIS_URL_ENV,
+    STRICT_RESPONSES_ENV,
     VERSION,
 )
 from ._errors import AuthenticationError, IntakeQError, InvalidRequestError
@@ -50,6 +51,7 @@ ENVIRONMENT = {
     HTTP_STACK_ENV: "aiohttp or httpx: which HTTP stack sends (default: aiohttp when installed)",
     REDIS_URL_ENV: "the Redis that shares rate budgets between processes when --redis-url is not given",
     LOG_ENV: "debug, info or warning: log to stderr",
+    STRICT_RESPONSES_ENV: "1: an answer field of an unexpected type fails the call (default: kept as received)",
 }
 """Every environment variable the command reads, for --help and the README (a test keeps them in step)."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -310,7 +312,8 @@ def _limits(args: argparse.Namespace) -> RateLimits:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    environment = "\n".join(f"  {name:<21} {text}" for name, text in ENVIRONMENT.items())
+    width = max(map(len, ENVIRONMENT))
+    environment = "\n".join(f"  {name:<{width}} {text}" for name, text in ENVIRONMENT.items())
     parser = argparse.ArgumentParser(
         prog="intakeq-partner",
         description="IntakeQ Partner API tools.",
