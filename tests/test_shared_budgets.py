@@ -207,6 +207,31 @@ async def test_a_hung_redis_never_holds_a_call_past_its_call_timeout(redis: Redi
     assert shared.outages == 1 and shared.fallbacks >= 20
 
 
+def test_a_limiter_used_from_a_second_event_loop_probes_again_there(redis: RedisServer) -> None:
+    """The probe ends with the loop it ran in; the next loop that finds Redis in trouble starts another."""
+    shared = budgets(redis)
+
+    async def use() -> None:
+        async with shared.slot(KEY, "practice", None):
+            pass
+
+    redis.kill()
+    asyncio.run(use())  # falls back; the probe it started is cancelled as that loop ends
+    assert not shared.healthy
+
+    async def until_back() -> None:
+        async with asyncio.timeout(30):
+            while not shared.healthy:
+                await use()
+                await asyncio.sleep(0.05)
+        await use()
+        await shared.aclose()
+
+    with redis_server(redis.port):
+        asyncio.run(until_back())
+    assert shared.outages == 1
+
+
 async def test_redis_killed_with_fail_closed_chosen_raises_and_sends_nothing(redis: RedisServer) -> None:
     fake = FakeIntakeQ(seed=4)
     limits = RateLimits(partner="200/s", redis_url=redis.url, on_redis_error="fail")

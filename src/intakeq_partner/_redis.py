@@ -188,7 +188,7 @@ class RedisBudgets:
             try:
                 async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
                     await client.ping()
-            except _FAILURES:
+            except Exception:  # whatever went wrong, Redis is not back: the probe goes on
                 self._spawn(_close(client))
                 delay = min(delay * 1.5, C.REDIS_RETRY_INTERVAL)
                 continue
@@ -201,12 +201,18 @@ class RedisBudgets:
             logger.warning("the shared rate limiter at %s is reachable again", safe_url(self._url))
             return
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[None]:
-        """Run `work` in the background (bounded), keeping it referenced until it ends."""
-        task = asyncio.ensure_future(_bounded(work))
+    def _keep_probing(self) -> None:
+        """Start the probe again if it is gone: its event loop ended (a client used from a new loop, say)."""
+        probe = self._probe
+        if probe is None or probe.done() or probe.get_loop() is not asyncio.get_running_loop():
+            self._probe = asyncio.ensure_future(self._probe_until_back())
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `work` in the background, keeping it referenced until it ends."""
+        task = asyncio.ensure_future(work)  # each bounds itself (REDIS_OP_TIMEOUT) and handles Redis's failures
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        task.add_done_callback(lambda _: work.close())  # cancelled before it started: no "never awaited" noise
+        task.add_done_callback(_retrieved)
         return task
 
     def _poll(self, scope: Scope) -> float:
@@ -299,6 +305,7 @@ class RedisBudgets:
     @contextlib.asynccontextmanager
     async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[None]:
         if not self.healthy:
+            self._keep_probing()
             if self.limits.on_redis_error == "fail":
                 raise self._unavailable(None)
             self.fallbacks += 1
@@ -356,12 +363,10 @@ class RedisBudgets:
             await _close(client)
 
 
-async def _bounded(work: Coroutine[Any, Any, Any]) -> None:
-    try:
-        async with asyncio.timeout(C.REDIS_OP_TIMEOUT * 2):
-            await work
-    except (*_FAILURES, RateLimiterUnavailableError):
-        pass
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Nobody awaits a background task: read its outcome so that asyncio logs nothing about it."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _close(client: aioredis.Redis) -> None:
