@@ -4,6 +4,7 @@ needs stay strict, and `strict_responses=True` (what tests run with by default) 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -140,6 +141,7 @@ async def test_a_surprising_answer_over_the_wire(stack: str, strict: bool, caplo
     listed = [
         {"Id": "p1", "PracticeName": "A", "City": True, "DateCreated": 1744432686643.7417},
         {"Id": "p2", "PracticeName": "B", "BookingEnabled": "no", "Plan": {"Tier": 2}},
+        {"Id": "p3", "PracticeName": "C", "PostalCode": 1234, "State": ["OR"], "DateCreated": "last week"},
     ]
     routes = {("GET", "/api/partner/practice"): respond(200, listed)}
     async with serve(by_path(routes)) as server:
@@ -150,9 +152,36 @@ async def test_a_surprising_answer_over_the_wire(stack: str, strict: bool, caplo
                     await partner.practices.list(page=1)
                 return
             with caplog.at_level(logging.WARNING, logger=WIRE_LOGGER):
-                p1, p2 = await partner.practices.list(page=1)
+                p1, p2, p3 = await partner.practices.list(page=1)
     assert (p1.city, p1.additional_properties, p1.practice_name) == (None, {"City": True}, "A")
     assert p1.date_created is not None and p1.date_created.microsecond == 643742
     assert (p2.booking_enabled, p2.additional_properties) == (None, {"BookingEnabled": "no", "Plan": {"Tier": 2}})
+    assert (p3.postal_code, p3.state, p3.date_created, p3.practice_name) == (None, None, None, "C")
+    assert p3.additional_properties == {"PostalCode": 1234, "State": ["OR"], "DateCreated": "last week"}
     warned = sorted(r.getMessage().split(" ")[0] for r in caplog.records if r.name == WIRE_LOGGER)
-    assert warned == ["Practice.BookingEnabled", "Practice.City"]
+    expected = ["BookingEnabled", "City", "DateCreated", "PostalCode", "State"]
+    assert warned == [f"Practice.{field}" for field in expected]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_every_timestamp_form_over_the_wire_strictly(stack: str) -> None:
+    """Each timestamp form seen in recordings, over a real socket on each HTTP stack, read strictly."""
+    forms = [
+        1744432686643.7417,  # float milliseconds with a fraction, as recorded
+        1744432686643.0,  # a whole float
+        1744432686643,  # an integer
+        "2025-04-12T04:38:06.6437417Z",  # seven fractional digits
+        "2025-04-12T06:38:06.643742+02:00",  # an offset
+        "2025-04-12T04:38:06.643742",  # no offset: UTC
+    ]
+    listed = [{"Id": f"p{i}", "DateCreated": form} for i, form in enumerate(forms)] + [
+        {"Id": "none", "DateCreated": None}
+    ]
+    routes = {("GET", "/api/partner/practice"): respond(200, listed)}
+    async with serve(by_path(routes)) as server:
+        options: dict[str, Any] = {**FAST, "http_stack": stack, "strict_responses": True}
+        async with PartnerClient(PARTNER_KEY, base_url=server.base_url, **options) as partner:
+            practices = await partner.practices.list(page=1)
+    exact = dt.datetime(2025, 4, 12, 4, 38, 6, 643742, tzinfo=dt.UTC)
+    whole = exact.replace(microsecond=643000)
+    assert [p.date_created for p in practices] == [exact, whole, whole, exact, exact, exact, None]

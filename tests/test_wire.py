@@ -248,3 +248,21 @@ def test_what_recordings_add_decodes_strictly() -> None:
     assert (intake.questionnaire_id, intake.status) == ("q-1", "Sent")
     assert intake.questions is not None and [q.office_note for q in intake.questions] == [True, "see chart"]
     assert structure(Intake, {"Id": "i", "Status": "Archived"}).status == "Archived"  # an open set
+
+
+@pytest.mark.parametrize(
+    ("text", "microsecond"),
+    [
+        ("2025-04-12T04:38:06.6437417Z", 643742),  # the same instant as 1744432686643.7417 ms
+        ("2025-04-12T04:38:06.6437414Z", 643741),
+        ("2025-04-12T04:38:06.643741999+00:00", 643742),
+        ("2025-04-12T04:38:06.6437410Z", 643741),
+    ],
+)
+def test_seven_or_more_fractional_digits_round_to_the_microsecond_as_float_milliseconds_do(
+    text: str, microsecond: int
+) -> None:
+    decoded = structure(Practice, {"Id": "p", "DateCreated": text}).date_created
+    assert decoded == dt.datetime(2025, 4, 12, 4, 38, 6, microsecond, tzinfo=dt.UTC)
+    carried = structure(Practice, {"Id": "p", "DateCreated": "2025-04-12T04:38:06.9999996Z"}).date_created
+    assert carried == dt.datetime(2025, 4, 12, 4, 38, 7, tzinfo=dt.UTC)

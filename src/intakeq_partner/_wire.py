@@ -194,10 +194,12 @@ def _datetime(model: str, wire: str, value: Any) -> _dt.datetime:
     client reads them as doubles; recordings show ``1744432686643.0`` and ``1744432686643.7417``)."""
     kind = value.__class__
     if kind is str:
-        try:  # Python 3.11+ reads Z, offsets and any number of fractional digits (kept to the microsecond)
+        try:  # Python 3.11+ reads Z, offsets and any number of fractional digits (it cuts them at six)
             parsed = _dt.datetime.fromisoformat(value)
         except ValueError:
             raise WireError(f"{model}.{wire}: not an ISO 8601 timestamp") from None
+        if len(value) > 26 and _rounds_up(value):  # 7+ fractional digits: round, as float milliseconds are
+            parsed += _MICROSECOND
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
     try:
         if kind is int:  # exact: no float rounding of the milliseconds
@@ -210,6 +212,15 @@ def _datetime(model: str, wire: str, value: Any) -> _dt.datetime:
     except OverflowError:
         raise WireError(f"{model}.{wire}: Unix milliseconds out of range") from None
     _fail(model, wire, "an ISO 8601 string or Unix milliseconds", value)
+
+
+_MICROSECOND = _dt.timedelta(microseconds=1)
+
+
+def _rounds_up(text: str) -> bool:
+    """Whether an ISO timestamp's fraction has a seventh digit of 5 or more (.NET writes seven digits)."""
+    dot = text.find(".", 19)
+    return dot > 0 and len(text) > dot + 7 and text[dot + 1 : dot + 8].isdigit() and text[dot + 7] >= "5"
 
 
 def _strings(model: str, wire: str, value: Any) -> list[str]:
