@@ -374,13 +374,20 @@ class _PracticeRun:
                         role_name=p.role_name,
                         external_practitioner_id=ext,
                     )
+                except ConflictError as exc:
+                    if exc.existing is None:
+                        failed.add(ext)
+                        self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.FAILED, _reason(exc))
+                        continue
+                    current = _Known.of(exc.existing)  # made meanwhile elsewhere, with other details: converge it
                 except IntakeQError as exc:
                     failed.add(ext)
                     self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.FAILED, _reason(exc))
+                    continue
                 else:
                     ids[ext] = created.id
                     self.emit(ItemKind.PRACTITIONER, ext, ItemStatus.CREATED)
-                continue
+                    continue
             changed = (
                 ("external_id", *_practitioner_changes(p, current)) if adopted else _practitioner_changes(p, current)
             )
@@ -471,14 +478,21 @@ class _PracticeRun:
             refs = list(a.practitioners) if a.practitioners is not None else None
             try:
                 if found is None:
-                    await client.create(
-                        name=a.name,
-                        email=a.email,
-                        role_name=a.role_name,
-                        external_assistant_id=ext,
-                        practitioner_ids=refs,
-                    )
-                else:
+                    try:
+                        await client.create(
+                            name=a.name,
+                            email=a.email,
+                            role_name=a.role_name,
+                            external_assistant_id=ext,
+                            practitioner_ids=refs,
+                        )
+                    except ConflictError as exc:
+                        if exc.existing is None:
+                            raise
+                        # Made meanwhile elsewhere, with other details: converge it like a listed one.
+                        found, status = exc.existing, ItemStatus.UPDATED
+                        changed = _assistant_changes(a, found, ids)
+                if found is not None and changed:
                     await client.update(
                         id=found.id,
                         external_assistant_id=ext,
@@ -491,6 +505,8 @@ class _PracticeRun:
             except IntakeQError as exc:
                 self.emit(ItemKind.ASSISTANT, ext, ItemStatus.FAILED, _reason(exc))
             else:
+                if status is ItemStatus.UPDATED and not changed:
+                    status = ItemStatus.UNCHANGED  # made meanwhile elsewhere, already as the plan has it
                 self.emit(ItemKind.ASSISTANT, ext, status, changed=changed)
 
     # ----- forms
