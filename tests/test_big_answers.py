@@ -105,3 +105,21 @@ def test_small_answers_and_answers_that_are_no_list_decode_in_one_piece() -> Non
         return json.loads(response.content)
 
     assert _steps.parse_in_steps(parse_json, big, _request()) == []
+
+
+async def test_a_surprising_field_read_tolerantly_keeps_the_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tolerant reading (clients' default) in steps too: a field of an unexpected type does not send the whole
+    answer back to the one-piece decoder (which would hold the loop), and is kept as received."""
+    monkeypatch.setattr(_steps, "BIG", 0)
+    monkeypatch.setattr(_steps, "STEP_ITEMS", 7)
+    one_piece: list[object] = []
+
+    def parse_response(response: httpx.Response, request: Any) -> Any:
+        one_piece.append(request)
+        return list_practices.parse_response(response, request)
+
+    monkeypatch.setitem(_steps._models, parse_response, list_practices.RESPONSE_MODEL)
+    response = httpx.Response(200, content=BODIES["a bad field"])
+    practices = await _steps.parse_in_steps(parse_response, response, _request())
+    assert one_piece == [] and len(practices) == 50
+    assert practices[40].practice_name is None and practices[40].additional_properties == {"PracticeName": 5}

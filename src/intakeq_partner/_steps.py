@@ -69,7 +69,8 @@ async def _in_steps(
             items = loads(piece)  # a piece at a time: the dicts of one are garbage before the next is read
             await asyncio.sleep(0)
             for start in range(0, len(items), STEP_ITEMS):
-                models += structure_list(model, items[start : start + STEP_ITEMS])
+                # The answer read as the request says (tolerant or strict), so a surprise keeps the steps.
+                models += structure_list(model, items[start : start + STEP_ITEMS], strict=request.strict)
                 await asyncio.sleep(0)
         return typing.cast(T, models)  # what decode_list returns: a list of the model
     except Exception:
