@@ -90,8 +90,9 @@ class RateLimits:
     that would wait longer than `max_wait` for its budget fails at once with `RateLimitError` (its
     `retry_after` says how long the wait would have been). With `redis_url` the budgets live in Redis and every
     process that points there shares them (`pip install 'intakeq-partner[redis]'`); if Redis cannot be reached,
-    `on_redis_error="fallback"` (the default) keeps going with this process's own budgets and logs one warning,
-    `"fail"` raises `RateLimiterUnavailableError`.
+    `on_redis_error="fallback"` (the default) keeps going with this process's own budgets at once while one
+    background probe checks Redis (one warning when it goes, one when it is back), `"fail"` raises
+    `RateLimiterUnavailableError`. README's "Rate budgets and many processes" says what each kind of trouble does.
     """
 
     partner: tuple[Rate, ...] = ()
@@ -343,13 +344,8 @@ class _KeyBudget:
         self.in_flight = 0
         self._clock = clock
         self._sleep = sleep
-        # What Redis last said the key's windows held, all processes together, and when (see RedisBudgets).
-        self.seen: tuple[float, list[int]] | None = None
-        self._longest = max((rate.per for rate in rates), default=0.0)
 
     def idle(self, now: float) -> bool:
-        if self.seen is not None and self.seen[0] + self._longest > now:
-            return False
         return not self.in_flight and self.paused_until <= now and all(w.idle(now) for w in self.windows)
 
     async def wait_for_pause(self, deadline: float | None) -> None:
@@ -398,9 +394,17 @@ class LocalBudgets:
         self._sleep = sleep
         self._keys: dict[tuple[Scope, str], _KeyBudget] = {}
         self._added = 0
+        # What Redis last said each key's windows held, all processes together, and when (see RedisBudgets): a
+        # tuple per key, not a budget, so that a backend with 100,000 practices holds little while Redis is up.
+        self._seen: dict[tuple[Scope, str], tuple[float, tuple[int, ...]]] = {}
+        self._longest = max((rate.per for rate in (*limits.partner, *limits.practice)), default=0.0)
+        self._assume: tuple[float, float] | None = None  # (share, when) while falling back
 
     def _budget(self, key: Secret, scope: Scope) -> _KeyBudget:
-        ident = (scope, budget_id(key))
+        return self._budget_of((scope, budget_id(key)))
+
+    def _budget_of(self, ident: tuple[Scope, str]) -> _KeyBudget:
+        scope = ident[0]
         budget = self._keys.get(ident)
         if budget is None:
             self._added += 1
@@ -410,6 +414,8 @@ class LocalBudgets:
                     del self._keys[old]
             rates = self.limits.rates(scope)
             budget = self._keys[ident] = _KeyBudget(rates, self.limits.concurrency, self._clock, self._sleep)
+        if self._assume is not None:
+            self._assume_spent(ident, budget)
         return budget
 
     def slot(self, key: Secret, scope: Scope, deadline: float | None) -> contextlib.AbstractAsyncContextManager[None]:
@@ -423,20 +429,38 @@ class LocalBudgets:
     def seen(self, key: Secret, scope: Scope, counts: list[int]) -> None:
         """Redis says the key's windows hold `counts` requests now, all processes together (as a fallback, these
         budgets start from that, `assume_spent`)."""
-        self._budget(key, scope).seen = (self._clock(), counts)
+        ident = (scope, budget_id(key))
+        now = self._clock()
+        if ident not in self._seen and len(self._seen) % self._SWEEP_EVERY == self._SWEEP_EVERY - 1:
+            for old in [k for k, (at, _) in self._seen.items() if at + self._longest <= now]:
+                del self._seen[old]  # out of every window: nothing to assume spent
+        self._seen[ident] = (now, tuple(counts))
 
     def assume_spent(self, share: float) -> None:
         """Falling back: count `share` of what each key's windows held at the last word from Redis as spent
-        here, so that N processes switching at once send nothing beyond the budget in the current windows."""
-        now = self._clock()
-        for budget in self._keys.values():
-            if budget.seen is None:
-                continue
-            at, counts = budget.seen
-            for window, count in zip(budget.windows, counts, strict=False):
-                if at + window._period > now:
-                    # As finished now, not when Redis said so: some of them may still be on their way.
-                    window.prefill(math.ceil(count * share), now)
+        here, so that N processes switching at once send nothing beyond the budget in the current windows.
+
+        Applied to each key when the fallback first serves it, not to all of them now: a backend may have heard
+        of 100,000 keys, and the event loop must not stop for them.
+        """
+        self._assume = (share, self._clock())
+
+    def shared_again(self) -> None:
+        """Redis is back: what it says from now on is for the next outage."""
+        self._assume = None
+
+    def _assume_spent(self, ident: tuple[Scope, str], budget: _KeyBudget) -> None:
+        assert self._assume is not None
+        share, switched = self._assume
+        entry = self._seen.get(ident)
+        if entry is None or entry[0] > switched:
+            return
+        del self._seen[ident]  # applied once
+        at, counts = entry
+        for window, count in zip(budget.windows, counts, strict=False):
+            if at + window._period > switched:
+                # As finished at the switch, not when Redis said so: some of them may still have been on their way.
+                window.prefill(math.ceil(count * share), switched)
 
     def __len__(self) -> int:
         return len(self._keys)

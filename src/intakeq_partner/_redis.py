@@ -193,6 +193,7 @@ class RedisBudgets:
                 delay = min(delay * 1.5, C.REDIS_RETRY_INTERVAL)
                 continue
             self._client, self._script = client, client.register_script(SCRIPT)
+            self.fallback.shared_again()
             self.healthy = True
             self._probe = None
             # Until every other process has seen Redis back too (its probe may come REDIS_RETRY_INTERVAL later)
