@@ -3,10 +3,10 @@
 
 The fake (served over loopback by this process) refuses beyond R requests per second per key with a 429. Each
 worker process is a `PartnerClient(limits=RateLimits(partner="R/s", redis_url=..., fallback_share=1/4),
-call_timeout=...)` whose callers call a partner endpoint as fast as the budget lets them. What is counted: the
-429s the fake sent (a fallback must send nothing beyond the budget), the calls that ended in APITimeoutError
-(Redis trouble must never make a call overrun its deadline), the other errors, and each worker's warnings
-about the shared limiter (one pair per outage at most).
+call_timeout=...)`, half of them on each HTTP stack, whose callers call a partner endpoint as fast as the budget
+lets them. What is counted: the 429s the fake sent (a fallback must send nothing beyond the budget), the calls
+that ended in APITimeoutError (Redis trouble must never make a call overrun its deadline), the other errors,
+and each worker's warnings about the shared limiter (one pair per outage at most).
 
 Used by tests/test_redis_trouble.py and `python -m bench endurance`; `python -m bench.redis_trouble worker` is
 the worker (keys reach it in its environment, never its arguments).
@@ -30,6 +30,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("kill", "stop", "restart", "latency")
+STACKS = ("httpx", "aiohttp")
 
 
 @dataclass
@@ -70,7 +71,7 @@ class _Warnings(logging.Handler):
             self.down += 1
 
 
-async def _work(tasks: int, call_timeout: float) -> dict[str, Any]:
+async def _work(tasks: int, call_timeout: float, stack: str) -> dict[str, Any]:
     from intakeq_partner import IntakeQError, PartnerClient, RateLimits
 
     warnings = _Warnings()
@@ -82,7 +83,14 @@ async def _work(tasks: int, call_timeout: float) -> dict[str, Any]:
     calls = 0
     slowest = 0.0
     key, base_url = os.environ["TROUBLE_PARTNER_KEY"], os.environ["TROUBLE_BASE_URL"]
-    async with PartnerClient(key, base_url=base_url, limits=limits, call_timeout=call_timeout) as p:
+    async with PartnerClient(
+        key,
+        base_url=base_url,
+        limits=limits,
+        call_timeout=call_timeout,
+        http_stack=stack,  # type: ignore[arg-type]
+    ) as p:
+        assert p.http_stack == stack, p.http_stack
         await p.forms.master()
         print("ready", flush=True)
         loop = asyncio.get_running_loop()
@@ -217,11 +225,16 @@ async def trouble(
             if src is not None:
                 env["PYTHONPATH"] = os.pathsep.join([str(src), str(ROOT)])
             command = [sys.executable, "-m", "bench.redis_trouble", "worker", str(tasks), str(call_timeout)]
-            workers = [
+            workers = [  # half of them on each HTTP stack
                 await asyncio.create_subprocess_exec(
-                    *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT
+                    *command,
+                    STACKS[i % 2],
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    env=env,
+                    cwd=ROOT,
                 )
-                for _ in range(processes)
+                for i in range(processes)
             ]
             stack.push_async_callback(_end, workers)
             for worker in workers:
@@ -287,7 +300,7 @@ async def _end(workers: list[asyncio.subprocess.Process]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["worker"]:
-        print(json.dumps(asyncio.run(_work(int(sys.argv[2]), float(sys.argv[3])))), flush=True)
+        print(json.dumps(asyncio.run(_work(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]))), flush=True)
     else:
         for kind in sys.argv[1:] or KINDS:
             print(asyncio.run(trouble(kind)).line(), flush=True)

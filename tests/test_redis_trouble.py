@@ -1,4 +1,5 @@
-"""Redis in trouble under load, with a real redis-server and 4 worker processes sharing one key's budget.
+"""Redis in trouble under load, with a real redis-server and 4 worker processes sharing one key's budget (two
+on each HTTP stack).
 
 Each kind of trouble must cost at most one probe: one warning when it starts and one when Redis answers again
 (per process), no call past its call_timeout (APITimeoutError), and no request beyond the budget (the fake
