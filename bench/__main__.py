@@ -20,6 +20,7 @@ NAMES = (
     "provisioning",
     "calls",
     "overhead",
+    "observability",
     "imports",
     "decoding",
     "ratelimit",

@@ -232,6 +232,9 @@ async def test_record_calls_gives_each_call_its_exchanges_without_changing_what_
     assert lookup.finished and lookup.elapsed is not None and lookup.elapsed >= 0
     assert [e.path for e in listing.exchanges] == [f"/api/partner/practice/{practice.id}/key", "/api/v1/practitioners"]
     assert lookup.request_id is not None and lookup.request_id.startswith("req-2-")
+    # The request id echoed the key: masked, here and in every header kept (read when first asked for).
+    assert PARTNER_KEY not in lookup.request_id and "req-2-****" in lookup.request_id
+    assert all(PARTNER_KEY not in str(e.headers) for c in calls for e in c.exchanges)
     assert lookup.exchanges[1].headers["Content-Type"] == "application/json"
     text = repr(calls)
     for secret in (PARTNER_KEY, fake.practice_key(practice.id), "who@example.com"):

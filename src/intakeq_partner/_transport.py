@@ -12,6 +12,7 @@ import inspect
 import math
 import os
 import random as _random
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, Unpack, overload
@@ -436,7 +437,10 @@ class Transport(AsyncCloseable):
                         unreadable = exc
                     else:
                         if (call := events.current()) is not None:
-                            await call.answered(method, path, attempt, outcome, self._clock() - started, None)
+                            if later := call.answered(
+                                method, path, attempt, outcome, self._clock() - started, None, key
+                            ):
+                                await later
                         return result
                 paused: float | None = None
                 if isinstance(outcome, ResponseTooLargeError):
@@ -453,7 +457,9 @@ class Transport(AsyncCloseable):
                     delay = self._delay_before_retry(outcome, attempt, safe)
                 if (call := events.current()) is not None:
                     retry_in = None if delay is None else delay if paused is None else paused
-                    await call.answered(method, path, attempt, unreadable or outcome, self._clock() - started, retry_in)
+                    elapsed = self._clock() - started
+                    if later := call.answered(method, path, attempt, unreadable or outcome, elapsed, retry_in, key):
+                        await later
                 if delay is None:
                     if unreadable is not None:
                         raise unreadable
@@ -476,11 +482,6 @@ class Transport(AsyncCloseable):
         """Await one call (a request and its retries, or a facade call made of several) under the transport's
         rules for calls: refused once closed, ended by aclose() with ClientClosedError, and bounded as a whole
         by `call_timeout` (APITimeoutError). Observed (events) when anyone listens."""
-        if (observed := events.begin(self._hooks, method, path, self._clock)) is not None:
-            return await observed.run(self._bounded(call, method, path))
-        return await self._bounded(call, method, path)
-
-    async def _bounded(self, call: Awaitable[T], method: str, path: str) -> T:
         if self._life.closed:
             if isinstance(call, Coroutine):
                 call.close()  # never started: close it, or Python warns that it was never awaited
@@ -495,11 +496,17 @@ class Transport(AsyncCloseable):
             mine = asyncio.get_running_loop().time() + self.call_timeout
             ends = call_ends()
             token = _CALL_ENDS.set((task, mine if ends is None else min(ends, mine)))
+        observed, succeeded = events.begin(self._hooks, method, path, self._clock, self.base_url), False
         try:
+            if observed is not None and (later := observed.start()) is not None:
+                await later
             if deadline is None:
-                return await call
-            async with deadline:
-                return await call
+                result = await call
+            else:
+                async with deadline:
+                    result = await call
+            succeeded = True
+            return result
         except asyncio.CancelledError:
             closed = self._closed_error(method, path, maybe_sent=False)
             if closed is None:
@@ -512,6 +519,9 @@ class Transport(AsyncCloseable):
                 method=method, path=path, message=f"no answer within call_timeout ({self.call_timeout:g} s)"
             ) from None
         finally:
+            # What is being raised, if anything (not an exception the caller is handling).
+            if observed is not None and (later := observed.finish(None if succeeded else sys.exception())):
+                await later
             if token is not None:
                 _CALL_ENDS.reset(token)
             left = active[task] - 1
@@ -567,8 +577,8 @@ class Transport(AsyncCloseable):
             budget = self._budgets.slot(key, scope, deadline)
             async with budget, self._slot():
                 self._sent[0] += 1
-                if (call := events.current()) is not None:
-                    await call.sent(method, path, attempt)
+                if (call := events.current()) is not None and (later := call.sent(method, path, attempt)):
+                    await later
                 return await self._send(method, path, key, params, json)
         except WaitTooLong as exc:
             raise RateLimitError(

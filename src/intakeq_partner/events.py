@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
@@ -26,8 +27,8 @@ from typing import Any, TypeAlias, TypeVar
 import httpx
 
 from ._constants import LOGGER_NAME, REQUEST_ID_HEADERS
-from ._errors import sent_key
 from ._redact import redact
+from ._secret import Secret
 
 __all__ = [
     "CallFinished",
@@ -64,10 +65,13 @@ KEPT_HEADERS = (
     "X-RateLimit-Reset",
 )
 
+_KEPT = {name.lower().encode(): name for name in KEPT_HEADERS}
+
 
 @dataclass(slots=True)
 class Exchange:
-    """One HTTP attempt and what came of it."""
+    """One HTTP attempt and what came of it. `headers` (the KEPT_HEADERS the answer had) and `request_id` are
+    read from the answer's headers when first asked for."""
 
     method: str
     path: str  # without query values
@@ -75,9 +79,27 @@ class Exchange:
     status: int | None  # None: no answer (`error` says why)
     error: str | None  # what went wrong: an exception's class name, "unreadable body"...; None when all is well
     elapsed: float  # seconds, from sending to the answer read
-    request_id: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)  # the KEPT_HEADERS the answer had
     retry_in: float | None = None  # seconds until it is sent again; None: not retried
+    _raw: httpx.Headers | dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _key: weakref.ref[Secret] | None = field(default=None, repr=False, compare=False)  # sent with; not kept alive
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if isinstance(self._raw, httpx.Headers):
+            secret = self._key() if self._key is not None else None
+            sent = secret.reveal() if secret is not None else None
+            kept = {}
+            for raw_name, raw_value in self._raw.raw:
+                name = _KEPT.get(raw_name.lower())
+                if name is not None:  # a server may echo anything, the key it was sent included: masked
+                    kept[name] = redact(raw_value.decode("latin-1"), sent)[:200]
+            self._raw, self._key = kept, None
+        return self._raw
+
+    @property
+    def request_id(self) -> str | None:
+        headers = self.headers
+        return next((headers[name] for name in REQUEST_ID_HEADERS if name in headers), None)
 
 
 @dataclass(slots=True, eq=False)
@@ -86,6 +108,7 @@ class CallInfo:
 
     method: str
     path: str
+    server: str = ""  # where it was sent: the client's base_url (scheme, host, port and any prefix)
     exchanges: list[Exchange] = field(default_factory=list)
     status: int | None = None  # the last answer's status (the error's, for an HTTP error)
     error: str | None = None  # the class name of the exception the call raised; None on success
@@ -109,12 +132,12 @@ class CallInfo:
         return self.elapsed is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallStarted:
     call: CallInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestSent:
     call: CallInfo
     method: str
@@ -122,7 +145,7 @@ class RequestSent:
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseReceived:
     """An attempt ended: an answer, or no answer (`exchange.error`)."""
 
@@ -130,7 +153,7 @@ class ResponseReceived:
     exchange: Exchange
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetryScheduled:
     call: CallInfo
     method: str
@@ -140,7 +163,7 @@ class RetryScheduled:
     delay: float  # seconds until the next attempt (after a 429: the key's pause)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Waiting:
     """The call waits before it may send: `reason` "budget" (the key's rate budget or its pause after a 429),
     "rate_limit" (the client-wide rate), or another module's own name."""
@@ -150,7 +173,7 @@ class Waiting:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyFetched:
     """A practice's key was fetched with the partner key (`refreshed`: because IntakeQ refused the cached one)."""
 
@@ -160,7 +183,7 @@ class KeyFetched:
     elapsed: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallFinished:
     call: CallInfo
     status: int | None
@@ -198,24 +221,27 @@ def _ambient_listeners() -> list[Callable[[], Hook | None]]:
     global _ambient
     if _ambient is None:
         from ._logs import log_listener
+        from ._otel import otel_listener
 
-        _ambient = [log_listener]
+        _ambient = [log_listener, otel_listener]
     return _ambient
 
 
-def begin(hooks: tuple[Hook, ...], method: str, path: str, clock: Callable[[], float]) -> _Call | None:
+def begin(
+    hooks: tuple[Hook, ...], method: str, path: str, clock: Callable[[], float], server: str = ""
+) -> _Call | None:
     """A record for a call about to start, or None: nobody listens, or it is part of an observed call."""
     if _CURRENT.get() is not None:
         return None
-    listeners = [*hooks]
+    listeners: Sequence[Hook] = hooks
     for ambient in _ambient or _ambient_listeners():
         listener = ambient()
         if listener is not None:
-            listeners.append(listener)
+            listeners = (*listeners, listener)
     recorders = _RECORDERS.get()
     if not listeners and not recorders:
         return None
-    info = CallInfo(method, path)
+    info = CallInfo(method, path, server)
     for recorder in recorders:
         recorder.append(info)
     return _Call(info, listeners, clock)
@@ -224,71 +250,112 @@ def begin(hooks: tuple[Hook, ...], method: str, path: str, clock: Callable[[], f
 class _Call:
     """A call being observed: its record and its listeners."""
 
-    __slots__ = ("_clock", "_listeners", "_started", "info")
+    __slots__ = ("_clock", "_listeners", "_started", "_token", "info")
 
-    def __init__(self, info: CallInfo, listeners: list[Hook], clock: Callable[[], float]) -> None:
+    def __init__(self, info: CallInfo, listeners: Sequence[Hook], clock: Callable[[], float]) -> None:
         self.info = info
         self._listeners = listeners
         self._clock = clock
         self._started = clock()
 
-    async def emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> list[tuple[Hook, Awaitable[Any]]] | None:
+        """Call every listener; return what async ones returned, for `settle` to await (None: nothing to await,
+        the common case, which then costs no coroutine)."""
+        pending = None
         for listener in self._listeners:
             try:
                 result = listener(event)
-                if result is not None and inspect.isawaitable(result):
-                    await result
             except Exception:
-                name = getattr(listener, "__qualname__", None) or type(listener).__qualname__
-                logger.warning("hook %s raised on %s; the call goes on", name, type(event).__name__, exc_info=True)
+                _blame(listener, event)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                pending = pending or []
+                pending.append((listener, result))
+        return pending
 
-    async def run(self, call: Awaitable[T]) -> T:
-        """Await the call with this record current, between CallStarted and CallFinished."""
-        token = _CURRENT.set(self)
+    @staticmethod
+    async def settle(pending: list[tuple[Hook, Awaitable[Any]]], event: Event) -> None:
+        for listener, result in pending:
+            try:
+                await result
+            except Exception:
+                _blame(listener, event)
+
+    def tell(self, event: Event) -> Awaitable[None] | None:
+        """Tell the listeners; what is returned (async hooks' work) must be awaited. Sync, so that a call with
+        only plain hooks costs no coroutine per event: the transport awaits only what comes back."""
+        pending = self.emit(event)
+        return None if pending is None else self.settle(pending, event)
+
+    async def atell(self, event: Event) -> None:
+        if (later := self.tell(event)) is not None:
+            await later
+
+    def start(self) -> Awaitable[None] | None:
+        """The call starts: this record is current (in this task and those it starts) until `finish`."""
+        self._token = _CURRENT.set(self)
+        return self.tell(CallStarted(self.info))
+
+    def finish(self, raised: BaseException | None) -> Awaitable[None] | None:
+        """The call ended, returning (`raised` None) or raising."""
         info = self.info
-        try:
-            await self.emit(CallStarted(info))
-            return await call
-        except BaseException as exc:
-            info.error = type(exc).__name__
-            status = getattr(exc, "status_code", None)
+        if raised is not None:
+            info.error = type(raised).__name__
+            status = getattr(raised, "status_code", None)
             info.status = status if isinstance(status, int) else None
-            raise
+        info.elapsed = self._clock() - self._started
+        try:
+            return self.tell(CallFinished(info, info.status, info.error, info.attempts, info.elapsed))
         finally:
-            info.elapsed = self._clock() - self._started
-            await self.emit(CallFinished(info, info.status, info.error, info.attempts, info.elapsed))
-            _CURRENT.reset(token)
+            _CURRENT.reset(self._token)
 
-    async def sent(self, method: str, path: str, attempt: int) -> None:
-        await self.emit(RequestSent(self.info, method, path, attempt + 1))
+    def sent(self, method: str, path: str, attempt: int) -> Awaitable[None] | None:
+        return self.tell(RequestSent(self.info, method, path, attempt + 1))
 
-    async def answered(
-        self, method: str, path: str, attempt: int, outcome: object, elapsed: float, retry_in: float | None
-    ) -> None:
-        """An attempt's outcome: a Response, an httpx.TransportError, or one of our errors carrying a status."""
-        exchange = Exchange(method, path, attempt + 1, getattr(outcome, "status_code", None), None, elapsed)
+    def answered(
+        self,
+        method: str,
+        path: str,
+        attempt: int,
+        outcome: object,
+        elapsed: float,
+        retry_in: float | None,
+        key: Secret | None = None,
+    ) -> Awaitable[None] | None:
+        """An attempt's outcome: a Response, an httpx.TransportError, or one of our errors carrying a status;
+        `key`, the key it was sent with, is masked wherever a header echoes it."""
+        exchange = Exchange(method, path, attempt + 1, getattr(outcome, "status_code", None), None, elapsed, retry_in)
         if isinstance(outcome, httpx.Response):
-            headers, key = outcome.headers, sent_key(outcome)
-            for name in KEPT_HEADERS:
-                value = headers.get(name)
-                if value is not None:  # a server may echo anything, the key it was sent included
-                    exchange.headers[name] = (redact(value, key) if key and key in value else value)[:200]
-            exchange.request_id = next((exchange.headers[h] for h in REQUEST_ID_HEADERS if h in exchange.headers), None)
+            exchange._raw = outcome.headers  # read (and masked) into `headers` only if asked for
+            if key is not None:
+                exchange._key = weakref.ref(key)
         else:
             exchange.error = _ERRORS.get(type(outcome).__name__, type(outcome).__name__)
-        exchange.retry_in = retry_in
         self.info.exchanges.append(exchange)
         if exchange.status is not None:
             self.info.status = exchange.status
-        await self.emit(ResponseReceived(self.info, exchange))
+        later = self.tell(ResponseReceived(self.info, exchange))
         if retry_in is not None:
             self.info.retries += 1
             reason = str(exchange.status) if exchange.error is None else exchange.error
-            await self.emit(RetryScheduled(self.info, method, path, attempt + 1, reason, retry_in))
+            retry = self.tell(RetryScheduled(self.info, method, path, attempt + 1, reason, retry_in))
+            if retry is not None:
+                later = retry if later is None else _both(later, retry)
+        return later
 
     async def waiting(self, seconds: float, reason: str) -> None:
         self.info.waited += seconds
-        await self.emit(Waiting(self.info, reason, seconds))
+        await self.atell(Waiting(self.info, reason, seconds))
+
+
+async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
+    await first
+    await second
+
+
+def _blame(listener: Hook, event: Event) -> None:
+    name = getattr(listener, "__qualname__", None) or type(listener).__qualname__
+    logger.warning("hook %s raised on %s; the call goes on", name, type(event).__name__, exc_info=True)
 
 
 _ERRORS = {"ResponseValidationError": "unreadable body", "ResponseTooLargeError": "body over max_response_size"}
@@ -327,7 +394,7 @@ async def key_fetched(practice: str, elapsed: float) -> None:
     call = _CURRENT.get()
     if call is not None:
         call.info.keys_fetched += 1
-        await call.emit(KeyFetched(call.info, practice, _REFRESHING.get(), elapsed))
+        await call.atell(KeyFetched(call.info, practice, _REFRESHING.get(), elapsed))
 
 
 @contextlib.contextmanager
