@@ -114,14 +114,17 @@ def source_url() -> str:
     return urls["Source"].rstrip("/")
 
 
-def rewrite_links(page: Page, where: dict[str, tuple[str, str]]) -> Page:
-    """Links to a README section, to CHANGELOG/BENCHMARKS/CONTRIBUTING and to other files, as the site has them."""
+def rewrite_links(page: Page, where: dict[str, tuple[str, str]], *, from_readme: bool = True) -> Page:
+    """Links to a README section, to CHANGELOG/BENCHMARKS/CONTRIBUTING and to other files, as the site has them.
+    A bare `#anchor` is a README section in the README's pages, and stays where it is in a file copied whole."""
 
     def target(match: re.Match[str]) -> str:
         link = match.group(1)
         if re.match(r"[a-z]+:", link):
             return match.group(0)
         path, _, anchor = link.partition("#")
+        if path == "" and not from_readme:
+            return match.group(0)  # mkdocs checks that the page has it
         if path in ("", "README.md") and anchor:
             if re.sub("-+", "-", anchor) not in where:
                 raise SystemExit(f"docs_pages: {page.name}: no heading for the link #{anchor}")
@@ -182,7 +185,8 @@ def build(out: Path) -> list[str]:
     where = anchors(pages)
     pages = [rewrite_links(page, where) for page in pages]
     for source, name in WHOLE.items():
-        pages.append(rewrite_links(Page(name, (ROOT / source).read_text(encoding="utf-8").split("\n")), where))
+        text = (ROOT / source).read_text(encoding="utf-8")
+        pages.append(rewrite_links(Page(name, text.split("\n")), where, from_readme=False))
     pages.append(cli_reference())
     for page in pages:
         (out / page.name).write_text(page.text, encoding="utf-8")

@@ -55,6 +55,12 @@ def test_a_new_readme_section_joins_the_page_before_it_and_a_renamed_start_fails
     pages = docs_pages.split_readme(linked)
     page = docs_pages.rewrite_links(next(p for p in pages if p.name == "rate-limits.md"), docs_pages.anchors(pages))
     assert "See [this](#keys-tokens), [that](http-stack.md#the-http-stack)." in page.text
+    # In a file copied whole, a bare anchor is that file's own heading; README.md#... is still the README's.
+    own = docs_pages.Page("benchmarks.md", ["## Endurance", "[here](#endurance), [there](README.md#the-http-stack)"])
+    assert (
+        "[here](#endurance), [there](http-stack.md#the-http-stack)"
+        in docs_pages.rewrite_links(own, docs_pages.anchors(pages), from_readme=False).text
+    )
     with pytest.raises(SystemExit, match="The HTTP stack"):
         docs_pages.split_readme(readme.replace("\n## The HTTP stack\n", "\n## HTTP stacks\n"))
 
