@@ -167,7 +167,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
     # --- partner key: practices
     practice = await partner.practices.create(**practice_fields(tag), external_practice_id=f"ext-{tag}", city="Oslo")
     assert fake.practice(f"ext-{tag}").id == practice.id and practice.city == "Oslo"
-    updated = await partner.practices.update(external_practice_id=f"ext-{tag}", **practice_fields(tag), city="Rome")
+    updated = await partner.practices.update(f"ext-{tag}", **practice_fields(tag), city="Rome")
     assert updated.id == practice.id and fake.practice(practice.id).city == "Rome"
     assert fake.practice(practice.id).external_id == f"ext-{tag}"
     found = await partner.practices.get(email=f"ann-{tag}@example.com")
@@ -195,7 +195,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
         first_name="Bo", last_name="Ek", email=f"bo-{tag}@example.com", external_practitioner_id=f"doc-{tag}"
     )
     assert doc.external_practitioner_id == f"doc-{tag}" and doc.role_name == "Administrator"
-    doc = await v1.practitioners.update(external_practitioner_id=f"doc-{tag}", last_name="Berg")
+    doc = await v1.practitioners.update(f"doc-{tag}", last_name="Berg")
     assert doc.complete_name == "Bo Berg"
     # Whatever the fake does with fields an update leaves out, none was left out: nothing else changed.
     stored = fake.practitioner(practice.id, doc.id)
@@ -215,7 +215,7 @@ async def touch_every_operation(partner: PartnerClient, fake: FakeIntakeQ, tag: 
         name="Al", email=f"al-{tag}@example.com", external_assistant_id=f"al-{tag}", practitioner_ids=[f"doc-{tag}"]
     )
     assert helper.practitioner_ids == [doc.id]
-    helper = await v1.assistants.update(id=helper.id, practitioner_ids=[])
+    helper = await v1.assistants.update(helper.id, practitioner_ids=[])
     assert helper.practitioner_ids == []
     assert [a.id for a in await v1.assistants.list()] == [helper.id]
     await v1.assistants.delete(helper.id)

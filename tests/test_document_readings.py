@@ -216,10 +216,10 @@ async def test_a_practice_update_keeps_every_field_it_does_not_change(
     fake, partner = either
     await a_full_practice(partner)
     before = fake.practice("ext-u").to_wire()
-    updated = await partner.practices.update(external_practice_id="ext-u", city="Rome")
+    updated = await partner.practices.update("ext-u", city="Rome")
     after = fake.practice("ext-u").to_wire()
     assert after == {**before, "City": "Rome"} and updated.city == "Rome"
-    by_id = await partner.practices.update(id=updated.id, booking_enabled=False)
+    by_id = await partner.practices.update(updated.id, booking_enabled=False)
     assert fake.practice(updated.id).to_wire() == {**before, "City": "Rome", "BookingEnabled": False}
     assert by_id.external_practice_id == "ext-u"  # found by Id, the external ID was sent back, not cleared
 
@@ -230,11 +230,11 @@ async def test_a_practitioner_update_keeps_every_field_it_does_not_change(
     fake, partner = either
     await a_full_practice(partner)
     before = fake.practitioner("ext-u", "bo").to_wire()
-    await partner.practice("ext-u").practitioners.update(id=before["Id"], email="bo@new.example.com")
+    await partner.practice("ext-u").practitioners.update(before["Id"], email="bo@new.example.com")
     after = fake.practitioner("ext-u", "bo").to_wire()
     assert after == {**before, "Email": "bo@new.example.com"}
     owner = fake.practice("ext-u").main_practitioner
-    await partner.practice("ext-u").practitioners.update(external_practitioner_id="owner-u", last_name="Smith")
+    await partner.practice("ext-u").practitioners.update("owner-u", last_name="Smith")
     assert (owner.first_name, owner.last_name, owner.role_name, owner.external_id) == (
         "Ann", "Smith", "Administrator", "owner-u",
     )  # fmt: skip
@@ -245,17 +245,17 @@ async def test_an_assistant_update_never_widens_its_practitioners(either: tuple[
     await a_full_practice(partner)
     doctor = fake.practitioner("ext-u", "bo").id
     v1 = partner.practice("ext-u").assistants
-    await v1.update(external_assistant_id="al", name="Al Front")
-    await v1.update(external_assistant_id="al", last_name="Front")
+    await v1.update("al", name="Al Front")
+    await v1.update("al", last_name="Front")
     [assistant] = fake.assistants("ext-u")
     assert assistant.practitioner_ids == [doctor]  # never [] (which would mean every practitioner)
     assert (assistant.name, assistant.email, assistant.role_name, assistant.external_id) == (
         "Al Front", "al@example.com", "Practitioner", "al",
     )  # fmt: skip
     assert assistant.last_name == "Front"
-    await v1.update(external_assistant_id="al", email="al@new.example.com")
+    await v1.update("al", email="al@new.example.com")
     assert assistant.last_name == "Front"  # a field only the update body has survives the next update too
-    await v1.update(external_assistant_id="al", practitioner_ids=[])
+    await v1.update("al", practitioner_ids=[])
     assert assistant.practitioner_ids == []  # widening happens only when asked for
 
 
@@ -266,9 +266,9 @@ async def test_concurrent_updates_of_one_object_do_not_undo_each_other(
     await a_full_practice(partner)
     v1 = partner.practice("ext-u").practitioners
     await asyncio.gather(
-        v1.update(external_practitioner_id="bo", first_name="Bea"),
-        v1.update(external_practitioner_id="bo", last_name="Berg"),
-        v1.update(external_practitioner_id="bo", email="bea@example.com"),
+        v1.update("bo", first_name="Bea"),
+        v1.update("bo", last_name="Berg"),
+        v1.update("bo", email="bea@example.com"),
     )
     bo = fake.practitioner("ext-u", "bo")
     assert (bo.first_name, bo.last_name, bo.email) == ("Bea", "Berg", "bea@example.com")
@@ -280,13 +280,13 @@ async def test_an_update_whose_read_fails_sends_nothing(either: tuple[FakeIntake
     fake.reset_stats()
     fake.faults = Faults(p5xx=1.0, statuses_5xx=(500,))
     with pytest.raises(ServerError):
-        await partner.practice("ext-u").assistants.update(external_assistant_id="al", name="X")
+        await partner.practice("ext-u").assistants.update("al", name="X")
     with pytest.raises(ServerError):
-        await partner.practices.update(external_practice_id="ext-u", city="X")
+        await partner.practices.update("ext-u", city="X")
     assert {r.method for r in fake.requests} == {"GET"}
     fake.faults = Faults()
     with pytest.raises(NotFoundError, match="nothing was sent"):
-        await partner.practice("ext-u").practitioners.update(external_practitioner_id="nobody", first_name="X")
+        await partner.practice("ext-u").practitioners.update("nobody", first_name="X")
     assert {r.method for r in fake.requests} == {"GET"}
 
 
@@ -295,7 +295,7 @@ async def test_an_assistant_whose_practitioners_are_not_reported_is_not_updated_
 ) -> None:
     unreported = Assistant(id="a1", name="Al", email="al@example.com")
     with pytest.raises(InvalidRequestError, match="PractitionerIds"):
-        await partner.practice("P").assistants.update(id="a1", name="Al B", current=unreported)
+        await partner.practice("P").assistants.update("a1", name="Al B", current=unreported)
     assert fake.requests == []
 
 
@@ -304,7 +304,7 @@ async def test_an_update_that_cannot_be_completed_is_refused_before_sending(
 ) -> None:
     nameless = Practice(id="P1", first_name="A", last_name="B", email="a@example.com")
     with pytest.raises(InvalidRequestError, match="PracticeName"):
-        await partner.practices.update(id="P1", city="Oslo", current=nameless)
+        await partner.practices.update("P1", city="Oslo", current=nameless)
     assert fake.requests == []
 
 
@@ -397,8 +397,8 @@ async def test_updates_through_a_with_options_view_wait_for_the_client_they_came
         await a_full_practice(partner)
         patient = partner.with_options(max_retries=5)
         await asyncio.gather(
-            partner.practice("ext-u").practitioners.update(external_practitioner_id="bo", first_name="Bea"),
-            patient.practice("ext-u").practitioners.update(external_practitioner_id="bo", last_name="Berg"),
+            partner.practice("ext-u").practitioners.update("bo", first_name="Bea"),
+            patient.practice("ext-u").practitioners.update("bo", last_name="Berg"),
         )
     bo = fake.practitioner("ext-u", "bo")
     assert (bo.first_name, bo.last_name) == ("Bea", "Berg")
@@ -433,7 +433,7 @@ async def test_a_practice_with_more_than_a_page_of_people_is_listed_and_searched
         helpers = await v1.assistants.list()
         last = await v1.practitioners.get("dr-129")
         second_page = await v1.practitioners.list(page=2)
-        updated = await v1.assistants.update(external_assistant_id="as-104", name="Z")
+        updated = await v1.assistants.update("as-104", name="Z")
     assert len(people) == 131 and len({p.id for p in people}) == 131  # the main user and 130 more
     assert len(helpers) == 105 and last is not None and last.external_practitioner_id == "dr-129"
     assert updated.name == "Z" and fake.assistants("big")[-1].name == "Z"

@@ -112,7 +112,7 @@ async def test_an_object_made_without_an_external_id_can_be_given_one(env: Env) 
     clinic = env.partner.practice(practice_id)
     [main] = await clinic.practitioners.list()
     assert main.external_practitioner_id is None
-    updated = await clinic.practitioners.update(id=main.id, external_practitioner_id="owner", role_name="Practitioner")
+    updated = await clinic.practitioners.update(main.id, external_practitioner_id="owner", role_name="Practitioner")
     assert updated.id == main.id and updated.external_practitioner_id == "owner"
     assert (await clinic.practitioners.get("owner")) == updated
     assert len(env.fake.practitioners(practice_id)) == 1  # found by Id and renamed, not made again

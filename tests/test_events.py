@@ -245,5 +245,5 @@ async def test_a_failed_call_is_recorded_with_its_error(fake: FakeIntakeQ) -> No
     async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as p:
         with record_calls() as calls:
             with pytest.raises(NotFoundError):
-                await p.practices.update(id="nobody", practice_name="x")
+                await p.practices.update("nobody", practice_name="x")
     assert [(c.status, c.error) for c in calls] == [(404, "NotFoundError")]

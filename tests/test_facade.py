@@ -70,7 +70,7 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
     ),
     "update_practice": (
         # As read (`current`, so this case makes one call): the update sends it whole, with the change.
-        lambda p: p.practices.update(id="P1", booking_enabled=False, current=READ_PRACTICE),
+        lambda p: p.practices.update("P1", booking_enabled=False, current=READ_PRACTICE),
         "PUT", "/api/partner/practice", {},
         {"Id": "P1", **NAMES_WIRE, "City": "Oslo", "BookingEnabled": False, "Plan": "gold"}, PRACTICE_JSON,
     ),
@@ -105,7 +105,7 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         {"FirstName": "Ann", "LastName": "Lee", "Email": "a@x.test", "RoleName": "Admin"}, PRACTITIONER_JSON,
     ),
     "update_practitioner": (
-        v1(lambda c: c.practitioners.update(external_practitioner_id="dr", email="n@x.test", current=READ_DOCTOR)),
+        v1(lambda c: c.practitioners.update("dr", email="n@x.test", current=READ_DOCTOR)),
         "PUT", "/api/v1/practitioners", {},
         {"Id": "u1", "ExternalPractitionerId": "dr", "FirstName": "Ann", "Email": "n@x.test"}, PRACTITIONER_JSON,
     ),
@@ -139,7 +139,7 @@ CASES: dict[str, tuple[Call, str, str, dict[str, str], Any, Any]] = {
         ASSISTANT_JSON,
     ),
     "update_assistant": (
-        v1(lambda c: c.assistants.update(id="a1", practitioner_ids=[], last_name="Ek", current=READ_ASSISTANT)),
+        v1(lambda c: c.assistants.update("a1", practitioner_ids=[], last_name="Ek", current=READ_ASSISTANT)),
         "PUT", "/api/v1/assistants", {},
         {"Id": "a1", "Name": "Al", "LastName": "Ek", "ExternalAssistantId": "al", "PractitionerIds": []},
         ASSISTANT_JSON,
@@ -517,17 +517,17 @@ async def test_get_returns_none_when_nothing_matches(router: respx.MockRouter, p
 
 INVALID: dict[str, tuple[Call, str]] = {
     "practice update with neither id": (
-        lambda p: p.practices.update(**NAMES), "at least one of id, external_practice_id",
+        lambda p: p.practices.update(**NAMES), "name the practice to update first",
     ),
     "practice get with two filters": (
         lambda p: p.practices.get("P1", email="a@x.test"), r"exactly one of: ref \(an Id or external ID\), email",
     ),
     "practice get with nothing": (lambda p: p.practices.get(), r"exactly one of: ref \(an Id or external ID\), email"),
     "practitioner update with neither id": (
-        v1(lambda c: c.practitioners.update(first_name="A")), "at least one of id, external_practitioner_id",
+        v1(lambda c: c.practitioners.update(first_name="A")), "name the practitioner to update first",
     ),
     "assistant update with neither id": (
-        v1(lambda c: c.assistants.update(name="A")), "at least one of id, external_assistant_id",
+        v1(lambda c: c.assistants.update(name="A")), "name the assistant to update first",
     ),
     "intake with no client": (
         v1(lambda c: c.intakes.create(questionnaire_id="q")), r"without ClientId \(client_id\), IntakeQ needs",
@@ -578,7 +578,7 @@ INVALID: dict[str, tuple[Call, str]] = {
         "practitioner_ids must be a list of IDs, not int",
     ),
     "a blank practitioner id": (
-        v1(lambda c: c.assistants.update(id="a1", practitioner_ids=["dr", " "])), r"practitioner_ids\[1\] must not be",
+        v1(lambda c: c.assistants.update("a1", practitioner_ids=["dr", " "])), r"practitioner_ids\[1\] must not be",
     ),
     "a lone surrogate": (lambda p: p.practices.delete("a\ud800"), "practice is not valid text"),
 }  # fmt: skip

@@ -26,19 +26,25 @@ BASE = "https://intakeq.test"
 SPEC = specs.load()
 OPERATIONS = specs.operations(SPEC)
 # Facade parameters named differently from the model's attribute (the facade's name says what it takes).
-FACADE_NAMES = {("CopyFormRequest", "destination_practice_id"): "practice"}
+# An update's Id is that of the object its first argument, `ref`, names.
+FACADE_NAMES = {
+    ("CopyFormRequest", "destination_practice_id"): "practice",
+    ("PracticeUpdate", "id"): "ref",
+    ("PractitionerUpdate", "id"): "ref",
+    ("AssistantUpdate", "id"): "ref",
+}
 # Arguments that make a valid call, so that one more field can be added; several when fields exclude each other.
 BASES: dict[str, list[dict[str, Any]]] = {
     "create_practice": [{"practice_name": "P", "first_name": "F", "last_name": "L", "email": "e@x.test"}],
     # Updates read the object first; `current` hands it in, so the one request sent is the PUT.
     "update_practice": [
-        {"id": "P1", "current": models.Practice("P1", practice_name="P", first_name="F", last_name="L", email="e@x")}
+        {"ref": "P1", "current": models.Practice("P1", practice_name="P", first_name="F", last_name="L", email="e@x")}
     ],
     "copy_form": [{"source_master_form_id": "f1", "practice": "P1"}],
     "create_practitioner": [{"first_name": "F", "last_name": "L", "email": "e@x.test"}],
-    "update_practitioner": [{"id": "u1", "current": models.Practitioner("u1")}],
+    "update_practitioner": [{"ref": "u1", "current": models.Practitioner("u1")}],
     "create_assistant": [{"name": "N", "email": "e@x.test"}],
-    "update_assistant": [{"id": "a1", "current": models.Assistant("a1", practitioner_ids=[])}],
+    "update_assistant": [{"ref": "a1", "current": models.Assistant("a1", practitioner_ids=[])}],
     "create_intake": [
         {"questionnaire_id": "q1", "client_id": 7},
         {"questionnaire_id": "q1", "client_name": "C", "client_email": "c@x.test"},
@@ -108,8 +114,13 @@ async def test_each_request_field_can_be_set_through_the_facade(
     router: respx.MockRouter = partner.router  # type: ignore[attr-defined]
     for base in BASES[op_id]:
         router.reset()
+        kwargs = {**base, name: value}
+        if name == "ref":  # the object found (here: handed in) is the one named
+            kwargs["current"] = attrs.evolve(kwargs["current"], id=value)
+        params = inspect.signature(method).parameters.values()
+        positional = [kwargs.pop(p.name) for p in params if p.kind is p.POSITIONAL_ONLY and p.name in kwargs]
         try:
-            await method(**{**base, name: value})
+            await method(*positional, **kwargs)
         except InvalidRequestError:
             continue  # this base excludes the field; the next one may not
         sent = [c.request for c in router.calls if c.request.method in ("POST", "PUT")]

@@ -24,6 +24,22 @@ async def partner(fake: FakeIntakeQ) -> typing.AsyncIterator[PartnerClient]:
         yield client
 
 
+async def test_update_takes_an_id_or_an_external_id_first_and_sets_a_new_external_id_by_keyword(
+    partner: PartnerClient, fake: FakeIntakeQ
+) -> None:
+    practice = fake.practice("ext-n")
+    assert (await partner.practices.update(practice.id, city="Oslo")).city == "Oslo"
+    renamed = await partner.practices.update("ext-n", external_practice_id="ext-n2", city="Bergen")
+    assert (renamed.id, renamed.external_practice_id, renamed.city) == (practice.id, "ext-n2", "Bergen")
+    v1 = partner.practice(practice.id)
+    doc = await v1.practitioners.create(first_name="Bo", last_name="Ek", email="bo@x.io", external_practitioner_id="bo")
+    assert (await v1.practitioners.update("bo", first_name="Bea")).first_name == "Bea"
+    assert (await v1.practitioners.update(doc.id, external_practitioner_id="bea")).external_practitioner_id == "bea"
+    aid = await v1.assistants.create(name="Al", email="al@x.io", external_assistant_id="al", practitioner_ids=[])
+    assert (await v1.assistants.update("al", name="Alf")).name == "Alf"
+    assert (await v1.assistants.update(aid.id, email="alf@x.io")).email == "alf@x.io"
+
+
 async def test_get_takes_an_id_or_an_external_id_everywhere(partner: PartnerClient, fake: FakeIntakeQ) -> None:
     practice = fake.practice("ext-n")
     assert (await partner.practices.get("ext-n")) == (await partner.practices.get(practice.id))
@@ -69,6 +85,14 @@ OLD_AND_NEW: dict[str, tuple[Call, Call]] = {
         lambda p: p.practice("ext-n").practitioners.get(practitioner="ext-n-main"),  # type: ignore[call-arg]
         lambda p: p.practice("ext-n").practitioners.get("ext-n-main"),
     ),
+    "practices.update(external_practice_id=) naming it": (
+        lambda p: p.practices.update(external_practice_id="ext-n", city="Oslo"),  # type: ignore[call-arg]
+        lambda p: p.practices.update("ext-n", city="Oslo"),
+    ),
+    "practitioners.update(id=)": (
+        lambda p: p.practice("ext-n").practitioners.update(id="ext-n-main", first_name="Al"),  # type: ignore[call-arg]
+        lambda p: p.practice("ext-n").practitioners.update("ext-n-main", first_name="Al"),
+    ),
     "assistants.get(assistant=)": (
         lambda p: p.practice("ext-n").assistants.get(assistant="x"),  # type: ignore[call-arg]
         lambda p: p.practice("ext-n").assistants.get("x"),
@@ -86,7 +110,7 @@ async def test_an_old_spelling_warns_and_sends_what_the_new_one_sends(
     name: str, partner: PartnerClient, fake: FakeIntakeQ
 ) -> None:
     old, new = OLD_AND_NEW[name]
-    await partner.practice("ext-n").practitioners.update(id=fake.practice("ext-n").main_practitioner_id,
+    await partner.practice("ext-n").practitioners.update(fake.practice("ext-n").main_practitioner_id,
                                                           external_practitioner_id="ext-n-main")  # fmt: skip
     fake.reset_stats()
     with pytest.warns(DeprecationWarning, match="next release") as warned:
@@ -106,6 +130,8 @@ async def test_an_old_and_a_new_spelling_together_are_refused(partner: PartnerCl
         await partner.practices.ephemeral_token("p", "u", user_id="u")  # type: ignore[misc]
     with pytest.raises(TypeError):
         await partner.practices.get(id="a", external_practice_id="b")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="twice"):
+        await partner.practices.update("a", id="b", city="x")  # type: ignore[call-arg]
     assert fake.requests == []
 
 

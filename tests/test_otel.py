@@ -91,7 +91,7 @@ async def test_a_span_per_call_with_its_attempts_as_http_client_spans(
             assert await partner.practices.get(email="owner@example.com") is not None
             await partner.practice(practice.id).practitioners.list()
             with pytest.raises(NotFoundError):
-                await partner.practices.update(id="nobody", city="x")
+                await partner.practices.update("nobody", city="x")
     spans = otel.finished()
     calls = [s for s in spans if s.name == "intakeq GET" or s.name == "intakeq PUT"]
     assert [s.name for s in calls] == ["intakeq GET", "intakeq GET", "intakeq PUT"]
@@ -134,7 +134,8 @@ async def test_a_span_per_call_with_its_attempts_as_http_client_spans(
     for secret in (PARTNER_KEY, fake.practice_key(practice.id), "owner@example.com"):
         assert secret not in text
     totals = otel.sums()
-    assert totals["intakeq.client.requests"] == len(attempts) == 5 and totals["intakeq.client.retries"] == 1
+    # 2 + 2 + 2: the update looked "nobody" up by Id, then by external ID, and sent nothing
+    assert totals["intakeq.client.requests"] == len(attempts) == 6 and totals["intakeq.client.retries"] == 1
 
 
 async def test_metrics_count_429s_retries_and_seconds_waited(otel: Otel, fake: FakeIntakeQ) -> None:

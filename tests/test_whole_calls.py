@@ -100,9 +100,9 @@ async def test_call_timeout_bounds_an_update_its_read_included(paged_fake: FakeI
     paged_fake.faults = Faults(latency=PAGE_LATENCY * 1.5)  # a read and a write: 0.6 s, each request 0.3 s
     hasty = partner.with_options(call_timeout=CALL_TIMEOUT)
     with pytest.raises(APITimeoutError, match="call_timeout"):
-        await hasty.practices.update(id=practice.id, city="Oslo")
+        await hasty.practices.update(practice.id, city="Oslo")
     with pytest.raises(APITimeoutError, match="call_timeout"):
-        await hasty.practice(practice.id).practitioners.update(id=doc.id, first_name="Al")
+        await hasty.practice(practice.id).practitioners.update(doc.id, first_name="Al")
 
 
 # --- two updates of one object ------------------------------------------------------------------------------
@@ -125,8 +125,8 @@ async def test_updates_through_an_own_key_client_and_its_view_keep_both_changes(
         view = own.with_options(max_retries=1)
         await both(
             meet,
-            own.practitioners.update(id=doc.id, first_name="Cy"),
-            view.practitioners.update(id=doc.id, last_name="Du"),
+            own.practitioners.update(doc.id, first_name="Cy"),
+            view.practitioners.update(doc.id, last_name="Du"),
         )
         after = await own.practitioners.get(doc.id)
     assert after is not None and (after.first_name, after.last_name) == ("Cy", "Du")
@@ -147,8 +147,8 @@ async def test_updates_by_id_and_by_external_id_keep_both_changes() -> None:
             if path == "/api/partner/practice":
                 await both(
                     meet,
-                    partner.practices.update(id=practice.id, city="Oslo"),
-                    partner.practices.update(external_practice_id="ext-p", state="Viken"),
+                    partner.practices.update(practice.id, city="Oslo"),
+                    partner.practices.update("ext-p", state="Viken"),
                 )
                 got = await partner.practices.get(practice.id)
                 assert got is not None and (got.city, got.state) == ("Oslo", "Viken")
@@ -158,8 +158,8 @@ async def test_updates_by_id_and_by_external_id_keep_both_changes() -> None:
                 assert doc is not None
                 await both(
                     meet,
-                    v1.practitioners.update(id=doc.id, first_name="Cy"),
-                    v1.practitioners.update(external_practitioner_id="ext-d", last_name="Du"),
+                    v1.practitioners.update(doc.id, first_name="Cy"),
+                    v1.practitioners.update("ext-d", last_name="Du"),
                 )
                 after = await v1.practitioners.get(doc.id)
                 assert after is not None and (after.first_name, after.last_name) == ("Cy", "Du")

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["became_positional", "deprecated", "renamed_arguments", "was_positional"]
+__all__ = ["became_positional", "deprecated", "reference_first", "renamed_arguments", "was_positional"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -114,6 +114,38 @@ def became_positional(*old_names: str) -> Callable[[Callable[P, R]], Callable[P,
             deprecated(f"{name}({given[0]}=ref) is now {name}(ref); the old keyword goes in the next release")
             kwargs = dict(kwargs)
             return (*args, kwargs.pop(given[0])), kwargs
+
+        wrapped: Callable[P, R] = _same_kind(function, translate)
+        return wrapped
+
+    return decorate
+
+
+def reference_first(external: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Updates name their object first now, `update(ref, **changes)`, as every other method does. The old
+    spellings keep working: `update(id=X, ...)` is `update(X, ...)`, and `update(<external>=E, ...)` without
+    `id=` (which named the object by its external ID) is `update(E, ...)`; with `id=`, `<external>=` was and
+    stays a change (a new external ID)."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        name = function.__qualname__
+
+        def translate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            if kwargs.get("id", ...) is None:
+                kwargs = {k: v for k, v in kwargs.items() if k != "id"}
+            if "id" not in kwargs and (len(args) > 1 or kwargs.get(external) is None):
+                return args, kwargs
+            if len(args) > 1:
+                raise TypeError(f"{name}() got the object twice: by position and as id=")
+            kwargs = dict(kwargs)
+            if "id" in kwargs:
+                deprecated(f"{name}(id=...) is now {name}(ref, ...); the old keyword goes in the next release")
+                return (*args, kwargs.pop("id")), kwargs
+            deprecated(
+                f"{name}({external}=...) naming the object is now {name}(ref, ...), where {external}= sets a new "
+                "external ID; the old spelling goes in the next release"
+            )
+            return (*args, kwargs.pop(external)), kwargs
 
         wrapped: Callable[P, R] = _same_kind(function, translate)
         return wrapped

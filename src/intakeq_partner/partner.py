@@ -15,7 +15,7 @@ from typing import Any, Unpack
 
 from . import events
 from ._base import AsyncCloseable
-from ._compat import became_positional, renamed_arguments, was_positional
+from ._compat import became_positional, reference_first, renamed_arguments, was_positional
 from ._constants import PARTNER_KEY_ENV
 from ._creates import ExternalKey, differences
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
@@ -41,7 +41,7 @@ from ._paging import collect, walk
 from ._secret import Secret
 from ._sender import RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
-from ._validate import at_least_one, exactly_one, flag, optional_string, optional_text, page_number, text
+from ._validate import exactly_one, flag, optional_string, optional_text, page_number, text
 from .practice import PracticeClient, _check_current
 
 
@@ -104,10 +104,12 @@ class Practices:
             lambda: create_practice.asyncio(self._sender, body=body), key, path=create_practice.PATH
         )
 
+    @reference_first("external_practice_id")
     async def update(
         self,
+        ref: str | None = None,
+        /,
         *,
-        id: str | None = None,
         external_practice_id: str | None = None,
         practice_name: str | None = None,
         first_name: str | None = None,
@@ -121,16 +123,17 @@ class Practices:
         booking_enabled: bool | None = None,
         current: Practice | None = None,
     ) -> Practice:
-        """Change a practice: pass only what changes. It is found by `id`, else by `external_practice_id`; give
-        both to find it by `id` and set its external ID (how a practice made elsewhere joins your records).
+        """Change the practice with Id or external ID `ref` (the Id wins, as in `get`): pass only what changes.
+        `external_practice_id=` sets a new external ID (how a practice made elsewhere joins your records).
 
         The document does not say whether IntakeQ keeps or clears what an update leaves out, so this reads the
         practice first and sends every field, changed or not (`current`: the practice as you just read it,
         which saves that read). Nothing is sent when the read fails or finds nothing (NotFoundError).
         """
-        at_least_one(id=id, external_practice_id=external_practice_id)
+        if ref is None:
+            raise InvalidRequestError("name the practice to update first: update(ref, ...), its Id or external ID")
+        wanted = text("ref", ref)
         changes = {
-            "id": optional_text("id", id),
             "external_practice_id": optional_text("external_practice_id", external_practice_id),
             "practice_name": optional_text("practice_name", practice_name),
             "first_name": optional_text("first_name", first_name),
@@ -144,18 +147,16 @@ class Practices:
             "booking_enabled": flag("booking_enabled", booking_enabled),
         }
         _check_current("current", current, Practice)
-        ref = id if id is not None else external_practice_id
-        assert ref is not None
 
         async def read() -> Practice | None:
-            return await (self._find(id=id) if id is not None else self._find(external_practice_id=ref))
+            return await self._get(wanted)
 
         return await self._sender.update_whole(
             lambda body: update_practice.asyncio(self._sender, body=body),
             PracticeUpdate,
             path=update_practice.PATH,
             what="practice",
-            ref=ref,
+            ref=wanted,
             read=read,
             changes=changes,
             current=current,

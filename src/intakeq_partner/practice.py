@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ._base import AsyncCloseable
-from ._compat import renamed_arguments, was_positional
+from ._compat import reference_first, renamed_arguments, was_positional
 from ._constants import PRACTICE_KEY_ENV
 from ._creates import ExternalKey, differences
 from ._errors import InvalidRequestError, NotFoundError, ResponseValidationError
@@ -49,7 +49,7 @@ from ._paging import V1_PAGE_SIZE, collect, walk
 from ._secret import Secret
 from ._sender import KeyRunner, RequestsAnything, Sender, SendWithKey
 from ._transport import SendOptions, Transport, TransportOptions
-from ._validate import at_least_one, flag, id_list, optional_text, page_number, text
+from ._validate import flag, id_list, optional_text, page_number, text
 from .tokens import FormToken
 
 
@@ -100,21 +100,24 @@ def _check_intake_client(
 
 
 def _reader(
+    what: str,
     listing: Callable[[], Awaitable[list[M]]],
-    id: str | None,
-    external_id: str | None,
+    ref: str | None,
     id_of: Callable[[M], str | None],
     external_id_of: Callable[[M], str | None],
 ) -> tuple[str, Callable[[], Awaitable[M | None]]]:
-    """How an update finds its object: by `id` when given, else by the external ID (never both ways at once).
-    Returns the reference it goes by and the read that finds it in `listing()`."""
-    ref, key = (id, id_of) if id is not None else (external_id, external_id_of)
-    assert ref is not None
+    """How an update finds its object: the one whose Id is `ref`, else the one whose external ID is (the Id wins,
+    as in `get`). Returns the checked reference and the read that finds it in `listing()`."""
+    if ref is None:
+        raise InvalidRequestError(f"name the {what} to update first: update(ref, ...), its Id or external ID")
+    wanted = text("ref", ref)
 
     async def read() -> M | None:
-        return next((item for item in await listing() if key(item) == ref), None)
+        found = await listing()
+        by_id = next((item for item in found if id_of(item) == wanted), None)
+        return by_id if by_id is not None else next((i for i in found if external_id_of(i) == wanted), None)
 
-    return ref, read
+    return wanted, read
 
 
 def _check_current(name: str, value: object, cls: type) -> None:
@@ -163,10 +166,12 @@ class Practitioners:
             lambda: create_practitioner.asyncio(self._sender, body=body), key, path=create_practitioner.PATH
         )
 
+    @reference_first("external_practitioner_id")
     async def update(
         self,
+        ref: str | None = None,
+        /,
         *,
-        id: str | None = None,
         external_practitioner_id: str | None = None,
         first_name: str | None = None,
         last_name: str | None = None,
@@ -174,16 +179,14 @@ class Practitioners:
         role_name: str | None = None,
         current: Practitioner | None = None,
     ) -> Practitioner:
-        """Change a practitioner's name, email or role: pass only what changes. It is found by `id`, else by its
-        external ID; give both to find it by `id` and set its external ID (e.g. a practice's main user).
+        """Change the practitioner with Id or external ID `ref` (the Id wins): pass only what changes, its name,
+        email or role; `external_practitioner_id=` sets a new external ID (e.g. for a practice's main user).
 
         The practitioner is read first and every field is sent, changed or not, since IntakeQ may clear what
         an update leaves out (`current`: the practitioner as you just read it, which saves that read). Nothing
         is sent when the read fails or finds nothing (NotFoundError).
         """
-        at_least_one(id=id, external_practitioner_id=external_practitioner_id)
         changes = {
-            "id": optional_text("id", id),
             "external_practitioner_id": optional_text("external_practitioner_id", external_practitioner_id),
             "first_name": optional_text("first_name", first_name),
             "last_name": optional_text("last_name", last_name),
@@ -192,9 +195,9 @@ class Practitioners:
         }
         _check_current("current", current, Practitioner)
         ref, read = _reader(
+            "practitioner",
             lambda: self.list(include_inactive=True),
-            id,
-            external_practitioner_id,
+            ref,
             lambda p: p.id,
             lambda p: p.external_practitioner_id,
         )
@@ -299,10 +302,12 @@ class Assistants:
                 differ.remove("practitioner_ids")
         return differ
 
+    @reference_first("external_assistant_id")
     async def update(
         self,
+        ref: str | None = None,
+        /,
         *,
-        id: str | None = None,
         external_assistant_id: str | None = None,
         name: str | None = None,
         last_name: str | None = None,
@@ -311,8 +316,8 @@ class Assistants:
         practitioner_ids: Iterable[str] | None = None,
         current: Assistant | None = None,
     ) -> Assistant:
-        """Change an assistant: pass only what changes. It is found by `id`, else by its external ID (both: found
-        by `id`, external ID set). `practitioner_ids=[]` means all practitioners. `last_name` is sent as
+        """Change the assistant with Id or external ID `ref` (the Id wins): pass only what changes;
+        `external_assistant_id=` sets a new external ID. `practitioner_ids=[]` means all practitioners. `last_name` is sent as
         `LastName`, which the document's example of this call shows (assistants otherwise have a single `name`).
 
         The assistant is read first and every field is sent, changed or not: IntakeQ may clear what an update
@@ -320,9 +325,7 @@ class Assistants:
         does not report an assistant's practitioners, an update that does not set them is refused. `current`:
         the assistant as you just read it, which saves the read. Nothing is sent when the read fails.
         """
-        at_least_one(id=id, external_assistant_id=external_assistant_id)
         changes = {
-            "id": optional_text("id", id),
             "external_assistant_id": optional_text("external_assistant_id", external_assistant_id),
             "name": optional_text("name", name),
             "last_name": optional_text("last_name", last_name),
@@ -331,7 +334,7 @@ class Assistants:
             "practitioner_ids": id_list("practitioner_ids", practitioner_ids),
         }
         _check_current("current", current, Assistant)
-        ref, read = _reader(self.list, id, external_assistant_id, lambda a: a.id, lambda a: a.external_assistant_id)
+        ref, read = _reader("assistant", self.list, ref, lambda a: a.id, lambda a: a.external_assistant_id)
 
         def keeps_access(found: Assistant) -> None:
             if found.practitioner_ids is None and changes["practitioner_ids"] is None:

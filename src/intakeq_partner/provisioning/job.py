@@ -303,7 +303,7 @@ class _PracticeRun:
         else:
             try:
                 await self.partner.practices.update(
-                    id=current.id,
+                    current.id,
                     practice_name=spec.practice_name,
                     first_name=spec.first_name,
                     last_name=spec.last_name,
@@ -401,7 +401,7 @@ class _PracticeRun:
                 assert practice_id is not None
                 try:
                     await self.partner.practice(practice_id).practitioners.update(
-                        id=current.id,  # None for a new practice's main user: then found by its external ID
+                        current.id or ext,  # no Id for a new practice's main user: then found by its external ID
                         external_practitioner_id=ext,
                         first_name=p.first_name,
                         last_name=p.last_name,
@@ -427,7 +427,7 @@ class _PracticeRun:
         if not self.dry_run:
             try:
                 await self.partner.practice(practice_id).practitioners.update(
-                    id=owner.id, external_practitioner_id=main, current=owner.listed
+                    owner.id, external_practitioner_id=main, current=owner.listed
                 )
             except IntakeQError as exc:
                 logger.debug("naming the main user of %s failed: %s", self.spec.external_id, _reason(exc))
@@ -494,7 +494,7 @@ class _PracticeRun:
                         changed = _assistant_changes(a, found, ids)
                 if found is not None and changed:
                     await client.update(
-                        id=found.id,
+                        found.id,
                         external_assistant_id=ext,
                         name=a.name,
                         email=a.email,
