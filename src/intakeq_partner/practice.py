@@ -317,8 +317,9 @@ class Assistants:
         current: Assistant | None = None,
     ) -> Assistant:
         """Change the assistant with Id or external ID `ref` (the Id wins): pass only what changes;
-        `external_assistant_id=` sets a new external ID. `practitioner_ids=[]` means all practitioners. `last_name` is sent as
-        `LastName`, which the document's example of this call shows (assistants otherwise have a single `name`).
+        `external_assistant_id=` sets a new external ID. `practitioner_ids=[]` means all practitioners.
+        `last_name` is sent as `LastName`, which the document's example of this call shows (assistants otherwise
+        have a single `name`).
 
         The assistant is read first and every field is sent, changed or not: IntakeQ may clear what an update
         leaves out, and an empty `PractitionerIds` would give the assistant every practitioner. So when IntakeQ
