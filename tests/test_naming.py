@@ -86,7 +86,7 @@ OLD_AND_NEW: dict[str, tuple[Call, Call]] = {
         lambda p: p.practice("ext-n").practitioners.get("ext-n-main"),
     ),
     "practices.update(external_practice_id=) naming it": (
-        lambda p: p.practices.update(external_practice_id="ext-n", city="Oslo"),  # type: ignore[call-arg]
+        lambda p: p.practices.update(external_practice_id="ext-n", city="Oslo"),
         lambda p: p.practices.update("ext-n", city="Oslo"),
     ),
     "practitioners.update(id=)": (
