@@ -151,6 +151,22 @@ async def test_assistants_naming_practitioners_by_external_id_match_the_ids_inta
         assert (await make(partner, "assistant", practice_id)).id == first.id
 
 
+async def test_a_practice_without_a_field_this_create_sets_is_a_conflict_not_ours(reach: Reach) -> None:
+    # IntakeQ's practice answer always carries City, StreetAddress, ...: null there means the practice has none,
+    # so one made elsewhere without the city we ask for is someone else's, not ours.
+    async with reach.client() as partner:
+        args = {**practice_args(), "city": None, "forms_enabled": None}
+        theirs = await partner.practices.create(**args)
+        for field, value in (("city", "Oslo"), ("street_address", "Main St 1"), ("booking_enabled", True)):
+            with pytest.raises(ConflictError) as caught:
+                await partner.practices.create(**{**args, field: value})
+            assert caught.value.existing == theirs and field in str(caught.value)
+        # A blank text asked for is what IntakeQ holds as none; a field the answer does not carry is not compared.
+        assert (await partner.practices.create(**{**args, "city": " "})).id == theirs.id
+        assert (await partner.practices.create(**{**args, "external_practitioner_id": "x"})).id == theirs.id
+    assert len(stored(reach.fake, "practice", "")) == 1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_an_unreadable_answer_to_a_create_is_settled_by_a_look_up(reach: Reach, kind: str) -> None:
     async with reach.client() as setup:

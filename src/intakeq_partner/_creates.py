@@ -43,10 +43,13 @@ class ExternalKey(Generic[T]):
     differences: Callable[[T], Awaitable[list[str]]]  # the fields the caller set that it holds otherwise
 
 
-def differences(asked: Any, found: Any) -> list[str]:
+def differences(asked: Any, found: Any, reported: frozenset[str] = frozenset()) -> list[str]:
     """The attributes the create body `asked` sets that the object `found` holds otherwise, as IntakeQ would
     store them: text trimmed (and emails and role names without case), lists as sets. A field the answer does
-    not report (None), or that the read model does not have, cannot be compared and is not a difference."""
+    not report (None), or that the read model does not have, cannot be compared and is not a difference,
+    unless its wire name is in `reported`: fields IntakeQ's answer always carries, so None there means the
+    object holds none (someone else's practice without the city this create asks for), and only a blank
+    text asked for is the same."""
     readable = {f.metadata["wire"]: f.name for f in attrs.fields(type(found)) if not f.metadata.get("extra")}
     differ = []
     for wire, wanted in unstructure(asked).items():
@@ -54,7 +57,10 @@ def differences(asked: Any, found: Any) -> list[str]:
         if name is None:
             continue
         held = getattr(found, name)
-        if held is not None and not _same(wire, wanted, held):
+        if held is None:
+            if wire in reported and not (isinstance(wanted, str) and not wanted.strip()):
+                differ.append(name)
+        elif not _same(wire, wanted, held):
             differ.append(name)
     return differ
 

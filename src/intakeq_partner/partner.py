@@ -44,6 +44,10 @@ from ._transport import SendOptions, Transport, TransportOptions
 from ._validate import exactly_one, flag, optional_string, optional_text, page_number, text
 from .practice import PracticeClient, _check_current
 
+# The optional fields IntakeQ's practice answer carries whether set or not (the document's example): None
+# there means the practice has none. (A practice always has its names and email: None there is "not reported".)
+PRACTICE_REPORTED = frozenset({"StreetAddress", "City", "State", "PostalCode", "FormsEnabled", "BookingEnabled"})
+
 
 class Practices:
     """Create, find, update and delete practices; fetch their keys and single-sign-on tokens."""
@@ -96,7 +100,7 @@ class Practices:
         if ref is not None:
 
             async def same(found: Practice) -> list[str]:
-                return differences(body, found)
+                return differences(body, found, PRACTICE_REPORTED)
 
             find = functools.partial(self._find, external_practice_id=ref)
             key = ExternalKey("practice", "ExternalPracticeId", ref, find, same)
