@@ -266,3 +266,12 @@ def test_seven_or_more_fractional_digits_round_to_the_microsecond_as_float_milli
     assert decoded == dt.datetime(2025, 4, 12, 4, 38, 6, microsecond, tzinfo=dt.UTC)
     carried = structure(Practice, {"Id": "p", "DateCreated": "2025-04-12T04:38:06.9999996Z"}).date_created
     assert carried == dt.datetime(2025, 4, 12, 4, 38, 7, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_dotnets_max_date_with_seven_fractional_digits_decodes_instead_of_escaping_as_overflow(strict: bool) -> None:
+    # .NET writes DateTime.MaxValue (its "never") as 9999-12-31T23:59:59.9999999: rounding that up overflowed,
+    # and the OverflowError escaped the call bare in either reading (not even a ResponseValidationError).
+    response = httpx.Response(200, json={"Id": "p", "DateCreated": "9999-12-31T23:59:59.9999999Z"})
+    practice = decode_response(response, "GET", "/p", Practice, False, strict=strict)
+    assert practice.date_created == dt.datetime.max.replace(tzinfo=dt.UTC)

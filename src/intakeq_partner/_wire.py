@@ -199,7 +199,10 @@ def _datetime(model: str, wire: str, value: Any) -> _dt.datetime:
         except ValueError:
             raise WireError(f"{model}.{wire}: not an ISO 8601 timestamp") from None
         if len(value) > 26 and _rounds_up(value):  # 7+ fractional digits: round, as float milliseconds are
-            parsed += _MICROSECOND
+            try:
+                parsed += _MICROSECOND
+            except OverflowError:  # .NET's DateTime.MaxValue, 9999-12-31T23:59:59.9999999: the last one there is
+                pass
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)
     try:
         if kind is int:  # exact: no float rounding of the milliseconds
