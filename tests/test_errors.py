@@ -27,6 +27,7 @@ from intakeq_partner._errors import (
     is_ambiguous,
     parse_retry_after,
 )
+from intakeq_partner._secret import Secret
 
 MARKER = "MARKER-KEY-c0ffee1234"
 PATH = "/api/partner/practice/x"
@@ -99,6 +100,21 @@ def test_a_key_echoed_by_the_server_is_masked_everywhere() -> None:
         assert MARKER not in text
         assert MARKER[:8] not in text
     assert "Invalid key ****" in str(err)
+
+
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")], ids=["spaced", "compact"])
+def test_a_held_key_cut_off_where_reading_stops_leaves_no_prefix_when_masking_shortens_the_text(
+    separators: tuple[str, str],
+) -> None:
+    # The excerpt reads 1 KB past its 2 KB and masks before cutting; masking a long token value shortens the
+    # text by more than that, so a held key cut off where reading stopped moved into the excerpt, unmasked.
+    key = Secret("held-practice-key-" + "7f3a" * 6)
+    head = json.dumps({"Token": "t" * 1500, "Message": "Invalid"}, separators=separators)[:-2]
+    body = head + "x" * (2048 + 1024 - 12 - len(head)) + key.reveal() + '"}'  # 12 characters of it are read
+    err = error_from_response(response(401, body), "GET", PATH)
+    assert key.reveal()[:8] not in err.body_excerpt
+    assert err.body_excerpt.startswith(json.dumps({"Token": "****"}, separators=separators)[:-1])
+    assert err.body_excerpt.endswith('x****"}')  # read on: the key whole, and masked
 
 
 def test_a_key_echoed_across_the_message_length_cut_leaves_no_prefix_in_the_message() -> None:

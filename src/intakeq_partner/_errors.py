@@ -261,9 +261,16 @@ def _text(content: bytes, charset: str | None) -> str:
 
 def body_excerpt(response: httpx.Response) -> str:
     """At most ERROR_BODY_LIMIT bytes of the body as text, with keys and credential values masked."""
-    # Mask before cutting, so that a key straddling the limit cannot leave a prefix behind.
-    head = _text(response.content[: ERROR_BODY_LIMIT + 1024], response.charset_encoding)
-    return redact(head, sent_key(response)).encode()[:ERROR_BODY_LIMIT].decode(errors="ignore")
+    # Mask before cutting, so that a key straddling the limit cannot leave a prefix behind; and read on until
+    # the masked text still reaches 1 KB past the limit (masking a long token value shortens it), so that a
+    # key cut off where reading stopped stays out of the excerpt too.
+    read = ERROR_BODY_LIMIT + 1024
+    while True:
+        head = _text(response.content[:read], response.charset_encoding)
+        masked = redact(head, sent_key(response)).encode()
+        if len(masked) >= ERROR_BODY_LIMIT + 1024 or read >= len(response.content):
+            return masked[:ERROR_BODY_LIMIT].decode(errors="ignore")
+        read *= 4
 
 
 def strip_bom(content: bytes) -> bytes:
