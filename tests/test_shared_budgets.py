@@ -278,3 +278,18 @@ async def test_an_absurd_retry_after_neither_crashes_nor_pauses_the_shared_key_f
     assert len(pauses) == 1 and 0 < pauses[0] <= MAX_PAUSE_AFTER_429 * 1000
     wish = info.value.retry_after  # the server's wish when readable (a day: yes; years or infinity: no)
     assert wish == (86400 if header == "86400" else limits.pause_after_429)
+
+
+async def test_aclose_while_redis_hangs_leaves_no_probe_running(redis: RedisServer) -> None:
+    """A release still waiting on a stopped Redis when the limiter is closed times out inside aclose(): that
+    is no new outage, and nothing (no probe, no warning) outlives aclose()."""
+    shared = budgets(redis, practice="100/s")
+    async with shared.slot(KEY, "practice", None):
+        redis.process.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(0.3)  # the call ended a moment before shutdown: its release is on its way
+        await shared.aclose()  # and times out meanwhile
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not left and shared._probe is None and shared.outages == 0, left

@@ -131,6 +131,7 @@ class RedisBudgets:
         self._probe: asyncio.Task[None] | None = None
         self._settle_until = float("-inf")  # (clock) until when slots also pass the fallback, after an outage
         self._background: set[asyncio.Task[Any]] = set()  # releases, pauses and closes under way
+        self._closed = False  # aclose() began: a failure seen now starts no probe (nothing would stop it)
         # One caller per key and process asks Redis at a time; the others queue here (no herd of pollers).
         self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
         self.fallbacks = 0  # slots served by the fallback (for tests and monitoring)
@@ -165,8 +166,8 @@ class RedisBudgets:
 
     def _failed(self, exc: BaseException, outage: int) -> None:
         """Redis failed a request made during `outage` (the count then): open the breaker, once per outage."""
-        if outage != self._outage or not self.healthy:
-            return  # a stale connection of an outage already known, or one already being probed
+        if outage != self._outage or not self.healthy or self._closed:
+            return  # a stale connection of an outage already known, one already being probed, or closing
         self.fallback.assume_spent(self.limits.fallback_share)
         self.healthy = False
         self._outage += 1
@@ -350,6 +351,7 @@ class RedisBudgets:
             self._failed(exc, outage)
 
     async def aclose(self) -> None:
+        self._closed = True
         probe, self._probe = self._probe, None
         if probe is not None:
             probe.cancel()
