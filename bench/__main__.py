@@ -19,6 +19,7 @@ from ._common import ROOT, Result, machine
 NAMES = (
     "provisioning",
     "calls",
+    "limits",
     "overhead",
     "observability",
     "imports",

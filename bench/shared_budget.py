@@ -68,7 +68,7 @@ async def _work(tasks: int) -> dict[str, object]:
     key, base_url = os.environ["BENCH_PARTNER_KEY"], os.environ["BENCH_BASE_URL"]
     async with PartnerClient(key, base_url=base_url, limits=limits) as p:
         if os.environ.get("BENCH_LIMITER") == "limits":  # the comparison: the `limits` package in our place
-            p._transport._budgets = LimitsBudgets(limits)
+            p._transport._pacing.budgets = LimitsBudgets(limits)
         clinic = p.practice(PRACTICE)
         await clinic.practitioners.list()  # fetches the practice key before the load starts
         print("ready", flush=True)
@@ -95,7 +95,7 @@ async def _work(tasks: int) -> dict[str, object]:
 
         callers = [caller(scope) for scope in ("partner", "practice") for _ in range(tasks)]
         await asyncio.gather(until_stop(), *callers)
-        fallbacks = getattr(p._transport._budgets, "fallbacks", 0)
+        fallbacks = getattr(p._transport._pacing.budgets, "fallbacks", 0)
     report = {"started": started, "stopped": stopped[0], "calls": calls, "errors": dict(errors)}
     return {**report, "fallbacks": fallbacks}
 

@@ -501,7 +501,7 @@ async def test_closing_ends_a_fetch_every_caller_gave_up_on_and_frees_its_slots(
     assert partner._keys._inflight == {} and "ext-k" not in partner._keys
     transport = partner._transport
     assert transport._semaphore is not None and transport._semaphore._value == 1
-    assert all(budget.in_flight == 0 for budget in transport._budgets._keys.values())  # type: ignore[attr-defined]
+    assert all(budget.in_flight == 0 for budget in transport._pacing.budgets._keys.values())  # type: ignore[attr-defined]
     assert wire.held == 1 and fake.stats.calls[KEY_ROUTE] == 0  # one fetch, ended on its way
 
 

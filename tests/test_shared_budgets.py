@@ -124,7 +124,7 @@ async def test_redis_killed_mid_run_falls_back_to_local_budgets_warning_once(
     fake = FakeIntakeQ(seed=4)
     limits = RateLimits(partner="200/s", redis_url=redis.url)
     async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport(), limits=limits) as p:
-        shared = p._transport._budgets
+        shared = p._transport._pacing.budgets
         assert isinstance(shared, RedisBudgets)
         async with asyncio.timeout(60):  # a guard: a hang fails here instead of stalling the suite
             for _ in range(10):

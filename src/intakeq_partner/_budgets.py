@@ -93,6 +93,9 @@ class RateLimits:
     `on_redis_error="fallback"` (the default) keeps going with this process's own budgets at once while one
     background probe checks Redis (one warning when it goes, one when it is back), `"fail"` raises
     `RateLimiterUnavailableError`. README's "Rate budgets and many processes" says what each kind of trouble does.
+
+    `adaptive` (on by default): a key that meets a 429 gets a sending rate, cut by each 429 the rate explains
+    and grown back while answers succeed, never past the key's shortest window (see `_pacing.py`).
     """
 
     partner: tuple[Rate, ...] = ()
@@ -105,6 +108,7 @@ class RateLimits:
     redis_prefix: str = "intakeq-partner"
     fallback_share: float = 1.0
     """While Redis is unreachable, the share of each budget this process spends alone (1/N for N processes)."""
+    adaptive: bool = True
 
     def __init__(
         self,
@@ -118,6 +122,7 @@ class RateLimits:
         on_redis_error: Literal["fallback", "fail"] = "fallback",
         redis_prefix: str = "intakeq-partner",
         fallback_share: float = 1.0,
+        adaptive: bool = True,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "partner", _rates("partner", partner))
@@ -148,6 +153,9 @@ class RateLimits:
         ):
             raise InvalidRequestError(f"fallback_share must be in (0, 1], got {fallback_share!r}")
         set_(self, "fallback_share", float(fallback_share))
+        if not isinstance(adaptive, bool):
+            raise InvalidRequestError(f"adaptive must be True or False, got {adaptive!r}")
+        set_(self, "adaptive", adaptive)
 
     def __repr__(self) -> str:
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -177,6 +185,7 @@ class RateLimits:
             concurrency=self.concurrency,
             pause_after_429=self.pause_after_429,
             max_wait=self.max_wait,
+            adaptive=self.adaptive,
         )
 
 

@@ -23,7 +23,7 @@ from . import _constants as C
 from . import events
 from ._base import AsyncCloseable, is_loopback_host
 from ._body import read_body
-from ._budgets import RateLimits, Scope, WaitTooLong, make_budgets, scope_of, shared_window
+from ._budgets import RateLimits, Scope, WaitTooLong, scope_of, shared_window
 from ._deadline import AttemptDeadlineExceeded, Deadline, Watchdog
 from ._errors import (
     APIConnectionError,
@@ -40,6 +40,7 @@ from ._errors import (
     sent_key,
 )
 from ._network import Cert, Network, Verify, check_network
+from ._pacing import Pacing
 from ._redact import redact
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
@@ -225,9 +226,9 @@ class Transport(AsyncCloseable):
         self._random = random
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        # Every key's budget (and its pause after a 429), then the one rate shared by all keys.
+        # Every key's budget, its pause after a 429 and the rate it learns; then the one rate shared by all keys.
         self.limits = limits if limits is not None else RateLimits()
-        self._budgets = make_budgets(self.limits, clock=clock, sleep=events.noting_waits(sleep, "budget"))
+        self._pacing = Pacing(self.limits, clock=clock, sleep=events.noting_waits(sleep, "budget"))
         shared_sleep = events.noting_waits(sleep, "rate_limit")
         self._shared_rate = shared_window(rate_limit, clock, shared_sleep) if rate_limit else None
         self._owns_client = http_client is None
@@ -450,7 +451,7 @@ class Transport(AsyncCloseable):
                 elif isinstance(outcome, httpx.Response) and outcome.status_code == 429:
                     # Pause the key for everyone who spends it; the retry then waits in the budget like the others.
                     retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
-                    paused = await self._budgets.pause(key, scope, retry_after)
+                    paused = await self._pacing.pause(key, scope, retry_after)
                     too_long = attempt >= self.max_retries or self._clock() + paused > deadline()
                     delay = None if too_long else 0.0
                 else:
@@ -574,12 +575,11 @@ class Transport(AsyncCloseable):
         """One attempt; a failure is returned, not raised, so the retry loop can judge it."""
         try:
             # The key's budget first: a call waiting for its own key holds none of the shared slots.
-            budget = self._budgets.slot(key, scope, deadline)
-            async with budget, self._slot():
+            async with self._pacing.slot(key, scope, deadline) as seen, self._slot():
                 self._sent[0] += 1
                 if (call := events.current()) is not None and (later := call.sent(method, path, attempt)):
                     await later
-                return await self._send(method, path, key, params, json)
+                return seen(await self._send(method, path, key, params, json))
         except WaitTooLong as exc:
             raise RateLimitError(
                 status_code=429, method=method, path=path, message=f"not sent: {exc}", retry_after=exc.wait
@@ -707,6 +707,6 @@ class Transport(AsyncCloseable):
         if any(task is not asyncio.current_task() for task in self._life.active):
             await self._life.drained.wait()  # they leave at their next await, having released what they hold
         if self._owns_budgets:
-            await self._budgets.aclose()
+            await self._pacing.aclose()
         if self._owns_client:
             await self._client.aclose()

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--rate-window", type=float, default=1.0, help="seconds the --rate-limit window spans (default %(default)s)"
     )
+    faults.add_argument(
+        "--rate-limit-silent",
+        action="store_true",
+        help="the --rate-limit's 429s carry no Retry-After (the client must guess how long to wait)",
+    )
     parser.add_argument(
         "--log-limit",
         type=int,
@@ -121,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_after=args.retry_after,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
+        rate_limit_retry_after=not args.rate_limit_silent,
     )
     fake = FakeIntakeQ(
         args.partner_key,

@@ -169,7 +169,8 @@ class FakeApp:
                 if wait is not None:
                     fault = "rate_limit"
                     fake.stats.faults[fault] += 1
-                    await error(429, "Rate limit exceeded.", {"Retry-After": str(wait)})(scope, receive, recording_send)
+                    headers = {"Retry-After": str(wait)} if fake.faults.rate_limit_retry_after else {}
+                    await error(429, "Rate limit exceeded.", headers)(scope, receive, recording_send)
                     return
             if plan.kind is None:
                 await apply(recording_send)

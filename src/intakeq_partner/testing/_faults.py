@@ -48,6 +48,8 @@ class Faults:
     """Upper bound of a hang; the fake's shutdown ends hangs early."""
     rate_window: float = 1.0
     """Seconds the ``rate_limit`` window spans: ``rate_limit=10, rate_window=60`` plays "10 a minute"."""
+    rate_limit_retry_after: bool = True
+    """Whether the ``rate_limit``'s 429s say when a request would fit again; without it the client must guess."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,298 @@
+"""Adaptive pacing per key: the rate a key may send at, learned from the 429s it meets.
+
+Without a configured budget the client finds IntakeQ's limit only by hitting it. So each key that has met a
+429 gets a sending rate, in the manner of the AWS SDKs' "adaptive" retry mode and TCP CUBIC: a 429 cuts the
+rate to `BETA` times the rate the server was actually accepting, then every successful answer lets it grow
+back: quickly at first, levelling off at the rate where the last cut happened, and only then, slowly, past it
+to probe for more. The probe's length is counted in answers, not seconds, and scales with what one 429 costs
+(the pause, times the rate), so that the same rules fit "10 a minute" and "50 a second" alike.
+
+The sends of a key leave one at a time at that rate, so when a pause ends the waiting calls go out one
+interval apart, not all at once (no herd). A pause from a 429 holds every send of the key that has not left
+yet (a Retry-After is never undercut); a call waits for it once, in its place in the line, not once for the
+pause and again for a budget it had already waited for. A configured `RateLimits` budget is the ceiling: the
+learned rate never grows past the fastest window of the key's budget, whose windows still apply as well.
+
+A 429 that the rate cannot explain (the rate is still below where the last cut happened, and the answers
+accepted since the last pause kept pace with it) pauses the key without cutting the rate again: sporadic
+429s cost their pause, not a collapsing rate. Each process learns on its own, also with the Redis limiter
+(which shares the budgets and the pauses): processes that share a key each meet the 429s of their share.
+
+`Pacing` is the transport's one door to the budgets: `slot(...)` before each attempt (its context value is
+called with the attempt's outcome), `pause(...)` on a 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Protocol, TypeVar
+
+import httpx
+
+from ._budgets import Budgets, Clock, RateLimits, Scope, Sleep, WaitTooLong, budget_id, make_budgets
+from ._errors import parse_retry_after
+from ._secret import Secret
+
+__all__ = ["BETA", "KeyPace", "Pacing", "ceiling"]
+
+BETA = 0.7
+"""A 429 cuts the rate to this share of what the server was accepting (CUBIC's and the AWS SDKs' value)."""
+GROWTH = 0.4
+"""CUBIC's scale constant: how steeply the rate grows once past the rate of the last cut."""
+MARGIN = 0.95
+"""Growth levels off this far below the rate the server accepted when it refused: at exactly that rate a
+sliding window refuses whenever two sends come a hair closer than their interval."""
+_BUDGET_SPAN = 5  # pauses' worth of time over which a 429 is weighed against a configured budget
+_HISTORY = 2048  # answers remembered per key, to measure the rate the server accepted
+_T = TypeVar("_T")
+
+
+class KeyPace:
+    """One key's learned rate, its pause, and the line of sends waiting for their turn."""
+
+    def __init__(self, ceiling: float | None, clock: Clock, sleep: Sleep) -> None:
+        self.ceiling = ceiling
+        self.rate: float | None = None
+        """Sends a second; None until the key meets its first 429 (then no pacing at all)."""
+        self.w_max = 0.0  # what the server accepted when the last cut happened: growth levels off just below
+        self._r0 = 0.0  # the rate right after the last cut
+        self._n = 0  # successful answers since the last cut
+        self._recover = 10.0  # answers to grow back from the cut to w_max
+        self._probe = 150.0  # answers over which growth past w_max reaches 40%
+        self._blind = False  # cut with nothing to measure: grow by a share per answer until the next 429
+        self.cut_at = -math.inf  # when the last 429 came back
+        self._pending: tuple[float, float, float] | None = None  # that 429, while its pause lasts
+        self.paused_until = -math.inf
+        self._next_at = -math.inf
+        self._last_sent = -math.inf
+        self._first_sent = -math.inf
+        self._oks: deque[float] = deque(maxlen=_HISTORY)
+        self._line = asyncio.Lock()  # FIFO: the one holding it is the next to go
+        self._waiting = 0
+        self._clock = clock
+        self._sleep = sleep
+
+    def forgettable(self, now: float) -> bool:
+        """Nobody waiting, no pause, and nothing learned (or unused for an hour): forgetting it loses nothing."""
+        idle = not self._waiting and now >= self.paused_until
+        return idle and (self.rate is None or self._last_sent < now - 3600)
+
+    # ----- sending
+
+    async def turn(self, deadline: float | None) -> float:
+        """Wait until this key may send (its pause over, one interval after the last send); returns when."""
+        now = self._clock()
+        if self._pending is not None and now >= self.paused_until:
+            self._settle()
+        if not self._waiting and now >= self._next_at and now >= self.paused_until:
+            return self._sent(now, now)
+        if deadline is not None:
+            ahead = self._waiting / self.rate if self.rate else 0.0
+            start = max(now, self._next_at, self.paused_until) + ahead
+            if start > deadline:
+                raise WaitTooLong(start - now, self._reason(now))
+        self._waiting += 1
+        try:
+            async with self._line:
+                while True:  # again after each sleep: a 429 meanwhile may have moved the time
+                    now = self._clock()
+                    if self._pending is not None and now >= self.paused_until:
+                        self._settle()
+                    at = max(self._next_at, self.paused_until)
+                    if at <= now:
+                        return self._sent(now, at)
+                    if deadline is not None and at > deadline:
+                        raise WaitTooLong(at - now, self._reason(now))
+                    await self._sleep(at - now)
+        finally:
+            self._waiting -= 1
+
+    def _reason(self, now: float) -> str:
+        return "the key is paused after a 429" if self.paused_until > now else "the key is paced after 429s"
+
+    def _sent(self, now: float, at: float) -> float:
+        if self._last_sent == -math.inf:
+            self._first_sent = now
+        self._last_sent = now
+        if self.rate is not None:
+            gap = 1.0 / self.rate
+            # Late by less than an interval: the next one keeps the beat; later than that, no catching up.
+            self._next_at = (at + gap) if now - at < gap else (now + gap)
+        return now
+
+    # ----- answers
+
+    def succeeded(self, sent_at: float) -> None:
+        """A request sent at `sent_at` was answered (not with a 429): the rate grows, one answer's worth."""
+        self._oks.append(sent_at)
+        if self.rate is None or self._pending is not None:
+            return
+        self._n += 1
+        n = self._n
+        if self._blind:
+            rate = self.rate * 1.25  # no idea of the limit yet: grow by a quarter an answer until the next 429
+        elif n < self._recover:
+            plateau = MARGIN * self.w_max
+            rate = plateau - (plateau - self._r0) * (1 - n / self._recover) ** 3
+        else:
+            rate = MARGIN * self.w_max * (1 + GROWTH * ((n - self._recover) / self._probe) ** 3)
+        self._set_rate(rate)
+
+    def throttled(self, now: float, sent_at: float, pause: float) -> None:
+        """A 429 for a request sent at `sent_at`: the key pauses for `pause` seconds; whether the rate is cut
+        is weighed when the pause ends, once the answers to the requests sent with it are in."""
+        previous_end = self.paused_until
+        self.paused_until = max(self.paused_until, now + pause)
+        if sent_at < self.cut_at or self._pending is not None:
+            return  # sent before the last 429 came back, at the rate of then: that 429 answers for it
+        self._pending = (now, pause, previous_end)
+        self.cut_at = now
+
+    def _settle(self) -> None:
+        assert self._pending is not None
+        when, pause, previous_end = self._pending
+        self._pending = None
+        if self.ceiling is not None:
+            # A budget is set: the question is only whether it is too high. Over several pauses' length
+            # (pauses included: a server's window refills during them), did the server take about what the
+            # budget allows? Then the budget is right, this 429 was not the rate's doing, and the budget's
+            # windows go on pacing: after a pause they let through no more than the server's own window,
+            # drained by the same pause, accepts.
+            span = _BUDGET_SPAN * pause
+            if when - self._first_sent < span or self._accepted(when, span) >= BETA * self.ceiling:
+                return
+        if self.rate is None:
+            # The first: what the server accepted over the pause's length (a window's worth, with a sliding one).
+            measured = self._accepted(when, pause)
+        elif self._blind or self._n >= self._recover:
+            # Back at (or past) the rate of the last cut: the limit is about here.
+            measured = min(self.rate, self._accepted(when, max(pause, when - previous_end)))
+        elif when - previous_end >= pause:
+            # Still below it: cut only when the server clearly accepted less than we were sending.
+            measured = self._accepted(when, when - previous_end)
+            if measured >= BETA * self.rate:
+                return
+        else:
+            return  # too soon after the last pause to measure anything: a pause, no cut
+        self._cut(measured, pause)
+
+    def _accepted(self, now: float, horizon: float) -> float:
+        """Requests a second the server accepted, of those sent in the `horizon` seconds before `now`."""
+        if horizon <= 0:
+            return 0.0
+        since = now - horizon
+        count = 0
+        for when in reversed(self._oks):
+            if when <= since:
+                break
+            count += 1
+        if count == len(self._oks) == _HISTORY:
+            horizon = max(now - self._oks[0], 1e-3)  # the memory ran out first
+        return count / horizon
+
+    def _cut(self, measured: float, pause: float) -> None:
+        self._blind = measured <= 0
+        if self._blind:  # nothing got through: start at one send per pause (at most one a second) and grow
+            self.w_max = self._cap(1.0 / max(pause, 1.0))
+            self._r0 = self.w_max
+        else:
+            self.w_max = self._cap(measured)
+            self._r0 = BETA * self.w_max
+        self._n = 0
+        # What one 429 costs, in answers: its pause at this rate. Grow back within about that many answers,
+        # and probe past w_max slowly enough that a 429 comes at most every dozen pauses' worth of answers.
+        cost = self.w_max * pause
+        self._recover = max(10.0, cost)
+        self._probe = max(150.0, 15 * cost)
+        self._set_rate(self._r0)
+
+    def _cap(self, rate: float) -> float:
+        return rate if self.ceiling is None else min(rate, self.ceiling)
+
+    def _set_rate(self, rate: float) -> None:
+        self.rate = self._cap(rate)
+        self._next_at = self._last_sent + 1.0 / self.rate  # the line's head moves with the rate
+
+
+class Seen(Protocol):
+    """Called with an attempt's outcome, which it returns unchanged."""
+
+    def __call__(self, outcome: _T, /) -> _T: ...
+
+
+def ceiling(limits: RateLimits, scope: Scope) -> float | None:
+    """The fastest a learned rate may grow: the rate of the scope's shortest window (None: no budget).
+
+    Longer windows ("500/day") still hold through the budgets; as a ceiling they would space every send a
+    day's worth apart even while the day's budget is mostly unspent.
+    """
+    rates = limits.rates(scope)
+    if not rates:
+        return None
+    shortest = min(rate.per for rate in rates)
+    return min(rate.count / rate.per for rate in rates if rate.per == shortest)
+
+
+class Pacing:
+    """Budgets (`_budgets`, `_redis`) and the adaptive rate per key, behind the two calls the transport makes."""
+
+    _SWEEP_EVERY = 1024  # new keys between sweeps of idle, never-throttled ones
+
+    def __init__(self, limits: RateLimits, *, clock: Clock, sleep: Sleep) -> None:
+        self.limits = limits
+        self.budgets: Budgets = make_budgets(limits, clock=clock, sleep=sleep)
+        self._clock = clock
+        self._sleep = sleep
+        self._paces: dict[tuple[Scope, str], KeyPace] = {}
+        self._added = 0
+        self._ceilings = {scope: ceiling(limits, scope) for scope in ("partner", "practice")}
+
+    def pace(self, key: Secret, scope: Scope) -> KeyPace:
+        ident = (scope, budget_id(key))
+        pace = self._paces.get(ident)
+        if pace is None:
+            self._added += 1
+            if self._added % self._SWEEP_EVERY == 0:
+                now = self._clock()
+                for old in [k for k, p in self._paces.items() if p.forgettable(now)]:
+                    del self._paces[old]
+            pace = self._paces[ident] = KeyPace(self._ceilings[scope], self._clock, self._sleep)
+        return pace
+
+    @contextlib.asynccontextmanager
+    async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[Seen]:
+        """Wait for the key's budget, then its turn at the learned rate; yields `seen`, to be called with the
+        attempt's outcome (returned unchanged) so that the rate learns from it."""
+        async with self.budgets.slot(key, scope, deadline):
+            if not self.limits.adaptive:
+                yield _unseen
+                return
+            pace = self.pace(key, scope)
+            sent_at = await pace.turn(deadline)
+
+            def seen(outcome: _T) -> _T:
+                if isinstance(outcome, httpx.Response):
+                    status = outcome.status_code
+                    if status == 429:
+                        retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+                        pace.throttled(self._clock(), sent_at, self.limits.pause_length(retry_after))
+                    elif status < 500:
+                        pace.succeeded(sent_at)
+                return outcome
+
+            yield seen
+
+    async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
+        """A 429: pause the key in the budgets (and so, with Redis, in every process). Returns the wait."""
+        return await self.budgets.pause(key, scope, retry_after)
+
+    async def aclose(self) -> None:
+        await self.budgets.aclose()
+
+
+def _unseen(outcome: _T) -> _T:
+    return outcome

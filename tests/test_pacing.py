@@ -1,0 +1,278 @@
+"""Adaptive pacing per key (`_pacing.py`): the cut on a 429, the recovery, no herd, the ceiling. A fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from intakeq_partner import RateLimits
+from intakeq_partner._errors import ClientClosedError, RateLimitError
+from intakeq_partner._pacing import BETA, MARGIN, KeyPace, ceiling
+from intakeq_partner._secret import Secret
+from intakeq_partner._transport import Transport
+from intakeq_partner.testing import FakeIntakeQ, Faults
+
+BASE = "https://api.test"
+PATH = "/api/partner/masterForms"
+KEY = Secret("partner-key-0123456789")
+
+
+class Clock:
+    """Virtual time: a sleeper wakes when every task is waiting and its time is the earliest, then the clock
+    jumps there (so concurrent callers see one shared time, as with a real clock, without waiting for it)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._count = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, delay), next(self._count), future))
+        if self._driver is None:
+            self._driver = asyncio.ensure_future(self._drive())
+        await future
+
+    async def _drive(self) -> None:
+        while self._sleepers:
+            for _ in range(50):  # let every runnable task run until it waits (all I/O here is in memory)
+                await asyncio.sleep(0)
+            wake, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                self.now = max(self.now, wake)
+                future.set_result(None)
+        self._driver = None
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+Answer = Callable[[int], httpx.Response]
+
+
+@contextlib.contextmanager
+def server(clock: Clock, answer: Answer) -> Iterator[list[tuple[float, int]]]:
+    """(time, status) of every request; `answer(n)` answers the n-th (from 0)."""
+    log: list[tuple[float, int]] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        response = answer(len(log))
+        log.append((clock.now, response.status_code))
+        return response
+
+    with respx.mock(base_url=BASE) as mock:
+        mock.get(PATH).mock(side_effect=respond)
+        yield log
+
+
+def ok(_: int) -> httpx.Response:
+    return httpx.Response(200, json=[])
+
+
+def refuse_at(*which: int, retry_after: str | None = "1") -> Answer:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return lambda n: httpx.Response(429, headers=headers) if n in which else ok(n)
+
+
+def transport(clock: Clock, limits: RateLimits | None = None, **kwargs: Any) -> Transport:
+    options: dict[str, Any] = {"http_stack": "httpx", "random": lambda: 1.0, "max_retries": 5, **kwargs}
+    return Transport(base_url=BASE, limits=limits or RateLimits(), clock=clock, sleep=clock.sleep, **options)
+
+
+async def calls(t: Transport, n: int, *, together: bool = False) -> None:
+    if together:
+        await asyncio.gather(*(t.request("GET", PATH, key=KEY) for _ in range(n)))
+    else:
+        for _ in range(n):
+            await t.request("GET", PATH, key=KEY)
+
+
+def busiest(times: list[float], span: float) -> int:
+    """The most sends in any `span` seconds."""
+    return max((sum(1 for u in times if t <= u < t + span) for t in times), default=0)
+
+
+# --- the cut, the recovery, no herd ----------------------------------------------------------------------------
+
+
+async def test_a_429_cuts_the_rate_to_beta_of_what_the_server_accepted_and_sends_no_herd(clock: Clock) -> None:
+    """Ten accepted at once, the eleventh refused: the rate becomes 0.7 x 10/s and, after the one-second
+    pause, the ten callers that queued meanwhile leave one interval apart instead of all at once."""
+    with server(clock, refuse_at(10)) as log:
+        async with transport(clock) as t:
+            await calls(t, 11)  # ten at t=0, the eleventh refused and retried after the pause
+            pace = t._pacing.pace(KEY, "partner")
+            assert pace.paused_until == 1.0
+            # Weighed when the pause ended: 10 accepted in the second before it, so 7/s, then a step up for the
+            # retry's success.
+            assert pace.w_max == pytest.approx(10.0)
+            assert pace.rate is not None and BETA * 10 < pace.rate < 8
+            await calls(t, 10, together=True)
+    after = [when for when, _ in log[11:]]
+    assert after[0] == 1.0  # the retry: exactly when the Retry-After allows, not earlier
+    gaps = [b - a for a, b in itertools.pairwise(after)]
+    assert all(gap >= 1 / 10 - 1e-9 for gap in gaps)  # never faster than the rate the server accepted
+    assert gaps[0] > 1 / 8  # right after the cut: about 1/7 s apart
+    assert busiest(after, 0.1) == 1  # no herd: never two sends in 100 ms
+
+
+async def test_the_rate_recovers_smoothly_then_probes_slowly_past_the_last_cut(clock: Clock) -> None:
+    pace = KeyPace(None, clock, clock.sleep)
+    for _ in range(10):
+        pace.succeeded(clock.now)
+    pace.throttled(clock.now, clock.now, 1.0)
+    clock.now = 1.0
+    await pace.turn(None)  # the pause is over: the 429 is weighed
+    assert pace.rate == pytest.approx(7.0) and pace.w_max == pytest.approx(10.0)
+    rates: list[float] = [7.0]
+    for _ in range(400):
+        clock.now += 1 / rates[-1]
+        pace.succeeded(clock.now)
+        assert pace.rate is not None
+        rates.append(pace.rate)
+    steps = [b / a for a, b in itertools.pairwise(rates)]
+    assert all(1.0 <= step <= 1.125 for step in steps)  # grows with every answer, by at most an eighth
+    # Back just below the rate the server accepted within ten answers (a pause's worth, at least ten) ...
+    assert rates[10] == pytest.approx(MARGIN * 10.0)
+    assert rates[60] < 10.0  # ... then slowly past it: a 429 costs a pause, so probe rarely
+    assert rates[400] > 20  # but it does keep looking for more
+
+
+async def test_a_configured_budget_is_the_ceiling_of_the_learned_rate(clock: Clock) -> None:
+    """A budget of 5 a second, a server that accepts 3 until t=10 and then 20: the rate is cut below the budget,
+    then grows back, and however long answers succeed it never passes the budget."""
+    limits = RateLimits(partner="5/s, 1000/hour")
+    assert ceiling(limits, "partner") == 5.0 and ceiling(limits, "practice") is None
+    accepted: list[float] = []
+
+    def limit(n: int) -> httpx.Response:
+        allowed = 3 if clock.now < 10 else 20
+        if sum(1 for when in accepted if when > clock.now - 1) >= allowed:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        accepted.append(clock.now)
+        return ok(n)
+
+    with server(clock, limit) as log:
+        async with transport(clock, limits) as t:
+            pace = t._pacing.pace(KEY, "partner")
+            rates: list[float] = []
+            for _ in range(300):
+                await t.request("GET", PATH, key=KEY)
+                if pace.rate is not None:  # (None until the first 429)
+                    rates.append(pace.rate)
+    assert rates and min(rates) < 3  # cut below what the server accepted
+    assert max(rates) == 5.0  # grew back to the budget, and no further: the server's 20 a second never tempts it
+    assert busiest(accepted, 1.0) <= 5  # the budget's window holds as well
+
+
+async def test_a_429_the_rate_cannot_explain_pauses_the_key_without_cutting_it_again(clock: Clock) -> None:
+    """Sporadic 429s: after recovering, a lone 429 while the server kept pace costs its pause, not the rate."""
+    with server(clock, refuse_at(10, 40, 45)) as log:
+        async with transport(clock) as t:
+            await calls(t, 41)  # cut at the first, recovered past the last cut's rate by the second
+            pace = t._pacing.pace(KEY, "partner")
+            cut_rate = pace.w_max
+            await calls(t, 3)  # the 429 at 40 was weighed when its pause ended
+            assert pace.w_max == pytest.approx(cut_rate)
+            rate_before = pace.rate
+            await calls(t, 5)  # another, soon after: a pause only
+            assert pace.rate is not None and rate_before is not None and pace.rate >= rate_before * 0.99
+    refused = [when for when, status in log if status == 429]
+    for when in refused:  # a Retry-After is never undercut: nothing is sent in the second after a 429
+        assert not [u for u, _ in log if when < u < when + 1.0]
+
+
+async def test_a_429_without_retry_after_pauses_for_the_default_then_paces(clock: Clock) -> None:
+    with server(clock, refuse_at(5, retry_after=None)) as log:
+        async with transport(clock, RateLimits(pause_after_429=2.0)) as t:
+            await calls(t, 10, together=True)
+    times = [when for when, _ in log]
+    assert times[5] == 0.0 and times[6] == 2.0  # the 429 at t=0, then nothing until the default pause ends
+    assert busiest(times[6:], 0.1) == 1
+
+
+async def test_a_call_waiting_in_line_can_be_cancelled_and_the_line_moves_on(clock: Clock) -> None:
+    with server(clock, refuse_at(3)) as log:
+        async with transport(clock) as t:
+            await calls(t, 4)
+            waiting = [asyncio.ensure_future(t.request("GET", PATH, key=KEY)) for _ in range(3)]
+            await asyncio.sleep(0)
+            waiting[1].cancel()
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+            assert isinstance(results[1], asyncio.CancelledError)
+            await calls(t, 2)  # and the key is not stuck
+    assert len(log) == 5 + 2 + 2  # (the 429 and its retry count two)
+
+
+async def test_a_call_paused_past_its_wait_fails_at_once_and_a_close_ends_a_paused_call(clock: Clock) -> None:
+    with server(clock, refuse_at(0, retry_after="30")) as log:
+        async with transport(clock, RateLimits(max_wait=10), max_retries=0) as t:
+            with pytest.raises(RateLimitError):
+                await t.request("GET", PATH, key=KEY)
+            with pytest.raises(RateLimitError) as info:  # paused for 30 s, max_wait is 10: not sent
+                await t.request("GET", PATH, key=KEY)
+            assert info.value.retry_after == pytest.approx(30.0)
+    assert len(log) == 1
+
+    real = Transport(base_url=BASE, http_stack="httpx", max_retries=0)
+    with respx.mock(base_url=BASE) as mock:
+        mock.get(PATH).mock(return_value=httpx.Response(429, headers={"Retry-After": "60"}))
+        with pytest.raises(RateLimitError):
+            await real.request("GET", PATH, key=KEY)
+        paused = asyncio.ensure_future(real.with_options(max_retries=1).request("GET", PATH, key=KEY))
+        await asyncio.sleep(0.01)
+        await real.aclose()  # an interrupted job: the paused call ends cleanly, nothing sent
+        with pytest.raises(ClientClosedError):
+            await paused
+        assert mock.calls.call_count == 1
+
+
+async def test_adaptive_pacing_can_be_switched_off(clock: Clock) -> None:
+    with server(clock, refuse_at(3)) as log:
+        async with transport(clock, RateLimits(adaptive=False)) as t:
+            await calls(t, 4)
+            await calls(t, 5, together=True)
+    assert [when for when, _ in log[4:]] == [1.0] * 6  # the old way: the retry and the five at once, no pacing
+
+
+# --- against the fake ------------------------------------------------------------------------------------------
+
+
+async def test_unconfigured_the_client_learns_a_ten_a_minute_limit(clock: Clock) -> None:
+    """IntakeQ's 10 a minute, on the fake's clock: 20 callers, 150 calls, no budget configured. After the first
+    contact (the callers' first sends go out together, the limit unknown) the 429s are rare and the calls
+    finish near the limit's own pace."""
+    fake = FakeIntakeQ(seed=3, faults=Faults(rate_limit=10, rate_window=60), monotonic=clock)
+    key = Secret(fake.partner_key)
+    limits = RateLimits(max_wait=3600)  # at 10 a minute, 20 callers wait minutes for their turn
+    options: dict[str, Any] = {"transport": fake.transport(), "limits": limits, "max_retries": 20}
+    async with Transport(base_url=fake.base_url, clock=clock, sleep=clock.sleep, **options) as t:
+        pending = iter(range(150))
+
+        async def worker() -> None:
+            for _ in pending:
+                await t.request("GET", PATH, key=key)
+
+        await asyncio.gather(*(worker() for _ in range(20)))
+    statuses = [r.status for r in fake.stats.log]
+    first_ok = statuses.index(200, statuses.index(429))  # the first answer after the first contact's pause
+    # At first contact every caller sent before the first 429 came back (here twice over: the in-memory
+    # server answers at once), and the limit let 10 through. After that the 429s are the rare probes.
+    assert statuses[:first_ok].count(429) <= 2 * 20 - 10
+    assert statuses[first_ok:].count(429) <= 2
+    bound = (150 - 10) / 10 * 60  # ten at once, then ten a minute
+    assert clock.now <= 1.3 * bound
