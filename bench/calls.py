@@ -1,5 +1,6 @@
 """Calls per practice that the provisioning job makes: a first run, a re-run of a finished plan, and a re-run
-where every practice, practitioner and assistant changed, under each update reading of the fake.
+where every practice, practitioner and assistant changed, under each update reading of the fake; and the
+calls a resumed run makes after the first died half-way (1,000 practices), with and without a journal.
 
 Counts, not timings: the fake runs in-process and every request it sees is counted. A re-run that changes
 everything shows what full-body updates cost (the job reads a practice again before updating it; the
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tempfile
 import time
+from pathlib import Path
 
 from intakeq_partner import PartnerClient
-from intakeq_partner.provisioning import Plan, provision
+from intakeq_partner.provisioning import Journal, Plan, provision
 from intakeq_partner.testing import FakeIntakeQ
 
 from ._common import Result
@@ -47,9 +50,52 @@ async def _counts(n: int, semantics: str) -> tuple[float, float, float]:
     return first, again, changed
 
 
-def run(n: int = 200) -> Result:
+class _Killed(BaseException):
+    """Stands for the process dying half-way."""
+
+
+async def _resumed(n: int, journal: bool) -> tuple[int, int, int]:
+    """(calls of the first run until its death, calls of the resumed run, practices the journal vouched for)."""
+    fake = FakeIntakeQ(seed=1)
+    plan = build_plan(n)
+    reported = 0
+
+    def on_item(_: object) -> None:
+        nonlocal reported
+        reported += 1
+        if reported >= plan.item_count // 2:
+            raise _Killed
+
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
+        state = Journal(Path(tmp, "state.db")) if journal else None
+        async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport()) as partner:
+            try:
+                await provision(partner, plan, concurrency=20, on_progress=on_item, journal=state)
+            except (_Killed, BaseExceptionGroup):
+                pass
+        first = fake.stats.logged
+        vouched = len(state.confirmed(plan.practices)) if state is not None else 0
+        fake.reset_stats()
+        async with PartnerClient(fake.partner_key, base_url=fake.base_url, transport=fake.transport()) as partner:
+            report = await provision(partner, plan, concurrency=20, journal=state)
+        assert report.ok, report.failures[:3]
+        if state is not None:
+            state.close()
+    return first, fake.stats.logged, vouched
+
+
+def run(n: int = 200, resume: int = 1000) -> Result:
     started = time.perf_counter()
     result = Result("Calls per practice")
+    for journal in (False, True):
+        killed, resumed, vouched = asyncio.run(_resumed(resume, journal))
+        name = "with --state journal" if journal else "without journal"
+        result.add(
+            f"resumed run after a kill half-way, {resume} practices, {name}",
+            f"{resumed} calls",
+            "(information)",
+            note=f"the killed run made {killed}; the journal vouched for {vouched} practices" if journal else "",
+        )
     for semantics in ("merge", "replace"):
         first, again, changed = asyncio.run(_counts(n, semantics))
         note = "includes a few calls per run: master forms, the practice list's pages"
@@ -62,4 +108,4 @@ def run(n: int = 200) -> Result:
 
 
 def run_quick() -> Result:
-    return run(n=20)
+    return run(n=20, resume=40)

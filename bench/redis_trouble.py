@@ -115,7 +115,7 @@ async def _work(tasks: int, call_timeout: float, stack: str) -> dict[str, Any]:
                 slowest = max(slowest, time.monotonic() - started)
 
         await asyncio.gather(until_stop(), *(caller() for _ in range(tasks)))
-        fallbacks = getattr(p._transport._budgets, "fallbacks", 0)
+        fallbacks = getattr(p._transport._pacing.budgets, "fallbacks", 0)
     return {
         "calls": calls,
         "errors": dict(errors),

@@ -166,7 +166,7 @@ async def test_a_configured_budget_is_the_ceiling_of_the_learned_rate(clock: Clo
         accepted.append(clock.now)
         return ok(n)
 
-    with server(clock, limit) as log:
+    with server(clock, limit):
         async with transport(clock, limits) as t:
             pace = t._pacing.pace(KEY, "partner")
             rates: list[float] = []

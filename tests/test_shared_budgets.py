@@ -202,7 +202,7 @@ async def test_a_hung_redis_never_holds_a_call_past_its_call_timeout(redis: Redi
             results = await asyncio.gather(*(p.forms.master() for _ in range(20)), return_exceptions=True)
         finally:
             redis.process.send_signal(signal.SIGCONT)
-        shared = p._transport._budgets
+        shared = p._transport._pacing.budgets
         assert isinstance(shared, RedisBudgets)
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert shared.outages == 1 and shared.fallbacks >= 20

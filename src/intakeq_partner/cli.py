@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -17,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -35,7 +36,17 @@ from ._constants import (
 )
 from ._errors import AuthenticationError, IntakeQError, InvalidRequestError
 from .partner import PartnerClient
-from .provisioning import ItemKind, ItemResult, ItemStatus, Plan, PlanError, ProvisionReport, load_plan, provision
+from .provisioning import (
+    ItemKind,
+    ItemResult,
+    ItemStatus,
+    Journal,
+    Plan,
+    PlanError,
+    ProvisionReport,
+    load_plan,
+    provision,
+)
 from .tokens import SSO_PATHS, sso_url
 
 if TYPE_CHECKING:
@@ -85,13 +96,19 @@ async def run_provision(
     plain: bool = False,
     on_progress: Callable[[ItemResult], None] | None = None,
     stop: asyncio.Event | None = None,
+    journal: Journal | None = None,
+    verify: bool = False,
 ) -> ProvisionReport:
     """Run `provision` with a live progress bar (rich), or periodic plain lines without rich or with `plain`.
-    `on_progress` also sees each finished item; once `stop` is set no practice is started."""
+    `on_progress` also sees each finished item; once `stop` is set no practice is started; `journal` and
+    `verify` are `provision`'s."""
     total = plan.item_count
     console = None if plain else _console(out)
+    job = functools.partial(
+        provision, concurrency=concurrency, dry_run=dry_run, stop=stop, journal=journal, verify=verify
+    )
     if console is None:
-        return await _run_plain(partner, plan, concurrency, dry_run, title, out or sys.stdout, total, on_progress, stop)
+        return await _run_plain(job, partner, plan, dry_run, title, out or sys.stdout, total, on_progress)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     tally = dict.fromkeys(ItemStatus, 0)
@@ -115,22 +132,21 @@ async def run_provision(
         progress.update(task, advance=1, tally=_tally_text(tally, dry_run, markup=True))
 
     try:
-        return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item, stop=stop)
+        return await job(partner, plan, on_progress=on_item)
     finally:
         if progress.live.is_started:
             progress.stop()
 
 
 async def _run_plain(
+    job: Callable[..., Awaitable[ProvisionReport]],
     partner: PartnerClient,
     plan: Plan,
-    concurrency: int,
     dry_run: bool,
     title: str,
     out: IO[str],
     total: int,
     on_progress: Callable[[ItemResult], None] | None,
-    stop: asyncio.Event | None,
 ) -> ProvisionReport:
     tally = dict.fromkeys(ItemStatus, 0)
     done = 0
@@ -147,7 +163,7 @@ async def _run_plain(
         if done % step == 0 or done == total:
             print(f"{title}: {done}/{total} items ({_tally_text(tally, dry_run, markup=False)})", file=out, flush=True)
 
-    return await provision(partner, plan, concurrency=concurrency, dry_run=dry_run, on_progress=on_item, stop=stop)
+    return await job(partner, plan, on_progress=on_item)
 
 
 def _labels(dry_run: bool) -> dict[ItemStatus, str]:
@@ -332,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="read only; show what would be created or updated")
     p.add_argument("--plain", action="store_true", help="plain progress lines instead of a live bar")
     p.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep a journal of what is done in FILE (SQLite, made if missing): a run after an interruption "
+        "trusts it for practices whose plan entry is unchanged and sends nothing for them",
+    )
+    p.add_argument("--verify", action="store_true", help="with --state: re-read everything, trusting no journal")
+    p.add_argument(
         "--max-retries",
         type=_non_negative_int,
         default=DEFAULT_MAX_RETRIES,
@@ -417,8 +441,11 @@ def _provision(args: argparse.Namespace) -> int:
         raise InvalidRequestError(f"--report: no such folder: {args.report.parent}")
     if args.report is not None and args.report.is_dir():
         raise InvalidRequestError(f"--report: {args.report} is a folder; give a file name")
+    if args.verify and args.state is None:
+        raise InvalidRequestError("--verify re-reads what the --state journal would vouch for: give --state FILE")
     # Each practice has at most one request in flight, so the pool only needs room for the workers.
     partner = _client(args, max_concurrency=max(args.concurrency, 8), max_retries=args.max_retries)
+    journal = Journal(args.state) if args.state is not None else None
 
     stopping = Stopping(args.grace)
 
@@ -434,6 +461,8 @@ def _provision(args: argparse.Namespace) -> int:
                     plain=args.plain,
                     on_progress=finished.append,
                     stop=stopping.event,
+                    journal=journal,
+                    verify=args.verify,
                 )
 
     finished: list[ItemResult] = []
@@ -441,6 +470,8 @@ def _provision(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(go())
     except (KeyboardInterrupt, asyncio.CancelledError):
+        if journal is not None:
+            journal.close()
         # Never leave an older run's report at that path looking like this run's: write what is known.
         if args.report is not None:
             _write_report(args.report, _interrupted(plan, finished, args.dry_run, time.monotonic() - started))
@@ -448,6 +479,8 @@ def _provision(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt from None
         print(f"stopped by {stopping.signal.name}; run the same plan again to finish", file=sys.stderr)
         return 128 + stopping.signal
+    if journal is not None:
+        journal.close()
     if stopping.signal is not None:  # stopped between practices: the rest of the plan was not started
         report = _interrupted(plan, report.items, args.dry_run, report.elapsed)
     print_summary(report)

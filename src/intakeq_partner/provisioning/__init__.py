@@ -1,6 +1,7 @@
 """Declarative provisioning: a plan file says what the partner account should hold, `provision` makes it so."""
 
 from .job import COPY_ATTEMPTS, provision
+from .journal import Journal
 from .plan import (
     AssistantSpec,
     FormSpec,
@@ -21,6 +22,7 @@ __all__ = [
     "ItemKind",
     "ItemResult",
     "ItemStatus",
+    "Journal",
     "Plan",
     "PlanError",
     "PlanProblem",

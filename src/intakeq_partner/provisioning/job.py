@@ -32,6 +32,7 @@ from .._errors import (
 )
 from .._generated.models import Assistant, FormTemplate, Practice, Practitioner
 from ..partner import PartnerClient
+from .journal import Journal, fingerprint, items_of
 from .plan import AssistantSpec, FormSpec, Plan, PlanError, PlanProblem, PracticeSpec, PractitionerSpec
 from .report import ItemKind, ItemResult, ItemStatus, ProvisionReport
 
@@ -43,6 +44,7 @@ COPY_ATTEMPTS = 3
 """Copies of one form tried in one run when each outcome is unknown (each after a fresh look at the forms)."""
 
 _REASON_LIMIT = 300
+_JOURNALED = "confirmed by an earlier run (the journal)"
 _DEFAULT_ROLE = "Administrator"  # what IntakeQ gives a user created without a role, the main user included
 
 ProgressCallback = Callable[[ItemResult], None]
@@ -56,6 +58,8 @@ async def provision(
     dry_run: bool = False,
     on_progress: ProgressCallback | None = None,
     stop: asyncio.Event | None = None,
+    journal: Journal | None = None,
+    verify: bool = False,
 ) -> ProvisionReport:
     """Converge the partner account to `plan` and report every item.
 
@@ -64,21 +68,29 @@ async def provision(
     `concurrency` practices are worked on at once. `dry_run` only reads, and reports what would be created
     or updated. Raises PlanError (before any write) when the plan names forms the master account lacks, and
     IntakeQError when the practice list itself cannot be read; anything else is reported per item.
+
+    With a `journal`, every converged item is written to it before it is reported, and practices the journal
+    confirms under their current plan entry are reported unchanged without a call (`verify=True`: re-read
+    them all the same). See `journal.py`.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidRequestError(f"concurrency must be an int >= 1, got {concurrency!r}")
     started = time.monotonic()
     report = ProvisionReport(dry_run=dry_run)
+    trusted = journal.confirmed(plan.practices) if journal is not None and not verify else set()
+    prints = {s.external_id: fingerprint(s) for s in plan.practices} if journal is not None and not dry_run else {}
 
     def record(item: ItemResult) -> None:
+        if journal is not None and prints and item.practice not in trusted:
+            journal.write(item, prints[item.practice])  # committed before anyone hears it is done
         report.items.append(item)
         if on_progress is not None:
             on_progress(item)
 
     masters = await _master_forms(partner, plan) if plan.form_names else {}
-    wanted = {spec.external_id for spec in plan.practices}
+    wanted = {spec.external_id for spec in plan.practices} - trusted
     existing: dict[str, Practice] = {}
-    for practice in await partner.practices.list():
+    for practice in await partner.practices.list() if wanted else ():
         if practice.external_practice_id in wanted:
             existing[practice.external_practice_id] = practice
     del wanted
@@ -89,6 +101,10 @@ async def provision(
         for spec in pending:  # one shared iterator: each practice is taken by exactly one worker
             if stop is not None and stop.is_set():
                 return
+            if spec.external_id in trusted:
+                for kind, key in items_of(spec):
+                    record(ItemResult(kind, spec.external_id, key, ItemStatus.UNCHANGED, _JOURNALED))
+                continue
             run = _PracticeRun(partner, spec, existing.pop(spec.external_id, None), masters, dry_run, record)
             await run.run()
 

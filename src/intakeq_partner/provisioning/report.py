@@ -38,7 +38,8 @@ class ItemStatus(_PlainName):
 @dataclass(frozen=True, slots=True)
 class ItemResult:
     """One plan item's outcome. `key` is the item's external ID (a form's: its name); `changed` names the
-    fields an update set; `reason` says why an item failed or was skipped (never a key or a body)."""
+    fields an update set; `reason` says why an item failed or was skipped (never a key or a body), or that
+    an unchanged item was taken on the journal's word."""
 
     kind: ItemKind
     practice: str
