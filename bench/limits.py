@@ -84,11 +84,11 @@ class Run:
     burst: int
     failed: list[str]
     first_contact: int
-    """429s of requests sent before the first 429 came back (the limit still unknown)."""
+    """429s of requests sent before the first pause ended (the limit still unknown)."""
 
     @property
     def later_share(self) -> float:
-        """The 429 share of requests sent after the first 429 came back."""
+        """The 429 share of requests sent after the first pause ended."""
         later = self.requests - self.first_contact_requests
         return (self.refused - self.first_contact) / later if later else 0.0
 
@@ -118,8 +118,10 @@ def measure(src: Path, practices: int, configured: bool, fake_args: list[str]) -
     for _, answered, who, status, retry_after in sends:
         if status == 429:
             ends.append((who, answered + (float(retry_after) if retry_after else 1.0)))
-    first_answer = min((s[1] for s in sends if s[3] == 429), default=float("inf"))
-    early = [s for s in sends if s[0] < first_answer]
+    # First contact: until the first pause ends the limit is unknown, and requests already on their way when
+    # the first 429 came back meet it too.
+    first_end = min((end for _, end in ends), default=float("inf"))
+    early = [s for s in sends if s[0] < first_end]
     burst = 0
     for who, end in ends:
         burst = max(burst, sum(1 for s in sends if s[2] == who and end <= s[0] < end + 0.1))
