@@ -276,3 +276,21 @@ async def test_unconfigured_the_client_learns_a_ten_a_minute_limit(clock: Clock)
     assert statuses[first_ok:].count(429) <= 2
     bound = (150 - 10) / 10 * 60  # ten at once, then ten a minute
     assert clock.now <= 1.3 * bound
+
+
+async def test_a_sleep_that_does_not_move_the_clock_cannot_make_pacing_spin() -> None:
+    """Tests (and odd event loops) may pass a sleep that returns at once while the clock stands still: the line
+    sleeps once per time it waits for, then goes, as the budgets always did."""
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        await asyncio.sleep(0)
+
+    frozen = Clock()
+    with server(frozen, refuse_at(0, retry_after="60")) as log:
+        t = Transport(base_url=BASE, http_stack="httpx", clock=frozen, sleep=sleep, max_retries=2)
+        async with t:
+            async with asyncio.timeout(5):  # a guard: a spin fails here instead of hanging the suite
+                await calls(t, 3, together=True)
+    assert len(log) == 4 and len(delays) <= 6

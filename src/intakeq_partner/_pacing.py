@@ -46,6 +46,7 @@ GROWTH = 0.4
 MARGIN = 0.95
 """Growth levels off this far below the rate the server accepted when it refused: at exactly that rate a
 sliding window refuses whenever two sends come a hair closer than their interval."""
+_MIN_SPAN = 1.0  # seconds: the shortest stretch a rate is measured over (a Retry-After may be 0)
 _BUDGET_SPAN = 5  # pauses' worth of time over which a 429 is weighed against a configured budget
 _HISTORY = 2048  # answers remembered per key, to measure the rate the server accepted
 _T = TypeVar("_T")
@@ -98,15 +99,19 @@ class KeyPace:
         self._waiting += 1
         try:
             async with self._line:
-                while True:  # again after each sleep: a 429 meanwhile may have moved the time
+                slept_until = None
+                while True:  # again after a sleep only if a 429 meanwhile moved the time
                     now = self._clock()
                     if self._pending is not None and now >= self.paused_until:
                         self._settle()
                     at = max(self._next_at, self.paused_until)
-                    if at <= now:
+                    # Slept once until `at` already: go, even if the clock says otherwise (a sleep that does not
+                    # move the clock it is given, as in tests, must not make this loop spin).
+                    if at <= now or at == slept_until:
                         return self._sent(now, at)
                     if deadline is not None and at > deadline:
                         raise WaitTooLong(at - now, self._reason(now))
+                    slept_until = at
                     await self._sleep(at - now)
         finally:
             self._waiting -= 1
@@ -149,6 +154,8 @@ class KeyPace:
         self.paused_until = max(self.paused_until, now + pause)
         if sent_at < self.cut_at or self._pending is not None:
             return  # sent before the last 429 came back, at the rate of then: that 429 answers for it
+        if pause <= 0:
+            return  # "Retry-After: 0": the server asks for no wait, so it is not refusing the rate
         self._pending = (now, pause, previous_end)
         self.cut_at = now
 
@@ -156,22 +163,24 @@ class KeyPace:
         assert self._pending is not None
         when, pause, previous_end = self._pending
         self._pending = None
+        span = max(pause, _MIN_SPAN)  # what a Retry-After of 0 (or a tiny one) is measured over
         if self.ceiling is not None:
             # A budget is set: the question is only whether it is too high. Over several pauses' length
             # (pauses included: a server's window refills during them), did the server take about what the
             # budget allows? Then the budget is right, this 429 was not the rate's doing, and the budget's
             # windows go on pacing: after a pause they let through no more than the server's own window,
             # drained by the same pause, accepts.
-            span = _BUDGET_SPAN * pause
-            if when - self._first_sent < span or self._accepted(when, span) >= BETA * self.ceiling:
+            if when - self._first_sent < _BUDGET_SPAN * span:
+                return
+            if self._accepted(when, _BUDGET_SPAN * span) >= BETA * self.ceiling:
                 return
         if self.rate is None:
             # The first: what the server accepted over the pause's length (a window's worth, with a sliding one).
-            measured = self._accepted(when, pause)
+            measured = self._accepted(when, span)
         elif self._blind or self._n >= self._recover:
             # Back at (or past) the rate of the last cut: the limit is about here.
-            measured = min(self.rate, self._accepted(when, max(pause, when - previous_end)))
-        elif when - previous_end >= pause:
+            measured = min(self.rate, self._accepted(when, max(span, when - previous_end)))
+        elif when - previous_end >= span:
             # Still below it: cut only when the server clearly accepted less than we were sending.
             measured = self._accepted(when, when - previous_end)
             if measured >= BETA * self.rate:
