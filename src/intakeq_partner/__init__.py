@@ -31,6 +31,7 @@ from ._generated.models import (
     Practitioner,
     Question,
 )
+from ._keystore import KeyStore
 from ._logs import configure_from_env as _configure_logging
 from .events import (
     CallFinished,
@@ -75,6 +76,7 @@ __all__ = [
     "IntakeQError",
     "InvalidRequestError",
     "KeyFetched",
+    "KeyStore",
     "NotFoundError",
     "PartnerClient",
     "PermissionDeniedError",

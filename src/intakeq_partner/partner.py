@@ -10,7 +10,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Unpack
 
 from . import events
@@ -37,6 +37,7 @@ from ._generated.models import (
     PracticeUpdate,
 )
 from ._keys import DEFAULT_KEY_CACHE_SIZE, PracticeKeyCache, check_bounds
+from ._keystore import KeyStore, StoredKeys
 from ._paging import collect, walk
 from ._secret import Secret
 from ._sender import RequestsAnything, Sender, SendWithKey
@@ -337,9 +338,12 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
     Options (timeout, retries, max_concurrency, rate_limit, http_stack, http_client or transport,
     strict_responses) are shared by every PracticeClient this client hands out. Practice keys are cached: at
     most `key_cache_size` of them (the least recently used goes first) and, with `key_ttl`, none older than
-    that many seconds; a key that leaves the cache is fetched again when next needed. `strict_responses=True`
-    fails a call on any answer field that does not fit its declared type; by default such a field is read
-    tolerantly (left None, its value kept in the model's `additional_properties`; README: "Surprising answers").
+    that many seconds; a key that leaves the cache is fetched again when next needed. `key_store` (opt-in)
+    supplies keys before they are fetched, and keeps the fetched ones: a callable (practice -> key or None) or
+    an object with `get`, `put` and `discard`; a stored key is trusted until it is refused once (`_keystore.py`).
+    `strict_responses=True` fails a call on any answer field that does not fit its declared type; by default such
+    a field is read tolerantly (left None, its value kept in the model's `additional_properties`; README:
+    "Surprising answers").
     """
 
     practices: Practices
@@ -352,6 +356,7 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         base_url: str | None = None,
         key_cache_size: int = DEFAULT_KEY_CACHE_SIZE,
         key_ttl: float | None = None,
+        key_store: KeyStore | Callable[[str], str | None] | None = None,
         **options: Unpack[TransportOptions],
     ) -> None:
         key = partner_key if partner_key is not None else os.environ.get(PARTNER_KEY_ENV)
@@ -359,7 +364,9 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
             raise InvalidRequestError(f"no partner key: pass partner_key= or set ${PARTNER_KEY_ENV}")
         check_bounds(key_cache_size, key_ttl)
         transport = Transport(base_url=base_url or None, **options)
-        self._setup(Secret(text("partner_key", key)), transport, keys=None, bounds=(key_cache_size, key_ttl))
+        self._setup(
+            Secret(text("partner_key", key)), transport, keys=None, bounds=(key_cache_size, key_ttl), store=key_store
+        )
 
     def _setup(
         self,
@@ -367,6 +374,7 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
         transport: Transport,
         keys: PracticeKeyCache | None,
         bounds: tuple[int, float | None] = (DEFAULT_KEY_CACHE_SIZE, None),
+        store: KeyStore | Callable[[str], str | None] | None = None,
     ) -> None:
         self._key = key
         self._transport = transport
@@ -380,7 +388,10 @@ class PartnerClient(AsyncCloseable, RequestsAnything):
             # A fetch they all gave up on finishes and fills the cache, bounded by attempt_timeout and the
             # retries; aclose() ends it.
             shared = Sender(transport.with_options(call_timeout=None), "partner", self._with_partner_key, "partner")
-            keys = PracticeKeyCache(functools.partial(_fetch_and_tell, shared), size=bounds[0], ttl=bounds[1])
+            fetch: Callable[[str], Awaitable[Secret]] = functools.partial(_fetch_and_tell, shared)
+            if store is not None:
+                fetch = StoredKeys(store, fetch)
+            keys = PracticeKeyCache(fetch, size=bounds[0], ttl=bounds[1])
         self._keys = keys
 
     def with_options(self, **options: Unpack[SendOptions]) -> PartnerClient:
