@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gc
 import random
+import subprocess
+import sys
+
+import pytest
 
 from intakeq_partner._redact import MASK, held, redact, register
 from intakeq_partner._secret import Secret
@@ -84,3 +88,20 @@ def _live_values() -> list[str]:
     from intakeq_partner import _redact
 
     return list(_redact._counts)
+
+
+def test_masking_a_long_error_message_takes_linear_time() -> None:
+    """A server's Message is masked whole before it is cut: 100 KB of letters, or of one credential word over
+    and over, took minutes of blocked event loop (the credential-name pattern backtracked quadratically). Run
+    in a child process: a regular expression cannot be interrupted from Python."""
+    code = (
+        "from intakeq_partner._redact import redact\n"
+        "for text in ('a' * 100_000, 'token' * 20_000, '<' + 'apikey-' * 15_000):\n"
+        "    assert redact(text) == text\n"
+        "print(redact('x ApiKey=abc Token: \"t\" <secret>s</secret>'))\n"
+    )
+    try:  # about 0.1 s with the linear pattern (plus the interpreter's start); the quadratic one took minutes
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("masking 100 KB of text took over a minute")
+    assert done.stdout.strip() == 'x ApiKey=**** Token: "****" <secret>****</secret>'

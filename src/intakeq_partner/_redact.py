@@ -45,7 +45,10 @@ _gone: deque[str] = deque()
 _chars: set[str] = set()  # every character of every key held so far (it only grows: a wider net misses nothing)
 _runs: re.Pattern[str] | None = None  # runs of those characters, at least _MIN_HELD long
 
-_NAME = r"[\w.-]*(?:api[_-]?key|auth[_-]?key|token|password|passwd|secret)[\w.-]*"
+# A whole run of name characters holding a credential word. Matched from the run's start only, with the word
+# found by a look-ahead and the run taken whole (possessive): `[\w.-]*word[\w.-]*` tried from every position
+# and backtracked over every word in the run, which cost 0.2 s for a 3 KB run of letters and minutes for 100 KB.
+_NAME = r"(?<![\w.-])(?=[\w.-]*?(?:api[_-]?key|auth[_-]?key|token|password|passwd|secret))[\w.-]++"
 # `"ApiKey": "v"`, `'token'='v'`, `password=v` (JSON, form and header styles): mask the value.
 _FIELD = re.compile(
     rf"""(?ix)
