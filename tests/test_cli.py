@@ -329,3 +329,92 @@ def test_bad_budget_options_exit_2_and_an_unreachable_redis_chosen_to_fail_exits
     err = capsys.readouterr().err
     assert "127.0.0.1:1" in err and "hunter2" not in err
     assert served.fake.stats.logged == 0
+
+
+VAULT = '''
+import json, pathlib
+
+FILE = pathlib.Path(__file__).with_name("vault.json")
+NUMBER = 42
+
+
+class Vault:
+    """The user's store: a JSON file here (a real one would be a secrets manager)."""
+
+    def __init__(self):
+        self.keys = json.loads(FILE.read_text()) if FILE.exists() else {}
+
+    def get(self, practice):
+        return self.keys.get(practice)
+
+    def put(self, practice, key):
+        self.keys[practice] = key
+        FILE.write_text(json.dumps(self.keys))
+
+    def discard(self, practice):
+        self.keys.pop(practice, None)
+
+
+class Broken:
+    def __init__(self):
+        raise RuntimeError("no vault token\\nin the environment")
+
+
+class NotAStore:
+    pass
+'''
+KEY_ROUTE = ("GET", "/api/partner/practice/{practiceId}/key")
+
+
+@pytest.fixture
+def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A module `iq_cli_vault` in the current folder (as a user's would be), forgotten after the test."""
+    (tmp_path / "iq_cli_vault.py").write_text(VAULT, encoding="utf-8")
+    (tmp_path / "iq_cli_broken.py").write_text("raise ImportError('needs the hvac package')\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # --key-store puts the current folder on it
+    for name in ("iq_cli_vault", "iq_cli_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    yield tmp_path
+    for name in ("iq_cli_vault", "iq_cli_broken"):
+        sys.modules.pop(name, None)
+
+
+def test_key_store_option_keeps_practice_keys_in_the_users_store_between_runs(
+    served: Served, vault: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = str(plan_file(vault))
+    assert cli.main(["provision", plan, "--plain", "--key-store", "iq_cli_vault:Vault"]) == 0
+    assert served.fake.stats.calls[KEY_ROUTE] == 3
+    stored = json.loads((vault / "vault.json").read_text())
+    assert sorted(stored.values()) == sorted(served.fake.practice_key(p.id) for p in served.fake.practices)
+    served.fake.reset_stats()
+    assert cli.main(["provision", plan, "--plain", "--key-store", "iq_cli_vault:Vault"]) == 0
+    assert served.fake.stats.calls[KEY_ROUTE] == 0  # every practice key from the store: 3 partner-key calls fewer
+    assert writes(served.fake) == 0
+    out = capsys.readouterr()
+    assert not any(key in out.out + out.err for key in stored.values())
+    served.fake.reset_stats()
+    assert cli.main(["provision", plan, "--plain"]) == 0  # without the option nothing is read from it
+    assert served.fake.stats.calls[KEY_ROUTE] == 3
+
+
+def test_a_bad_key_store_is_one_line_of_error_before_any_request(
+    served: Served, vault: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = str(plan_file(vault))
+    bad = {
+        "iq_cli_vault": "expected MODULE:NAME",
+        "iq_cli_nowhere:Vault": "cannot import iq_cli_nowhere: ModuleNotFoundError",
+        "iq_cli_broken:Vault": "cannot import iq_cli_broken: ImportError: needs the hvac package",
+        "iq_cli_vault:Missing": "iq_cli_vault has no Missing",
+        "iq_cli_vault:NUMBER": "NUMBER is of type int, neither a KeyStore nor a callable",
+        "iq_cli_vault:Broken": "Broken() failed: RuntimeError: no vault token in the environment",
+        "iq_cli_vault:NotAStore": "NotAStore() made no KeyStore",
+    }
+    for spec, message in bad.items():
+        assert cli.main(["provision", plan, "--plain", "--key-store", spec]) == 2, spec
+        err = capsys.readouterr().err
+        assert err == f"error: --key-store {spec!r}: {message}" + err.split(message, 1)[1], err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert sum(served.fake.stats.calls.values()) == 0

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import importlib
 import importlib.util
 import json
 import os
@@ -35,6 +36,7 @@ from ._constants import (
     VERSION,
 )
 from ._errors import AuthenticationError, IntakeQError, InvalidRequestError
+from ._keystore import KeyStore
 from .partner import PartnerClient
 from .provisioning import (
     ItemKind,
@@ -356,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--verify", action="store_true", help="with --state: re-read everything, trusting no journal")
     p.add_argument(
+        "--key-store",
+        metavar="MODULE:NAME",
+        help="keep practice keys between runs in your store: an importable KeyStore (get/put/discard), a class "
+        "making one, or a callable practice -> key; nothing is stored without it",
+    )
+    p.add_argument(
         "--max-retries",
         type=_non_negative_int,
         default=DEFAULT_MAX_RETRIES,
@@ -443,8 +451,10 @@ def _provision(args: argparse.Namespace) -> int:
         raise InvalidRequestError(f"--report: {args.report} is a folder; give a file name")
     if args.verify and args.state is None:
         raise InvalidRequestError("--verify re-reads what the --state journal would vouch for: give --state FILE")
+    store = load_key_store(args.key_store) if args.key_store else None
     # Each practice has at most one request in flight, so the pool only needs room for the workers.
-    partner = _client(args, max_concurrency=max(args.concurrency, 8), max_retries=args.max_retries)
+    options: dict[str, Any] = {"key_store": store} if store is not None else {}
+    partner = _client(args, max_concurrency=max(args.concurrency, 8), max_retries=args.max_retries, **options)
     journal = Journal(args.state) if args.state is not None else None
 
     stopping = Stopping(args.grace)
@@ -490,6 +500,43 @@ def _provision(args: argparse.Namespace) -> int:
         print(f"stopped by {stopping.signal.name}; run the same plan again to finish", file=sys.stderr)
         return 128 + stopping.signal
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def load_key_store(spec: str) -> KeyStore | Callable[[str], Any]:
+    """`--key-store MODULE:NAME`: the object NAME (dotted) of the importable MODULE (the current folder is searched
+    first, as `python -m` does): a KeyStore, a class called with no arguments to make one, or a callable
+    practice -> key. Anything else is a one-line InvalidRequestError, before any request is sent."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise InvalidRequestError(f"--key-store {spec!r}: expected MODULE:NAME, e.g. my_vault:keys")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as exc:  # its import may fail in any way: say so in one line
+        raise InvalidRequestError(f"--key-store {spec!r}: cannot import {module_name}: {_one_line(exc)}") from None
+    for part in name.split("."):
+        if not hasattr(found, part):
+            raise InvalidRequestError(f"--key-store {spec!r}: {module_name} has no {name}")
+        found = getattr(found, part)
+    if isinstance(found, type):  # a class: its instance is the store (the class itself has get/put/discard too)
+        try:
+            found = found()
+        except Exception as exc:
+            raise InvalidRequestError(f"--key-store {spec!r}: {name}() failed: {_one_line(exc)}") from None
+        if not isinstance(found, KeyStore):
+            raise InvalidRequestError(f"--key-store {spec!r}: {name}() made no KeyStore (get, put and discard)")
+    if not isinstance(found, KeyStore) and not callable(found):
+        raise InvalidRequestError(
+            f"--key-store {spec!r}: {name} is of type {type(found).__name__}, neither a KeyStore nor a callable"
+        )
+    store: KeyStore | Callable[[str], Any] = found
+    return store
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Stopping:
