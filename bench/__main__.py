@@ -26,6 +26,7 @@ NAMES = (
     "decoding",
     "ratelimit",
     "shared_budget",
+    "shared_rate",
     "memory",
     "endurance",
 )
