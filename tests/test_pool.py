@@ -70,7 +70,7 @@ async def test_the_transport_spreads_real_requests_over_its_shards_and_closes_th
     fake = FakeIntakeQ(seed=5)
     async with fake.serve() as base_url:
         transport = Transport(base_url=base_url, max_concurrency=16)
-        pool = transport._client._transport
+        pool = transport._channel.client._transport
         assert isinstance(pool, ShardedTransport)
         assert len(pool.shards) == 4 and pool.sizes == [4, 4, 4, 4]
         key = Secret(fake.partner_key)
@@ -93,14 +93,14 @@ def test_own_clients_transports_and_env_proxies_are_left_alone(monkeypatch: pyte
     monkeypatch.setenv("NO_PROXY", "example.com")
     assert not env_proxies_configured()
     base = "https://api.test"
-    assert isinstance(Transport(base_url=base)._client._transport, ShardedTransport)
+    assert isinstance(Transport(base_url=base)._channel.client._transport, ShardedTransport)
     mock = httpx.MockTransport(lambda r: httpx.Response(200))
-    assert Transport(base_url=base, transport=mock)._client._transport is mock
+    assert Transport(base_url=base, transport=mock)._channel.client._transport is mock
     own = httpx.AsyncClient()
-    assert Transport(base_url=base, http_client=own)._client is own
+    assert Transport(base_url=base, http_client=own)._channel.client is own
     # Small or no limits: one shard, still ours, so the guard against answers that overrun their framing holds.
-    assert Transport(base_url=base, max_concurrency=4)._client._transport.sizes == [4]  # type: ignore[attr-defined]
-    assert Transport(base_url=base, max_concurrency=None)._client._transport.sizes == [None]  # type: ignore[attr-defined]
+    assert Transport(base_url=base, max_concurrency=4)._channel.client._transport.sizes == [4]  # type: ignore[attr-defined]
+    assert Transport(base_url=base, max_concurrency=None)._channel.client._transport.sizes == [None]  # type: ignore[attr-defined]
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     assert env_proxies_configured()
-    assert not isinstance(Transport(base_url=base)._client._transport, ShardedTransport)
+    assert not isinstance(Transport(base_url=base)._channel.client._transport, ShardedTransport)

@@ -81,11 +81,11 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 async def test_aiohttp_is_chosen_when_installed_and_either_stack_can_be_asked_for(no_proxy: pytest.MonkeyPatch) -> None:
     async with PartnerClient("k" * 20, base_url="https://api.test") as auto:
         assert auto.http_stack == "aiohttp"
-        assert isinstance(auto._transport._client._transport, AiohttpTransport)
+        assert isinstance(auto._transport._channel.client._transport, AiohttpTransport)
         assert "http_stack='aiohttp'" in repr(auto)
         assert auto.practice("p-1").http_stack == "aiohttp"
     async with PartnerClient("k" * 20, base_url="https://api.test", http_stack="httpx") as plain:
-        assert plain.http_stack == "httpx" and isinstance(plain._transport._client._transport, ShardedTransport)
+        assert plain.http_stack == "httpx" and isinstance(plain._transport._channel.client._transport, ShardedTransport)
     async with PracticeClient("k" * 20, base_url="https://api.test", http_stack="aiohttp") as fast:
         assert fast.http_stack == "aiohttp" and "http_stack='aiohttp'" in repr(fast)
     no_proxy.setenv("INTAKEQ_HTTP_STACK", "httpx")

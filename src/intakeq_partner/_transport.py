@@ -1,5 +1,5 @@
-"""The one place that sends: limits, rate, retries, timeouts and deadlines, bounded reads, shutdown,
-metadata-only logging, typed errors."""
+"""The one place that decides what is sent: keys and paths checked, limits, rate, retries, call timeouts and
+deadlines, shutdown, typed errors, the events of each call. One attempt's HTTP goes through `_channel`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import contextvars
 import copy
-import http.cookiejar
 import inspect
 import math
 import os
@@ -22,29 +21,23 @@ import httpx
 from . import _constants as C
 from . import events
 from ._base import AsyncCloseable, is_loopback_host
-from ._body import read_body
 from ._budgets import RateLimits, Scope, WaitTooLong, scope_of, shared_window
-from ._deadline import AttemptDeadlineExceeded, Deadline, Watchdog
+from ._channel import AttemptLimits, Channel, Outcome, default_timeout, failure_error
 from ._errors import (
-    APIConnectionError,
     APITimeoutError,
     ClientClosedError,
-    IntakeQError,
     InvalidRequestError,
     RateLimitError,
     ResponseTooLargeError,
     ResponseValidationError,
-    error_from_response,
     is_ambiguous,
     parse_retry_after,
-    sent_key,
 )
 from ._network import Cert, Network, Verify, check_network
 from ._pacing import Pacing
-from ._redact import redact
 from ._retry import NOTHING_SENT, is_idempotent, retry_delay, should_retry
 from ._secret import Secret
-from ._stack import HttpStack, build_transport
+from ._stack import HttpStack
 from ._wire import strict_setting
 from .events import Hook, check_hooks
 
@@ -83,15 +76,6 @@ def waits_bounded_by(ends: Callable[[], float | None]) -> Iterator[None]:
 T = TypeVar("T")
 
 
-def default_timeout() -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=C.DEFAULT_CONNECT_TIMEOUT,
-        read=C.DEFAULT_READ_TIMEOUT,
-        write=C.DEFAULT_WRITE_TIMEOUT,
-        pool=C.DEFAULT_POOL_TIMEOUT,
-    )
-
-
 def _check_base_url(base_url: str | None) -> str:
     """Keys travel in a header, so anything but loopback must be https. None: $INTAKEQ_BASE_URL, else IntakeQ."""
     name = "base_url"
@@ -120,11 +104,6 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False, allow
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
 
 
-def _refuse_cookies() -> http.cookiejar.CookieJar:
-    """A cookie jar that keeps nothing (no domain is allowed to set one)."""
-    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
 class _Life:
     """Whether the pool is closed, and who is using it: one per pool, shared by the views with_options() makes."""
 
@@ -135,7 +114,6 @@ class _Life:
         self.active: dict[asyncio.Task[Any], int] = {}
         self.cancelled_by_close: set[asyncio.Task[Any]] = set()
         self.drained = asyncio.Event()
-        self.watchdog = Watchdog()
 
 
 class TransportOptions(TypedDict, total=False):
@@ -231,38 +209,17 @@ class Transport(AsyncCloseable):
         self._pacing = Pacing(self.limits, clock=clock, sleep=events.noting_waits(sleep, "budget"))
         shared_sleep = events.noting_waits(sleep, "rate_limit")
         self._shared_rate = shared_window(rate_limit, clock, shared_sleep) if rate_limit else None
-        self._owns_client = http_client is None
         self._owns_budgets = True  # a with_options view shares them and leaves closing them to us
         network = check_network(proxy, verify, cert, headers)
-        if http_client is not None or transport is not None:
-            if http_stack != "auto" or network != Network():
-                raise InvalidRequestError(
-                    "http_stack, proxy, verify, cert and headers set up the client we build: set them on your own"
-                )
-            self.http_stack = "custom"
-            """Which HTTP stack sends: "aiohttp", "httpx", or "custom" (the caller's own client or transport)."""
-        else:
-            self.http_stack, transport = build_transport(http_stack, max_concurrency, network)
-        self._client = http_client or httpx.AsyncClient(
-            transport=transport,
-            verify=network.ssl,  # for the transports httpx builds itself (a proxy set in the environment)
-            timeout=self._timeout,
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
-            # Only what _body.read_body decodes, in bounded steps (httpx would also offer br and zstd if installed).
-            headers={"User-Agent": C.USER_AGENT, "Accept-Encoding": C.ACCEPT_ENCODING, **network.headers},
-            # A jar that accepts nothing: behind a proxy httpx sends through its own path (below), and its jar
-            # would hand one practice's Set-Cookie to the next request, whoever's it is.
-            cookies=_refuse_cookies(),
+        if (http_client is not None or transport is not None) and (http_stack != "auto" or network != Network()):
+            raise InvalidRequestError(
+                "http_stack, proxy, verify, cert and headers set up the client we build: set them on your own"
+            )
+        self._channel = Channel(
+            self.base_url, http_client, transport, http_stack, max_concurrency, network, self._timeout
         )
-        # Our own client on a transport we built or were given: each attempt goes straight to the transport,
-        # skipping httpx.AsyncClient's per-request machinery (URL and header merging, the auth and redirect
-        # flows, event hooks, the cookie jar), a third of the client's CPU per call on the aiohttp stack.
-        # None of it applies to us: we never follow redirects, keys go per request, and IntakeQ sets no
-        # cookies we want (one practice's answer must not hand state to another practice's requests).
-        # A user's own http_client keeps all of it.
-        self._direct = transport if http_client is None else None
-        self._headers = list(self._client.headers.multi_items())
-        self._urls: dict[str, httpx.URL] = {}
+        self.http_stack = self._channel.http_stack
+        """Which HTTP stack sends: "aiohttp", "httpx", or "custom" (the caller's own client or transport)."""
         self._sent = [0]  # shared with the views with_options() makes
         self.strict_responses = strict_setting(strict_responses)
         """Whether a response field that does not fit its type fails the call (see _wire.decode_response)."""
@@ -293,7 +250,6 @@ class Transport(AsyncCloseable):
         self.attempt_timeout = attempt_timeout
         self.call_timeout = call_timeout
         self.max_response_size = max_response_size
-        self._error_read_limit = min(C.ERROR_READ_LIMIT, max_response_size)
         if timeout is not None and not isinstance(timeout, httpx.Timeout):
             _positive("timeout", timeout)
         # None means our defaults; a user's own client keeps its own timeout unless one is given here.
@@ -301,7 +257,7 @@ class Transport(AsyncCloseable):
             self._timeout: httpx.Timeout | None = None if self._users_client else default_timeout()
         else:
             self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._timeouts = (self._timeout or default_timeout()).as_dict()  # as the direct path sends them
+        self._limits = AttemptLimits(self._timeout, attempt_timeout, max_response_size)
         self.max_retries = max_retries
         self._initial_delay = initial_delay
         self._max_delay = max_delay
@@ -318,7 +274,6 @@ class Transport(AsyncCloseable):
                 f"{', '.join(sorted(unknown))} belong to the shared pool and limits: make a new client for those"
             )
         view = copy.copy(self)
-        view._owns_client = False
         view._is_view = True
         view._owns_budgets = False
         view._set_send_options(
@@ -465,7 +420,7 @@ class Transport(AsyncCloseable):
                     if unreadable is not None:
                         raise unreadable
                     assert not isinstance(outcome, ResponseTooLargeError)
-                    error = self._error(outcome, method, path)
+                    error = failure_error(outcome, method, path)
                     if isinstance(error, RateLimitError) and error.retry_after is None:
                         error.retry_after = paused  # the wait the key's budget now imposes
                     raise error
@@ -571,7 +526,7 @@ class Transport(AsyncCloseable):
         scope: Scope,
         deadline: float,
         attempt: int,
-    ) -> httpx.Response | httpx.TransportError | ResponseTooLargeError:
+    ) -> Outcome:
         """One attempt; a failure is returned, not raised, so the retry loop can judge it."""
         try:
             # The key's budget first: a call waiting for its own key holds none of the shared slots.
@@ -585,79 +540,15 @@ class Transport(AsyncCloseable):
                 status_code=429, method=method, path=path, message=f"not sent: {exc}", retry_after=exc.wait
             ) from None
 
-    async def _send(
-        self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any
-    ) -> httpx.Response | httpx.TransportError | ResponseTooLargeError:
-        """The request itself, its answer read within the attempt's deadline and the size cap (the slots held);
-        a failure is returned, not raised."""
-        deadline = Deadline(self._life.watchdog, self.attempt_timeout)
+    async def _send(self, method: str, path: str, key: Secret, params: Mapping[str, str] | None, json: Any) -> Outcome:
+        """The request itself (the slots held); a failure is returned, not raised."""
         try:
-            with deadline:
-                if self._direct is not None:
-                    response = await self._send_direct(self._direct, method, path, key, params, json)
-                else:
-                    request = self._client.build_request(
-                        method,
-                        self.base_url + path,
-                        params=params,
-                        json=json,
-                        headers={C.AUTH_HEADER: key.reveal(), "Accept-Encoding": C.ACCEPT_ENCODING},
-                        timeout=self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                    )
-                    # A redirect would carry X-Auth-Key to wherever it points: never follow one.
-                    response = await self._client.send(request, stream=True, follow_redirects=False)
-                if response.is_success:
-                    complete = (await read_body(response, self.max_response_size))[1]
-                else:  # only its message and excerpt are wanted: read the start, drop the rest
-                    await read_body(response, self._error_read_limit, truncate=True)
-                    complete = True
+            return await self._channel.attempt(method, path, key, params, json, self._limits)
         except asyncio.CancelledError:
-            if deadline.ours():
-                limit = f"attempt_timeout ({self.attempt_timeout:g} s)"
-                return AttemptDeadlineExceeded(f"no complete answer within {limit}")
             closed = self._closed_error(method, path, maybe_sent=True)  # closed while sending
             if closed is None:
                 raise
             raise closed from None
-        except httpx.TransportError as exc:
-            return exc
-        except httpx.DecodingError as exc:
-            # A body that cannot be decompressed or decoded: no usable answer, like a broken connection.
-            return httpx.RemoteProtocolError(f"undecodable response body: {exc}")
-        if not complete:
-            return ResponseTooLargeError(
-                status_code=response.status_code, method=method, path=path, limit=self.max_response_size
-            )
-        return response
-
-    async def _send_direct(
-        self,
-        transport: httpx.AsyncBaseTransport,
-        method: str,
-        path: str,
-        key: Secret,
-        params: Mapping[str, str] | None,
-        json: Any,
-    ) -> httpx.Response:
-        url: httpx.URL | str = self.base_url + path
-        if not params:  # parsing the URL is a good part of building a request: most paths repeat, keep them
-            cached = self._urls.get(path)
-            if cached is None:
-                if len(self._urls) >= 512:
-                    self._urls.clear()
-                cached = self._urls[path] = httpx.URL(url)
-            url = cached
-        request = httpx.Request(
-            method,
-            url,
-            params=params,
-            json=json,
-            headers=[*self._headers, (C.AUTH_HEADER, key.reveal())],
-            extensions={"timeout": self._timeouts},
-        )
-        response = await transport.handle_async_request(request)
-        response.request = request
-        return response  # its body is read by _send, within the size cap
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -665,23 +556,6 @@ class Transport(AsyncCloseable):
         async with self._semaphore or contextlib.nullcontext():
             async with self._shared_rate.slot() if self._shared_rate is not None else contextlib.nullcontext():
                 yield
-
-    @staticmethod
-    def _error(outcome: httpx.Response | httpx.TransportError, method: str, path: str) -> IntakeQError:
-        if isinstance(outcome, httpx.Response):
-            return error_from_response(outcome, method, path)
-        cls = APITimeoutError if isinstance(outcome, httpx.TimeoutException) else APIConnectionError
-        # httpx's text can quote what the server sent (h11 quotes a bad status line), an echoed key included.
-        text = redact(str(outcome)[:200], sent_key(outcome))
-        error = cls(
-            method=method,
-            path=path,
-            message=f"{type(outcome).__name__}: {text}".rstrip(": "),
-            maybe_sent=not isinstance(outcome, NOTHING_SENT),
-        )
-        # Not chained to `outcome`: httpx's exception holds the request, X-Auth-Key header included, where
-        # tools that capture exception objects deeply would find it. Its class and text are in the message.
-        return error
 
     async def pause(self, attempt: int) -> None:
         """Back off before a caller's own retry (e.g. a create retried after looking it up)."""
@@ -708,5 +582,4 @@ class Transport(AsyncCloseable):
             await self._life.drained.wait()  # they leave at their next await, having released what they hold
         if self._owns_budgets:
             await self._pacing.aclose()
-        if self._owns_client:
-            await self._client.aclose()
+        await self._channel.aclose()
