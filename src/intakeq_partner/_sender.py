@@ -116,7 +116,7 @@ class Sender:
         """
         if key is None:
             return await create()
-        pool = getattr(self.transport, "_client", self.transport)  # the httpx client all views share
+        pool = self.transport._channel  # the pool's HTTP client, which all views share
         flight = flights_of(pool).run(
             (self._owner, key.what, key.value), key, path, lambda: self._create(create, key, path)
         )
@@ -170,7 +170,7 @@ class Sender:
         given, that is what is sent. IntakeQ has no version check, so a change made elsewhere (another process)
         between our read and our write is still overwritten.
         """
-        pool = getattr(self.transport, "_client", self.transport)  # the httpx client all views share
+        pool = self.transport._channel  # the pool's HTTP client, which all views share
         updates = _updates.get(pool)
         if updates is None:
             updates = _updates[pool] = _Updates()
