@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; worksteal evens out the long tests): most of its time is
+# spent waiting (timeouts, hung fakes, redis-server outages, subprocesses), so more workers than cores keep 2 cores
+# busy. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 4
+
 test: $(STAMP) redis-server check-generated lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # `make test` on every supported CPython found here (PATH, else pyenv's versions); names the ones it skips.
 # One session: make matrix NOX='-s tests-3.13'.
