@@ -236,10 +236,22 @@ class WaitTooLong(Exception):
         super().__init__(f"{reason}: the wait would be {wait:.1f} s")
 
 
+class Ticket:
+    """What a shared budget's slot may yield: the pacing says whether the server accepted the request, and the
+    slot's release tells Redis, so that every process learns the key's rate from the answers of all."""
+
+    __slots__ = ("accepted",)
+
+    def __init__(self) -> None:
+        self.accepted = False
+
+
 class Budgets(Protocol):
     """What the transport needs from a store of budgets, in this process or shared."""
 
-    def slot(self, key: Secret, scope: Scope, deadline: float | None) -> contextlib.AbstractAsyncContextManager[None]:
+    def slot(
+        self, key: Secret, scope: Scope, deadline: float | None
+    ) -> contextlib.AbstractAsyncContextManager[Ticket | None]:
         """Wait until a request with `key` may start (raise WaitTooLong past `deadline`); hold it while in flight."""
         ...
 

@@ -137,9 +137,14 @@ class KeyPace:
         if self.rate is None or self._pending is not None:
             return
         self._n += 1
+        self._grow()
+
+    def _grow(self) -> None:
+        """The rate after `_n` answers since the last cut."""
         n = self._n
         if self._blind:
-            rate = self.rate * 1.25  # no idea of the limit yet: grow by a quarter an answer until the next 429
+            # No idea of the limit yet: grow by a quarter an answer until the next 429.
+            rate = self._r0 * 1.25 ** min(n, 200)
         elif n < self._recover:
             plateau = MARGIN * self.w_max
             rate = plateau - (plateau - self._r0) * (1 - n / self._recover) ** 3
@@ -269,14 +274,21 @@ class Pacing:
                 now = self._clock()
                 for old in [k for k, p in self._paces.items() if p.forgettable(now)]:
                     del self._paces[old]
-            pace = self._paces[ident] = KeyPace(self._ceilings[scope], self._clock, self._sleep)
+            link = getattr(self.budgets, "rate_link", None)  # Redis: the rate is the key's, shared by processes
+            if link is not None:
+                from ._sharedrate import SharedKeyPace
+
+                pace = SharedKeyPace(link(key, scope), self._ceilings[scope], self._clock, self._sleep)
+            else:
+                pace = KeyPace(self._ceilings[scope], self._clock, self._sleep)
+            self._paces[ident] = pace
         return pace
 
     @contextlib.asynccontextmanager
     async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[Seen]:
         """Wait for the key's budget, then its turn at the learned rate; yields `seen`, to be called with the
         attempt's outcome (returned unchanged) so that the rate learns from it."""
-        async with self.budgets.slot(key, scope, deadline):
+        async with self.budgets.slot(key, scope, deadline) as ticket:
             if not self.limits.adaptive:
                 yield _unseen
                 return
@@ -291,6 +303,8 @@ class Pacing:
                         pace.throttled(self._clock(), sent_at, self.limits.pause_length(retry_after))
                     elif status < 500:
                         pace.succeeded(sent_at)
+                        if ticket is not None:
+                            ticket.accepted = True
                 return outcome
 
             yield seen

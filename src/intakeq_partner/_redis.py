@@ -24,9 +24,10 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from . import _constants as C
-from ._budgets import Clock, LocalBudgets, RateLimits, Scope, Sleep, WaitTooLong, budget_id, safe_url
+from ._budgets import Clock, LocalBudgets, RateLimits, Scope, Sleep, Ticket, WaitTooLong, budget_id, safe_url
 from ._errors import InvalidRequestError, RateLimiterUnavailableError
 from ._secret import Secret
+from ._sharedrate import SharedState, Turn
 
 try:
     import redis.asyncio as aioredis
@@ -40,12 +41,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 logger = logging.getLogger(C.LOGGER_NAME)
 
-# KEYS: the key's request log (a sorted set) and its pause flag. ARGV[1] is the operation.
+# KEYS: the key's request log (a sorted set), its pause flag, and for the learned rate (PACE_SCRIPT below) its
+# accepted answers (a sorted set) and its rate (a hash). ARGV[1] is the operation.
 #   acquire token lease_ms concurrency longest_period_ms count1 period1_ms [count2 period2_ms ...]
 #     -> {0, n1, n2, ...} when the request may start (and is recorded as in flight), else {wait in ms, n1, ...}
 #        (-1: unknown, poll; no counts while the key is paused): n is how many requests each window holds now,
 #        this one included if it starts (what a fallback must assume spent, should Redis go away)
-#   release token                 -> the request finished now
+#   release token [1]             -> the request finished now (1: it was accepted, not refused)
 #   pause ms                      -> no request starts for `ms` (a longer pause already set is kept)
 SCRIPT = """
 local t = redis.call('TIME')
@@ -53,6 +55,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op = ARGV[1]
 if op == 'release' then
   redis.call('ZADD', KEYS[1], 'XX', now, ARGV[2])
+  if ARGV[3] == '1' and KEYS[4] then  -- accepted (not a 429 nor a 5xx): for the learned rate (PACE_SCRIPT)
+    redis.call('ZADD', KEYS[3], now, ARGV[2])
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -2049)
+    redis.call('PEXPIRE', KEYS[3], 3600000)
+    if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[4], 'n', 1) end
+  end
   return 0
 end
 if op == 'pause' then
@@ -95,6 +103,53 @@ for i = 2, #counts do counts[i] = counts[i] + 1 end
 return counts
 """
 
+# The learned rate of a key, shared by every process (see `_sharedrate.py`). KEYS: its rate (a hash: v, the
+# version, one more at each cut; n, the answers accepted since; w, r0, rec, pr, bl, the cut's parameters; next,
+# when the next send may leave, in microseconds of Redis's clock), its pause flag, its accepted answers.
+#   turn interval_us max_wait_us -> {wait_us, state, 1}: the next send's time, reserved (sends one interval apart
+#                                   across processes, none before the pause ends); {wait_us, state, 0}: not
+#                                   reserved, the wait is past max_wait_us (-1: none). interval 0: no pacing.
+#   view                         -> {state, now_ms, scores of the accepted answers (ms)}
+#   cut version w r0 rec pr bl   -> state: the cut is made only if nobody cut since `version` (else theirs stands)
+PACE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local op = ARGV[1]
+local function state()
+  return redis.call('HMGET', KEYS[1], 'v', 'n', 'w', 'r0', 'rec', 'pr', 'bl')
+end
+if op == 'turn' then
+  local interval = tonumber(ARGV[2])
+  local wait = 0
+  if interval > 0 then
+    local at = now
+    local paused = redis.call('PTTL', KEYS[2])
+    if paused > 0 then at = now + paused * 1000 end
+    local next = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+    if next > at then at = next end
+    wait = at - now
+    local limit = tonumber(ARGV[3])
+    if limit >= 0 and wait > limit then return {wait, state(), 0} end
+    redis.call('HSET', KEYS[1], 'next', string.format('%.0f', at + interval))
+    redis.call('PEXPIRE', KEYS[1], 3600000)
+  end
+  return {wait, state(), 1}
+end
+if op == 'view' then
+  local found = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+  local scores = {}
+  for i = 2, #found, 2 do scores[#scores + 1] = found[i] end
+  return {state(), math.floor(now / 1000), scores}
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v == tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'v', v + 1, 'n', 0, 'w', ARGV[3], 'r0', ARGV[4], 'rec', ARGV[5], 'pr', ARGV[6],
+    'bl', ARGV[7])
+end
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return state()
+"""
+
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
@@ -126,6 +181,7 @@ class RedisBudgets:
         self.fallback = LocalBudgets(limits.scaled(limits.fallback_share), clock=clock, sleep=sleep)
         self._client: aioredis.Redis | None = None
         self._script: Any = None
+        self._pace_script: Any = None
         self.healthy = True  # False from a failure until the probe is answered
         self._outage = 0  # outages so far; a failure during one (or on a client from before it) adds nothing
         self._probe: asyncio.Task[None] | None = None
@@ -150,14 +206,18 @@ class RedisBudgets:
 
     def _redis(self) -> Any:
         if self._client is None:
-            self._client = self._connect()
-            self._script = self._client.register_script(SCRIPT)
+            self._use(self._connect())
         return self._script
+
+    def _use(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(SCRIPT)
+        self._pace_script = client.register_script(PACE_SCRIPT)
 
     def _names(self, key: Secret, scope: Scope) -> list[str]:
         # The braces make both names hash to one Redis Cluster slot, as a script's keys must.
         base = f"{self.limits.redis_prefix}:{{{scope}:{budget_id(key)}}}"
-        return [f"{base}:log", f"{base}:pause"]
+        return [f"{base}:log", f"{base}:pause", f"{base}:ok", f"{base}:rate"]
 
     def _unavailable(self, exc: BaseException | None) -> RateLimiterUnavailableError:
         what = "did not answer in time" if exc is None or isinstance(exc, TimeoutError) else "is unreachable"
@@ -193,7 +253,7 @@ class RedisBudgets:
                 self._spawn(_close(client))
                 delay = min(delay * 1.5, C.REDIS_RETRY_INTERVAL)
                 continue
-            self._client, self._script = client, client.register_script(SCRIPT)
+            self._use(client)
             self.fallback.shared_again()
             self.healthy = True
             self._probe = None
@@ -252,11 +312,14 @@ class RedisBudgets:
         """One round trip, given up (TimeoutError) after REDIS_OP_TIMEOUT, or sooner when the call has less
         time left: half of it, but not under REDIS_MIN_OP_TIMEOUT (a healthy Redis answers in a millisecond,
         and a busy event loop must not pass for a Redis in trouble)."""
+        async with asyncio.timeout(self._op_timeout(deadline)):
+            return [int(n) for n in await script(keys=names, args=args)]
+
+    def _op_timeout(self, deadline: float | None) -> float:
         limit = C.REDIS_OP_TIMEOUT
         if deadline is not None:
             limit = min(limit, max(C.REDIS_MIN_OP_TIMEOUT, (deadline - self._clock()) / 2))
-        async with asyncio.timeout(limit):
-            return [int(n) for n in await script(keys=names, args=args)]
+        return limit
 
     async def _acquire(self, key: Secret, names: list[str], token: str, scope: Scope, deadline: float | None) -> bool:
         """Take a place in Redis (True), or find Redis in trouble (False: use the fallback)."""
@@ -296,23 +359,23 @@ class RedisBudgets:
                     raise WaitTooLong(wait, "the key's budget is spent or paused")
                 await self._sleep(wait)
 
-    async def _release(self, script: Any, names: list[str], token: str, outage: int) -> None:
+    async def _release(self, script: Any, names: list[str], token: str, outage: int, accepted: bool = False) -> None:
         try:
             async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
-                await script(keys=names, args=["release", token])
+                await script(keys=names, args=["release", token, "1" if accepted else "0"])
         except _FAILURES as exc:
             # The request is over either way; the lease frees its place in Redis if Redis comes back.
             self._failed(exc, outage)
 
     @contextlib.asynccontextmanager
-    async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[None]:
+    async def slot(self, key: Secret, scope: Scope, deadline: float | None) -> AsyncIterator[Ticket | None]:
         if not self.healthy:
             self._keep_probing()
             if self.limits.on_redis_error == "fail":
                 raise self._unavailable(None)
             self.fallbacks += 1
             async with self.fallback.slot(key, scope, deadline):
-                yield
+                yield None
             return
         async with contextlib.AsyncExitStack() as stack:
             settling = self._clock() < self._settle_until
@@ -324,14 +387,15 @@ class RedisBudgets:
                 self.fallbacks += 1
                 if not settling:
                     await stack.enter_async_context(self.fallback.slot(key, scope, deadline))
-                yield
+                yield None
                 return
             outage, script = self._outage, self._script
+            ticket = Ticket()
             try:
-                yield
+                yield ticket
             finally:
                 # Not awaited: a slow Redis must not hold the caller past its deadline (the lease bounds it).
-                self._spawn(self._release(script, names, token, outage))
+                self._spawn(self._release(script, names, token, outage, ticket.accepted))
 
     async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
         seconds = await self.fallback.pause(key, scope, retry_after)  # also known here, should Redis go away
@@ -349,6 +413,25 @@ class RedisBudgets:
                 await script(keys=names, args=["pause", ms])
         except _FAILURES as exc:
             self._failed(exc, outage)
+
+    def rate_link(self, key: Secret, scope: Scope) -> RateLink:
+        """The key's learned rate as every process shares it (`_sharedrate.SharedKeyPace` uses it)."""
+        return RateLink(self, self._names(key, scope))
+
+    async def pace(self, names: list[str], args: list[Any], deadline: float | None) -> Any:
+        """One round trip of PACE_SCRIPT, or None when Redis is in trouble (then the pacing is this process's)."""
+        if not self.healthy or self._closed:
+            if not self._closed:
+                self._keep_probing()
+            return None
+        outage = self._outage
+        self._redis()
+        try:
+            async with asyncio.timeout(self._op_timeout(deadline)):
+                return await self._pace_script(keys=names, args=args)
+        except _FAILURES as exc:
+            self._failed(exc, outage)
+            return None
 
     async def aclose(self) -> None:
         self._closed = True
@@ -376,3 +459,36 @@ async def _close(client: aioredis.Redis) -> None:
     with contextlib.suppress(*_FAILURES):
         async with asyncio.timeout(C.REDIS_OP_TIMEOUT):
             await client.aclose()
+
+
+class RateLink:
+    """One key's learned rate in Redis, as `_sharedrate.SharedKeyPace` reads and writes it."""
+
+    def __init__(self, budgets: RedisBudgets, names: list[str]) -> None:
+        self._budgets = budgets
+        self._names = [names[3], names[1], names[2]]  # PACE_SCRIPT's KEYS: the rate, the pause, the accepted
+
+    def usable(self) -> bool:
+        return self._budgets.healthy
+
+    async def turn(self, interval: float, max_wait: float | None, deadline: float | None) -> Turn | None:
+        """Reserve the key's next send, `interval` seconds after the one before (0: no pacing); None: Redis failed."""
+        args = ["turn", round(interval * 1e6), -1 if max_wait is None else round(max_wait * 1e6)]
+        reply = await self._budgets.pace(self._names, args, deadline)
+        if reply is None:
+            return None
+        return Turn(int(reply[0]) / 1e6, SharedState.read(reply[1]), reply[2] == 1)
+
+    async def view(self, deadline: float | None) -> tuple[SharedState, list[float]] | None:
+        """The shared state and the ages (seconds) of the accepted answers Redis holds, oldest first."""
+        reply = await self._budgets.pace(self._names, ["view"], deadline)
+        if reply is None:
+            return None
+        now = int(reply[1])
+        return SharedState.read(reply[0]), [(now - float(score)) / 1000 for score in reply[2]]
+
+    async def cut(self, version: int, params: tuple[float, ...], deadline: float | None) -> SharedState | None:
+        """Publish a cut made at `version`; what Redis holds after it (another process's cut if it came first)."""
+        args: list[Any] = ["cut", version, *(repr(float(p)) for p in params)]
+        reply = await self._budgets.pace(self._names, args, deadline)
+        return None if reply is None else SharedState.read(reply)

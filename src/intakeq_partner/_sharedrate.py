@@ -1,0 +1,153 @@
+"""A key's learned rate shared by every process that shares its budgets through Redis.
+
+Each process learning its own rate (`_pacing.KeyPace`) learns its share of the key from the 429s it meets, and
+keeps it: when one process of two finishes, the other goes on at half the rate the key allows, and probes for
+the rest only slowly. So with the Redis limiter the rate is the key's, kept in Redis (`_redis.PACE_SCRIPT`):
+
+- the cut's parameters (the rate of the last cut, the rate just after it, the recovery's and the probe's
+  lengths) and a version, one more at each cut; the answers the server accepted since the cut, all processes
+  together (each release of an accepted request adds one), from which every process computes the same rate;
+- one send schedule: each send reserves its time in Redis, one interval after the key's previous send,
+  whichever process made it, and none before the key's pause ends. So N processes together send at the
+  learned rate, not N times it, and when one stops the others take its share at once;
+- the accepted answers' times, from which the process whose 429 ends a pause measures what the server took
+  from all (the cut is `KeyPace`'s own decision), and publishes its cut only if nobody cut since (one cut per
+  wave of 429s, not one per process that met one).
+
+While Redis is in trouble (`RedisBudgets`'s health: one warning, a probe), the process paces alone, from the
+rate it last knew, as `KeyPace` does; a budget stays the ceiling and a pause is never undercut either way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._budgets import Clock, Sleep, WaitTooLong
+from ._pacing import _HISTORY, KeyPace
+
+__all__ = ["RateLink", "SharedKeyPace", "SharedState", "Turn"]
+
+FRESH = 0.25
+"""Seconds a look at Redis stays fresh while nothing is learned: a key no process has cut sends without asking."""
+
+
+@dataclass(frozen=True)
+class SharedState:
+    version: int  # 0: nothing learned (or forgotten: Redis restarted, the key idle for an hour)
+    n: int  # answers accepted since the cut, all processes together
+    params: tuple[float, float, float, float, float]  # w_max, r0, recover, probe, blind (0 or 1)
+
+    @classmethod
+    def read(cls, fields: list[Any]) -> SharedState:
+        if fields[0] is None or any(f is None for f in fields[2:]):
+            return cls(0, 0, (0.0, 0.0, 0.0, 0.0, 0.0))
+        w, r0, rec, pr, bl = (float(f) for f in fields[2:])
+        return cls(int(fields[0]), int(fields[1] or 0), (w, r0, rec, pr, bl))
+
+
+@dataclass(frozen=True)
+class Turn:
+    wait: float  # seconds until the reserved send time
+    state: SharedState
+    reserved: bool  # False: the wait is past the call's deadline, nothing reserved
+
+
+class RateLink(Protocol):
+    """One key's shared rate (`_redis.RateLink`); each call returns None when Redis is in trouble."""
+
+    def usable(self) -> bool: ...
+
+    async def turn(self, interval: float, max_wait: float | None, deadline: float | None) -> Turn | None: ...
+
+    async def view(self, deadline: float | None) -> tuple[SharedState, list[float]] | None: ...
+
+    async def cut(self, version: int, params: tuple[float, ...], deadline: float | None) -> SharedState | None: ...
+
+
+class SharedKeyPace(KeyPace):
+    """`KeyPace` whose rate, cuts and send schedule are the key's in Redis (see the module's docstring)."""
+
+    def __init__(self, link: RateLink, ceiling: float | None, clock: Clock, sleep: Sleep) -> None:
+        super().__init__(ceiling, clock, sleep)
+        self._link = link
+        self._version = 0
+        self._synced = -math.inf  # when Redis last told this process the key's state
+        self._cut_made = False
+
+    async def turn(self, deadline: float | None) -> float:
+        if not self._link.usable():
+            return await super().turn(deadline)
+        now = self._clock()
+        quiet = self.rate is None and self._pending is None and now >= self.paused_until and not self._waiting
+        if quiet and now - self._synced < FRESH:
+            return self._sent(now, now)  # nothing learned anywhere a moment ago: no pacing, no round trip
+        self._waiting += 1
+        try:
+            async with self._line:
+                if self._pending is not None and self._clock() >= self.paused_until:
+                    await self._settle_shared(deadline)
+                now = self._clock()
+                interval = 1.0 / self.rate if self.rate else 0.0
+                max_wait = None if deadline is None else max(0.0, deadline - now)
+                turn = await self._link.turn(interval, max_wait, deadline)
+                if turn is not None:
+                    self._adopt(turn.state)
+                    if not turn.reserved:
+                        raise WaitTooLong(turn.wait, self._reason(now))
+                    if turn.wait > 0:
+                        await self._sleep(turn.wait)
+                    now = self._clock()
+                    return self._sent(now, now)
+        finally:
+            self._waiting -= 1
+        return await super().turn(deadline)  # Redis failed on the way: this process paces alone
+
+    async def _settle_shared(self, deadline: float | None) -> None:
+        """The pause of this process's 429 is over: cut (or not) from what the server accepted from everyone."""
+        view = await self._link.view(deadline)
+        if view is None:
+            self._settle()
+            return
+        state, ages = view
+        if state.version != self._version:  # another process cut since: that cut answers for this 429 too
+            self._pending = None
+            self._adopt(state)
+            return
+        now = self._clock()
+        self._oks = deque((now - age for age in ages), maxlen=_HISTORY)
+        self._cut_made = False
+        self._settle()
+        if self._cut_made:
+            params = (self.w_max, self._r0, self._recover, self._probe, float(self._blind))
+            published = await self._link.cut(self._version, params, deadline)
+            if published is not None:
+                self._version = published.version if published.params == params else self._version
+                self._adopt(published)
+
+    def _cut(self, measured: float, pause: float) -> None:
+        super()._cut(measured, pause)
+        self._cut_made = True
+
+    def _adopt(self, state: SharedState) -> None:
+        """Take the key's state as Redis holds it: another process's cut, and the answers all accepted since."""
+        self._synced = self._clock()
+        if state.version == 0:
+            self._version = 0  # nothing in Redis (restarted, or forgotten): this process's next cut starts it
+            return
+        if state.version != self._version:
+            self._version = state.version
+            self.w_max, self._r0, self._recover, self._probe, blind = state.params
+            self._blind = blind > 0
+            self._n = state.n
+            now = self._clock()
+            self.cut_at = now  # 429s of requests sent before now are that cut's
+            self.paused_until = max(self.paused_until, now)  # its pause is over: the next cut measures from here
+            self._pending = None
+        elif state.n > self._n and self._pending is None and self.rate is not None:
+            self._n = state.n
+        else:
+            return
+        self._grow()

@@ -1,0 +1,128 @@
+"""The learned rate shared through a real Redis (`_sharedrate.py`): two limiters stand for two processes.
+
+One send schedule for the key across processes, one cut per wave of 429s (published by the first process
+whose pause ends, adopted by the others without a 429 of their own), growth from the answers of all, and
+local pacing from the rate last known when Redis goes away. About 1.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
+
+from intakeq_partner import RateLimits
+from intakeq_partner._budgets import WaitTooLong
+from intakeq_partner._pacing import BETA, Pacing
+from intakeq_partner._redis import RedisBudgets
+from intakeq_partner._secret import Secret
+from intakeq_partner._sharedrate import SharedKeyPace
+
+KEY = Secret("partner-key-shared-rate-0123")
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    try:
+        with redis_server() as server:
+            yield server
+    except RedisMissing as exc:
+        if skip_knowingly():
+            pytest.skip(str(exc))
+        pytest.fail(str(exc))
+
+
+def process(server: RedisServer, **options: object) -> Pacing:
+    """One process's pacing, as its transport holds it, on the shared Redis."""
+    limits = RateLimits(redis_url=server.url, **options)  # type: ignore[arg-type]
+    return Pacing(limits, clock=time.monotonic, sleep=asyncio.sleep)
+
+
+def pace(p: Pacing) -> SharedKeyPace:
+    found = p.pace(KEY, "partner")
+    assert isinstance(found, SharedKeyPace)
+    return found
+
+
+async def send(p: Pacing, status: int = 200, retry_after: float = 0.3) -> None:
+    """One request through the process's pacing, answered `status`; a 429 pauses the key as the transport does."""
+    headers = {"Retry-After": str(retry_after)} if status == 429 else {}
+    async with p.slot(KEY, "partner", None) as seen:
+        seen(httpx.Response(status, headers=headers))
+    if status == 429:
+        await p.pause(KEY, "partner", retry_after)
+
+
+async def test_sends_of_every_process_take_turns_on_one_schedule(redis: RedisServer) -> None:
+    a, b = process(redis), process(redis)
+    try:
+        links = [pace(a)._link, pace(b)._link]
+        waits = []
+        for i in range(4):  # 10 s apart: whichever process asks, the next send is one interval after the last
+            turn = await links[i % 2].turn(10.0, None, None)
+            assert turn is not None and turn.reserved
+            waits.append(round(turn.wait))
+        assert waits == [0, 10, 20, 30]
+        refused = await links[0].turn(10.0, 5.0, None)  # past its deadline: nothing reserved
+        assert refused is not None and not refused.reserved and round(refused.wait) == 40
+        assert round(((await links[1].turn(10.0, None, None)) or refused).wait) == 40
+        await a.pause(KEY, "partner", 100.0)  # a pause holds the schedule too, in every process
+        turn = await links[1].turn(10.0, None, None)
+        assert turn is not None and 99 <= turn.wait <= 100
+        pace(a)._set_rate(1.0)  # as if learned: a send must wait for the pause, past a deadline 1 s away
+        with pytest.raises(WaitTooLong):
+            await pace(a).turn(time.monotonic() + 1)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_one_cut_for_the_key_adopted_by_every_process_then_grown_by_the_answers_of_all(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = process(redis), process(redis)
+    try:
+        # First contact: together they get 40 requests through within the second, then meet 429s (each its own).
+        await asyncio.gather(*(send(p) for p in (a, b) for _ in range(20)))
+        await asyncio.gather(send(a, 429), send(b, 429))
+        assert pace(a).rate is None and pace(b).rate is None
+        await asyncio.sleep(0.31)  # the pause (0.3 s) ends
+        await send(a)  # a's 429 settles: what the server took from both over a second (a's own: 20), cut by BETA
+        rate = pace(a).rate
+        assert 30 <= pace(a).w_max <= 41 and pace(a)._r0 == BETA * pace(a).w_max
+        assert rate is not None and rate < pace(a).w_max
+        await send(b)  # b's 429 was of the same wave: b takes a's cut instead of cutting again
+        assert pace(b).rate is not None and (pace(b).w_max, pace(b)._r0) == (pace(a).w_max, pace(a)._r0)
+        assert pace(a)._version == pace(b)._version == 1
+        for _ in range(3):  # the answers of both grow the one rate
+            await asyncio.gather(send(a), send(b))
+        await asyncio.sleep(0.05)  # the last releases (sent in the background) reach Redis
+        await send(a)
+        await send(b)
+        # Each process had 5 answers since the cut; the rate grew with the 10 of both.
+        assert pace(a)._n >= 9 and pace(b)._n >= 9
+        grown = [pace(a).rate, pace(b).rate]
+        assert all(r is not None and r > rate for r in grown), grown
+
+        # Redis goes away: each process paces alone at the rate it last knew, one warning, no stall.
+        caplog.set_level(logging.WARNING, logger="intakeq_partner")
+        learned = grown[0]
+        assert learned is not None
+        await b.aclose()  # (its releases done: the warning below is a's)
+        redis.kill()
+        async with asyncio.timeout(10):
+            for _ in range(3):
+                await send(a)
+        alone = pace(a).rate
+        assert alone is not None and alone >= learned
+        assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
+        budgets = a.budgets
+        assert isinstance(budgets, RedisBudgets) and not budgets.healthy
+    finally:
+        await a.aclose()
+        await b.aclose()
