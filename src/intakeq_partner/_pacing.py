@@ -15,8 +15,8 @@ learned rate never grows past the fastest window of the key's budget, whose wind
 
 A 429 that the rate cannot explain (the rate is still below where the last cut happened, and the answers
 accepted since the last pause kept pace with it) pauses the key without cutting the rate again: sporadic
-429s cost their pause, not a collapsing rate. Each process learns on its own, also with the Redis limiter
-(which shares the budgets and the pauses): processes that share a key each meet the 429s of their share.
+429s cost their pause, not a collapsing rate. With the Redis limiter the rate is the key's, shared by the
+processes (`_sharedrate.SharedKeyPace`, made here when the budgets offer a `rate_link`).
 
 `Pacing` is the transport's one door to the budgets: `slot(...)` before each attempt (its context value is
 called with the attempt's outcome), `pause(...)` on a 429.
