@@ -81,15 +81,16 @@ class SharedKeyPace(KeyPace):
         if not self._link.usable():
             return await super().turn(deadline)
         now = self._clock()
-        quiet = self.rate is None and self._pending is None and now >= self.paused_until and not self._waiting
-        if quiet and now - self._synced < FRESH:
-            return self._sent(now, now)  # nothing learned anywhere a moment ago: no pacing, no round trip
+        if self._quiet(now) and not self._waiting:
+            return self._sent(now, now)
         self._waiting += 1
         try:
             async with self._line:
                 if self._pending is not None and self._clock() >= self.paused_until:
                     await self._settle_shared(deadline)
                 now = self._clock()
+                if self._quiet(now):  # the one before in line just looked
+                    return self._sent(now, now)
                 interval = 1.0 / self.rate if self.rate else 0.0
                 max_wait = None if deadline is None else max(0.0, deadline - now)
                 turn = await self._link.turn(interval, max_wait, deadline)
@@ -104,6 +105,11 @@ class SharedKeyPace(KeyPace):
         finally:
             self._waiting -= 1
         return await super().turn(deadline)  # Redis failed on the way: this process paces alone
+
+    def _quiet(self, now: float) -> bool:
+        """Nothing learned anywhere when Redis was asked a moment ago, and no pause: send without asking."""
+        fresh = now - self._synced < FRESH
+        return fresh and self.rate is None and self._pending is None and now >= self.paused_until
 
     async def _settle_shared(self, deadline: float | None) -> None:
         """The pause of this process's 429 is over: cut (or not) from what the server accepted from everyone."""
