@@ -1,5 +1,5 @@
-"""The backend example under load, everything over loopback: 200 concurrent onboardings for 50 practices (four
-each: find-or-create in one call, with no 409 reaching the caller), at the same time as 100 visits of the form
+"""The backend example under load, everything over loopback: 100 concurrent onboardings for 25 practices (four
+each: find-or-create in one call, with no 409 reaching the caller), at the same time as 50 visits of the form
 notification URL (each redirected with its own single-use sign-in token; a few followed to the fake's form
 page). tests/test_backend_example.py runs this file under `python -X dev` and requires a clean exit with
 nothing on stderr (no warning of any kind).
@@ -20,9 +20,9 @@ from intakeq_partner import PartnerClient
 from intakeq_partner.testing import FakeIntakeQ
 from intakeq_partner.testing._server import bind, wait_started
 
-CONCURRENT = 200  # onboardings at once
-PRACTICES = 50  # ... of this many practices
-VISITS = 100  # form notification URL visits at the same time
+CONCURRENT = 100  # onboardings at once
+PRACTICES = 25  # ... of this many practices
+VISITS = 50  # form notification URL visits at the same time
 BROWSERS = 10
 
 
