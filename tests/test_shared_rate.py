@@ -2,7 +2,7 @@
 
 One send schedule for the key across processes, one cut per wave of 429s (published by the first process
 whose pause ends, adopted by the others without a 429 of their own), growth from the answers of all, and
-local pacing from the rate last known when Redis goes away. About 1.5 s.
+local pacing from the rate last known when Redis goes away, a budget the ceiling still. About 1.2 s.
 """
 
 from __future__ import annotations
@@ -108,6 +108,12 @@ async def test_one_cut_for_the_key_adopted_by_every_process_then_grown_by_the_an
         assert pace(a)._n >= 9 and pace(b)._n >= 9
         grown = [pace(a).rate, pace(b).rate]
         assert all(r is not None and r > rate for r in grown), grown
+        c = process(redis, partner="25/s")  # a third process, with a budget: the shared rate, but its ceiling
+        try:
+            await send(c)
+            assert pace(c)._version == 1 and pace(c).rate == 25
+        finally:
+            await c.aclose()
 
         # Redis goes away: each process paces alone at the rate it last knew, one warning, no stall.
         caplog.set_level(logging.WARNING, logger="intakeq_partner")
