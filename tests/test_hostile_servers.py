@@ -78,7 +78,7 @@ async def test_a_server_trickling_its_answer_is_cut_off_by_the_attempt_deadline_
     slow = trickle(json.dumps([PRACTICE]).encode(), interval=0.1, in_head=in_head)
     routes = {("GET", PRACTICES): slow, ("GET", MASTER_FORMS): respond(200, [])}
     async with serve(by_path(routes)) as server:
-        async with client(server, stack, attempt_timeout=0.5, max_retries=1, max_concurrency=1) as partner:
+        async with client(server, stack, attempt_timeout=1.0, max_retries=1, max_concurrency=1) as partner:
             with pytest.raises(APITimeoutError, match="attempt_timeout") as caught:
                 await partner.practices.list()
             assert caught.value.maybe_sent
@@ -88,8 +88,9 @@ async def test_a_server_trickling_its_answer_is_cut_off_by_the_attempt_deadline_
 
 
 async def test_a_post_past_its_attempt_deadline_is_not_sent_again(stack: str) -> None:
+    # The answer takes 9 s; a deadline of 1 s (not less) leaves a loaded machine time to get the POST there.
     async with serve(trickle(json.dumps(PRACTICE).encode(), interval=0.1)) as server:
-        async with client(server, stack, attempt_timeout=0.4) as partner:
+        async with client(server, stack, attempt_timeout=1.0) as partner:
             with pytest.raises(APITimeoutError) as caught:
                 await partner.practices.create(**NEW_PRACTICE)
     assert caught.value.maybe_sent and server.count("POST") == 1
@@ -98,7 +99,7 @@ async def test_a_post_past_its_attempt_deadline_is_not_sent_again(stack: str) ->
 async def test_call_timeout_bounds_a_whole_call_retries_included(stack: str) -> None:
     slow = trickle(b"[]", interval=0.2)  # each attempt ends at attempt_timeout, and is retried
     async with serve(slow) as server:
-        async with client(server, stack, attempt_timeout=0.3, max_retries=50, call_timeout=1.0) as partner:
+        async with client(server, stack, attempt_timeout=0.3, max_retries=50, call_timeout=2.0) as partner:
             with pytest.raises(APITimeoutError, match="call_timeout"):
                 await partner.practices.list()
     assert 2 <= server.count("GET") < 50
@@ -106,7 +107,7 @@ async def test_call_timeout_bounds_a_whole_call_retries_included(stack: str) -> 
 
 async def test_call_timeout_covers_the_practice_key_fetch(stack: str) -> None:
     async with serve(by_path({}, default=hang())) as server:
-        async with client(server, stack, call_timeout=0.2, attempt_timeout=0.6, max_retries=0) as partner:
+        async with client(server, stack, call_timeout=0.2, attempt_timeout=1.5, max_retries=0) as partner:
             with pytest.raises(APITimeoutError, match="call_timeout"):
                 await partner.practice("p-1").practitioners.list()
             # The shared fetch runs under no caller's call_timeout (others may wait on it with longer ones), but
