@@ -18,8 +18,10 @@ processes share). Per run it prints:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -164,9 +166,45 @@ SCENARIOS: list[tuple[str, int, bool]] = [
 ]
 
 
+COST_MODES = ("budgets only", "adaptive, nothing learned", "learned rate")
+
+
+async def cost_per_slot(redis_url: str, mode: str, calls: int = 2000) -> float:
+    """Microseconds one request's way through the pacing costs, Redis on loopback, nothing waiting: the budgets
+    alone (`adaptive=False`), adaptive with no rate learned yet, and with a learned rate (a turn asked of Redis
+    for every send; the rate is high enough that no send waits)."""
+    import httpx
+
+    from intakeq_partner import RateLimits
+    from intakeq_partner._pacing import Pacing
+    from intakeq_partner._secret import Secret
+
+    key, ok = Secret("bench-cost-key-0123456789"), httpx.Response(200)
+    limits = RateLimits(redis_url=redis_url, adaptive=mode != "budgets only")
+    pacing = Pacing(limits, clock=time.monotonic, sleep=asyncio.sleep)
+    async with pacing.slot(key, "partner", None) as seen:  # connects, loads the scripts
+        seen(ok)
+    if mode == "learned rate":
+        pacing.pace(key, "partner")._cut(1e6, 1.0)  # as if a 429 had taught it a million a second
+    started = time.perf_counter()
+    for _ in range(calls):
+        async with pacing.slot(key, "partner", None) as seen:
+            seen(ok)
+    elapsed = time.perf_counter() - started
+    await pacing.aclose()
+    return elapsed / calls * 1e6
+
+
 def run(practices: int = PRACTICES, before: str = BEFORE, rounds: int = 2) -> Result:
     started = time.perf_counter()
     result = Result("Several processes, one key, no budget")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from redis_server import redis_server
+
+    with redis_server() as server:
+        costs = {mode: [asyncio.run(cost_per_slot(server.url, mode)) for _ in range(3)] for mode in COST_MODES}
+    for mode, micros in costs.items():
+        result.add(f"cost per request through the pacing, {mode}", f"{statistics.median(micros):.0f} us")
     runs: dict[tuple[str, str], list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-shared-rate-") as tmp:
         sources = {"before": export(before, Path(tmp, "before")), "after": ROOT / "src"}
@@ -202,7 +240,8 @@ def run(practices: int = PRACTICES, before: str = BEFORE, rounds: int = 2) -> Re
     result.details.append(
         f"{practices} new practices a run split between the processes, concurrency 20 in each, no budget, the fake "
         f"allowing {RATE} requests per key in any second; before = {before}, after = this checkout, alternating; "
-        "the machine was shared with other sessions"
+        "the machine was shared with other sessions; cost per request: 2,000 sequential requests through "
+        "Pacing.slot (no HTTP), one process, Redis on loopback, median of 3"
     )
     result.seconds = time.perf_counter() - started
     return result
