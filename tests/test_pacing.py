@@ -65,13 +65,15 @@ Answer = Callable[[int], httpx.Response]
 
 
 @contextlib.contextmanager
-def server(clock: Clock, answer: Answer) -> Iterator[list[tuple[float, int]]]:
-    """(time, status) of every request; `answer(n)` answers the n-th (from 0)."""
+def server(clock: Clock, answer: Answer, rtt: float = 0.0) -> Iterator[list[tuple[float, int]]]:
+    """(time, status) of every request; `answer(n)` answers the n-th (from 0), `rtt` seconds after it left."""
     log: list[tuple[float, int]] = []
 
-    def respond(request: httpx.Request) -> httpx.Response:
+    async def respond(request: httpx.Request) -> httpx.Response:
         response = answer(len(log))
         log.append((clock.now, response.status_code))
+        if rtt:
+            await clock.sleep(rtt)
         return response
 
     with respx.mock(base_url=BASE) as mock:
@@ -110,20 +112,22 @@ def busiest(times: list[float], span: float) -> int:
 
 
 async def test_a_429_cuts_the_rate_to_beta_of_what_the_server_accepted_and_sends_no_herd(clock: Clock) -> None:
-    """Ten accepted at once, the eleventh refused: the rate becomes 0.7 x 10/s and, after the one-second
-    pause, the ten callers that queued meanwhile leave one interval apart instead of all at once."""
-    with server(clock, refuse_at(10)) as log:
+    """Ten accepted, the next two refused (the second was on its way when the first 429 came back: the limit's
+    mark): the rate becomes 0.7 x 10/s and, after the one-second pause, the ten callers that queued meanwhile
+    leave one interval apart instead of all at once."""
+    with server(clock, refuse_at(10, 11), rtt=0.001) as log:
         async with transport(clock) as t:
-            await calls(t, 11)  # ten at t=0, the eleventh refused and retried after the pause
+            await calls(t, 12, together=True)  # ten in slow start, two refused and retried after the pause
             pace = t._pacing.pace(KEY, "partner")
-            assert pace.paused_until == 1.0
-            # Weighed when the pause ended: 10 accepted in the second before it, so 7/s, then a step up for the
+            assert [status for _, status in log[10:12]] == [429, 429]
+            assert pace.paused_until == pytest.approx(log[10][0] + 0.001 + 1.0)  # the 429's answer, plus 1 s
+            # Weighed when the pause ended: 10 accepted in the second before it, so 7/s, then a step up for each
             # retry's success.
             assert pace.w_max == pytest.approx(10.0)
-            assert pace.rate is not None and BETA * 10 < pace.rate < 8
+            assert pace.rate is not None and BETA * 10 < pace.rate < 8.5
             await calls(t, 10, together=True)
-    after = [when for when, _ in log[11:]]
-    assert after[0] == 1.0  # the retry: exactly when the Retry-After allows, not earlier
+    after = [when for when, _ in log[12:]]
+    assert after[0] == pace.paused_until  # the retry: exactly when the Retry-After allows, not earlier
     gaps = [b - a for a, b in itertools.pairwise(after)]
     assert all(gap >= 1 / 10 - 1e-9 for gap in gaps)  # never faster than the rate the server accepted
     assert gaps[0] > 1 / 8  # right after the cut: about 1/7 s apart
@@ -135,6 +139,7 @@ async def test_the_rate_recovers_smoothly_then_probes_slowly_past_the_last_cut(c
     for _ in range(10):
         pace.succeeded(clock.now)
     pace.throttled(clock.now, clock.now, 1.0)
+    pace.throttled(clock.now, clock.now, 1.0)  # one sent with it, refused too: the limit's mark, not a fluke
     clock.now = 1.0
     await pace.turn(None)  # the pause is over: the 429 is weighed
     assert pace.rate == pytest.approx(7.0) and pace.w_max == pytest.approx(10.0)
@@ -197,25 +202,26 @@ async def test_a_429_the_rate_cannot_explain_pauses_the_key_without_cutting_it_a
 
 
 async def test_a_429_without_retry_after_pauses_for_the_default_then_paces(clock: Clock) -> None:
-    with server(clock, refuse_at(5, retry_after=None)) as log:
+    with server(clock, refuse_at(8, 9, retry_after=None), rtt=0.001) as log:
         async with transport(clock, RateLimits(pause_after_429=2.0)) as t:
-            await calls(t, 10, together=True)
+            await calls(t, 12, together=True)
     times = [when for when, _ in log]
-    assert times[5] == 0.0 and times[6] == 2.0  # the 429 at t=0, then nothing until the default pause ends
-    assert busiest(times[6:], 0.1) == 1
+    assert times[9] < 0.01 and times[10] == pytest.approx(times[8] + 0.001 + 2.0)  # nothing until the pause ends
+    assert busiest(times[10:], 0.1) == 1
 
 
 async def test_a_call_waiting_in_line_can_be_cancelled_and_the_line_moves_on(clock: Clock) -> None:
-    with server(clock, refuse_at(3)) as log:
+    with server(clock, refuse_at(8, 9), rtt=0.001) as log:
         async with transport(clock) as t:
-            await calls(t, 4)
-            waiting = [asyncio.ensure_future(t.request("GET", PATH, key=KEY)) for _ in range(3)]
-            await asyncio.sleep(0)
-            waiting[1].cancel()
-            results = await asyncio.gather(*waiting, return_exceptions=True)
-            assert isinstance(results[1], asyncio.CancelledError)
+            for _ in range(2):  # in the line of slow start's window, then in the paced line after a 429
+                waiting = [asyncio.ensure_future(t.request("GET", PATH, key=KEY)) for _ in range(3)]
+                await asyncio.sleep(0)
+                waiting[1].cancel()
+                results = await asyncio.gather(*waiting, return_exceptions=True)
+                assert isinstance(results[1], asyncio.CancelledError)
+                await calls(t, 10, together=True)  # (the first time: two refused, the limit found)
             await calls(t, 2)  # and the key is not stuck
-    assert len(log) == 5 + 2 + 2  # (the 429 and its retry count two)
+    assert len(log) == 2 * (2 + 10) + 2 + 2  # (the two 429s' retries count two more)
 
 
 async def test_a_call_paused_past_its_wait_fails_at_once_and_a_close_ends_a_paused_call(clock: Clock) -> None:

@@ -18,6 +18,14 @@ accepted since the last pause kept pace with it) pauses the key without cutting 
 429s cost their pause, not a collapsing rate. With the Redis limiter the rate is the key's, shared by the
 processes (`_sharedrate.SharedKeyPace`, made here when the budgets offer a `rate_link`).
 
+Before its first 429 a key with no configured budget is in slow start, as a TCP connection is: it may have only
+`window` sends in flight, one at first, and the window doubles every `SLOW_START_DOUBLING` answers accepted
+while callers wait for it (so that against a limit of about ten a window, IntakeQ's, the first 429 meets one or
+two sends on their way, not twenty). Slow start ends at the first 429 (the learned rate takes over from what the
+server accepted) or once widening stops paying: the window is wide (`SLOW_START_END`), or doubling it no longer
+raised the rate of answers by a quarter. Sequential callers never wait for it. A configured budget skips it: the
+budget's windows already say how fast to go.
+
 `Pacing` is the transport's one door to the budgets: `slot(...)` before each attempt (its context value is
 called with the attempt's outcome), `pause(...)` on a 429.
 """
@@ -46,6 +54,11 @@ GROWTH = 0.4
 MARGIN = 0.95
 """Growth levels off this far below the rate the server accepted when it refused: at exactly that rate a
 sliding window refuses whenever two sends come a hair closer than their interval."""
+SLOW_START_DOUBLING = 8
+"""Answers accepted (while callers waited for the window) per doubling of the slow-start window."""
+SLOW_START_END = 64
+"""A window this wide ends slow start: wider than any useful number of sends in flight on one key."""
+_SS_MIN_CHECK = 8  # the window from which slow start ends if a doubling did not raise the answers' rate by 1/4
 _MIN_SPAN = 1.0  # seconds: the shortest stretch a rate is measured over (a Retry-After may be 0)
 _BUDGET_SPAN = 5  # pauses' worth of time over which a 429 is weighed against a configured budget
 _HISTORY = 2048  # answers remembered per key, to measure the rate the server accepted
@@ -65,8 +78,11 @@ class KeyPace:
         self._recover = 10.0  # answers to grow back from the cut to w_max
         self._probe = 150.0  # answers over which growth past w_max reaches 40%
         self._blind = False  # cut with nothing to measure: grow by a share per answer until the next 429
+        self._fluke = False  # slow start met a 429 with nothing sent after it: a pause, once
         self.cut_at = -math.inf  # when the last 429 came back
         self._pending: tuple[float, float, float] | None = None  # that 429, while its pause lasts
+        self._refused_sent = -math.inf  # when the pending 429's request left
+        self._followers_refused = 0  # requests that left after it and met a 429 too
         self.paused_until = -math.inf
         self._next_at = -math.inf
         self._last_sent = -math.inf
@@ -76,10 +92,17 @@ class KeyPace:
         self._waiting = 0
         self._clock = clock
         self._sleep = sleep
+        self.window: float | None = 1.0 if ceiling is None else None
+        """Slow start: sends allowed in flight before the first 429 (None: no slow start, or it has ended)."""
+        self.in_flight = 0
+        self._freed = asyncio.Event()  # set when a send's answer (or the end of slow start) may free the line
+        self._widened = 0  # doublings' worth of widening so far, in answers
+        self._mark: tuple[float, int, float] | None = None  # (when, answers, their rate) at the last doubling
+        self._answers = 0
 
     def forgettable(self, now: float) -> bool:
         """Nobody waiting, no pause, and nothing learned (or unused for an hour): forgetting it loses nothing."""
-        idle = not self._waiting and now >= self.paused_until
+        idle = not self._waiting and not self.in_flight and now >= self.paused_until
         return idle and (self.rate is None or self._last_sent < now - 3600)
 
     # ----- sending
@@ -89,7 +112,7 @@ class KeyPace:
         now = self._clock()
         if self._pending is not None and now >= self.paused_until:
             self._settle()
-        if not self._waiting and now >= self._next_at and now >= self.paused_until:
+        if not self._waiting and now >= self._next_at and now >= self.paused_until and not self._full():
             return self._sent(now, now)
         if deadline is not None:
             ahead = self._waiting / self.rate if self.rate else 0.0
@@ -104,11 +127,16 @@ class KeyPace:
                     now = self._clock()
                     if self._pending is not None and now >= self.paused_until:
                         self._settle()
+                    if self._full():  # slow start: wait for an answer to free a place in the window
+                        self._freed.clear()
+                        await self._freed.wait()
+                        continue
                     at = max(self._next_at, self.paused_until)
                     # Slept once until `at` already: go, even if the clock says otherwise (a sleep that does not
                     # move the clock it is given, as in tests, must not make this loop spin).
                     if at <= now or at == slept_until:
-                        return self._sent(now, at)
+                        # (A rate that grew while we slept moved `at` earlier: the beat counts from the wake-up.)
+                        return self._sent(now, at if slept_until is None else max(at, slept_until))
                     if deadline is not None and at > deadline:
                         raise WaitTooLong(at - now, self._reason(now))
                     slept_until = at
@@ -119,7 +147,11 @@ class KeyPace:
     def _reason(self, now: float) -> str:
         return "the key is paused after a 429" if self.paused_until > now else "the key is paced after 429s"
 
+    def _full(self) -> bool:
+        return self.window is not None and self.rate is None and self.in_flight >= int(self.window)
+
     def _sent(self, now: float, at: float) -> float:
+        self.in_flight += 1
         if self._last_sent == -math.inf:
             self._first_sent = now
         self._last_sent = now
@@ -131,9 +163,42 @@ class KeyPace:
 
     # ----- answers
 
+    def done(self) -> None:
+        """A send is over (answered, failed or cancelled): its place in the slow-start window is free."""
+        self.in_flight -= 1
+        self._freed.set()
+
+    def _end_slow_start(self) -> None:
+        self.window = None
+        self._freed.set()
+
+    def _widen(self) -> None:
+        """Slow start: an answer accepted while callers waited for the window widens it (doubling every
+        `SLOW_START_DOUBLING`); each doubling, widening must have paid (the answers came faster) to go on."""
+        assert self.window is not None
+        self._answers += 1
+        if not self._waiting:
+            return  # the window was wide enough for what was asked of it: widening would not pay
+        self.window *= 2 ** (1 / SLOW_START_DOUBLING)
+        self._widened += 1
+        if self._widened % SLOW_START_DOUBLING:
+            return
+        now = self._clock()
+        if self._mark is not None:
+            since, answers, previous = self._mark
+            rate = (self._answers - answers) / (now - since) if now > since else math.inf
+            if self.window >= SLOW_START_END or (self.window >= _SS_MIN_CHECK and rate < 1.25 * previous):
+                self._end_slow_start()
+                return
+            self._mark = (now, self._answers, rate)
+        else:
+            self._mark = (now, self._answers, 0.0)
+
     def succeeded(self, sent_at: float) -> None:
         """A request sent at `sent_at` was answered (not with a 429): the rate grows, one answer's worth."""
         self._oks.append(sent_at)
+        if self.rate is None and self.window is not None and self._pending is None:
+            self._widen()
         if self.rate is None or self._pending is not None:
             return
         self._n += 1
@@ -157,17 +222,34 @@ class KeyPace:
         is weighed when the pause ends, once the answers to the requests sent with it are in."""
         previous_end = self.paused_until
         self.paused_until = max(self.paused_until, now + pause)
+        if self._pending is not None and sent_at >= self._refused_sent:
+            self._followers_refused += 1
         if sent_at < self.cut_at or self._pending is not None:
             return  # sent before the last 429 came back, at the rate of then: that 429 answers for it
         if pause <= 0:
             return  # "Retry-After: 0": the server asks for no wait, so it is not refusing the rate
         self._pending = (now, pause, previous_end)
+        self._refused_sent = sent_at
+        self._followers_refused = 0
         self.cut_at = now
 
     def _settle(self) -> None:
         assert self._pending is not None
         when, pause, previous_end = self._pending
         self._pending = None
+        if self.window is not None and self.rate is None:
+            # In slow start. A request that left after the refused one was accepted: the server was not full,
+            # this 429 was not the limit's (a pause, and slow start goes on). One that left after it was refused
+            # too: the limit is found, and the rate learned from what the server accepted takes over. Nothing
+            # left after it (the window was one send): a pause the first time, the limit the second.
+            if self._oks and self._oks[-1] > self._refused_sent:
+                return
+            if not self._followers_refused and not self._fluke:
+                self._fluke = True
+                return
+            self._end_slow_start()
+            self._cut(self._accepted(when, max(pause, _MIN_SPAN)), pause)
+            return
         span = max(pause, _MIN_SPAN)  # what a Retry-After of 0 (or a tiny one) is measured over
         if self.ceiling is not None:
             # A budget is set: the question is only whether it is too high. Over several pauses' length
@@ -209,6 +291,10 @@ class KeyPace:
         return count / horizon
 
     def _cut(self, measured: float, pause: float) -> None:
+        if measured <= 0 and self.ceiling is None:  # nothing got through: start over, as at first contact
+            self.rate, self.w_max, self._blind, self._next_at = None, 0.0, False, -math.inf
+            self.window, self._fluke, self._widened, self._mark = 1.0, False, 0, None
+            return
         self._blind = measured <= 0
         if self._blind:  # nothing got through: start at one send per pause (at most one a second) and grow
             self.w_max = self._cap(1.0 / max(pause, 1.0))
@@ -307,7 +393,10 @@ class Pacing:
                             ticket.accepted = True
                 return outcome
 
-            yield seen
+            try:
+                yield seen
+            finally:
+                pace.done()  # its place in the slow-start window is free
 
     async def pause(self, key: Secret, scope: Scope, retry_after: float | None) -> float:
         """A 429: pause the key in the budgets (and so, with Redis, in every process). Returns the wait."""
