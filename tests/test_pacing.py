@@ -95,6 +95,17 @@ def transport(clock: Clock, limits: RateLimits | None = None, **kwargs: Any) -> 
     return Transport(base_url=BASE, limits=limits or RateLimits(), clock=clock, sleep=clock.sleep, **options)
 
 
+async def workers(t: Transport, n: int, callers: int) -> None:
+    """`n` calls made by `callers` callers, each making one after another."""
+    pending = iter(range(n))
+
+    async def worker() -> None:
+        for _ in pending:
+            await t.request("GET", PATH, key=KEY)
+
+    await asyncio.gather(*(worker() for _ in range(callers)))
+
+
 async def calls(t: Transport, n: int, *, together: bool = False) -> None:
     if together:
         await asyncio.gather(*(t.request("GET", PATH, key=KEY) for _ in range(n)))
@@ -185,20 +196,24 @@ async def test_a_configured_budget_is_the_ceiling_of_the_learned_rate(clock: Clo
 
 
 async def test_a_429_the_rate_cannot_explain_pauses_the_key_without_cutting_it_again(clock: Clock) -> None:
-    """Sporadic 429s: after recovering, a lone 429 while the server kept pace costs its pause, not the rate."""
-    with server(clock, refuse_at(10, 40, 45)) as log:
+    """Sporadic 429s: back near the last cut's rate, a lone 429 while the server kept pace costs its pause, not
+    the rate (before, any 429 once the rate had grown back cut it again, and sporadic ones wore it down)."""
+    with server(clock, refuse_at(8, 9, 40, 60, 62), rtt=0.001) as log:
         async with transport(clock) as t:
-            await calls(t, 41)  # cut at the first, recovered past the last cut's rate by the second
+            await calls(t, 10, together=True)  # the limit found at first contact: two refused
             pace = t._pacing.pace(KEY, "partner")
             cut_rate = pace.w_max
-            await calls(t, 3)  # the 429 at 40 was weighed when its pause ended
-            assert pace.w_max == pytest.approx(cut_rate)
+            await calls(t, 30)  # grown back to just below it; then a 429 after seconds of sending
+            assert pace._n >= pace._recover and pace.rate is not None and pace.rate < pace.w_max
             rate_before = pace.rate
-            await calls(t, 5)  # another, soon after: a pause only
-            assert pace.rate is not None and rate_before is not None and pace.rate >= rate_before * 0.99
+            await calls(t, 3)  # weighed when its pause ended: a pause only
+            assert pace.w_max == cut_rate and pace.rate >= rate_before
+            await calls(t, 25)  # two more, the second soon after the first's pause: pauses only
+    assert pace.w_max == cut_rate and pace.rate >= rate_before
     refused = [when for when, status in log if status == 429]
+    assert len(refused) == 5
     for when in refused:  # a Retry-After is never undercut: nothing is sent in the second after a 429
-        assert not [u for u, _ in log if when < u < when + 1.0]
+        assert not [u for u, _ in log if when + 0.001 < u < when + 1.001]
 
 
 async def test_a_429_without_retry_after_pauses_for_the_default_then_paces(clock: Clock) -> None:
@@ -253,6 +268,99 @@ async def test_adaptive_pacing_can_be_switched_off(clock: Clock) -> None:
             await calls(t, 4)
             await calls(t, 5, together=True)
     assert [when for when, _ in log[4:]] == [1.0] * 6  # the old way: the retry and the five at once, no pacing
+
+
+# --- slow start at first contact ------------------------------------------------------------------------------
+
+
+def limited(clock: Clock, per_second: int) -> tuple[Answer, list[int]]:
+    """A server that refuses more than `per_second` requests in any second; also counts what is in flight."""
+    accepted: list[float] = []
+    flight: list[int] = [0, 0]  # now, most so far
+
+    def answer(n: int) -> httpx.Response:
+        if sum(1 for when in accepted if when > clock.now - 1) >= per_second:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        accepted.append(clock.now)
+        return ok(n)
+
+    return answer, flight
+
+
+async def test_slow_start_probes_with_one_send_widens_and_hands_over_to_the_learned_rate_at_the_first_429(
+    clock: Clock,
+) -> None:
+    """20 callers, no budget, a server taking 10 a second: the first sends go one at a time, the window widens as
+    answers come, and the limit is met by two sends, not by the ten the callers held (before: 20 at once, ten
+    refused). The rate learned then paces the rest."""
+    answer, _ = limited(clock, 10)
+    in_flight: list[int] = []
+    flying = 0
+
+    def counted(n: int) -> httpx.Response:
+        nonlocal flying
+        in_flight.append(flying)
+        return answer(n)
+
+    with server(clock, counted, rtt=0.005) as log:
+        async with transport(clock) as t:
+            pace = t._pacing.pace(KEY, "partner")
+            assert pace.window == 1.0
+            original = t._send
+
+            async def send(*args: Any) -> Any:
+                nonlocal flying
+                flying += 1
+                try:
+                    return await original(*args)
+                finally:
+                    flying -= 1
+
+            t._send = send  # type: ignore[method-assign]
+            await workers(t, 40, callers=20)
+            assert pace.window is None and pace.rate is not None and pace.w_max == pytest.approx(10.0)
+    statuses = [status for _, status in log]
+    first = statuses.index(429)
+    assert max(in_flight[:8]) == 1  # one at a time at first
+    assert max(in_flight[:first]) >= 2  # then wider
+    paused_until = log[first][0] + 0.005 + 1.0
+    assert sum(1 for when, status in log if status == 429 and when < paused_until) <= 2
+    assert statuses.count(429) <= 3
+
+
+async def test_slow_start_opens_to_what_the_callers_ask_and_a_budget_skips_it(clock: Clock) -> None:
+    """On a server with no limit the window doubles every eight answers while callers wait for it, up to what they
+    ask (20 at once), with nothing learned. A configured budget skips it: the budget's own windows pace from the
+    first send."""
+    with server(clock, ok, rtt=0.005) as log:
+        async with transport(clock) as t:
+            await workers(t, 200, callers=20)
+            pace = t._pacing.pace(KEY, "partner")
+            assert pace.window is not None and 20 <= pace.window < 2 * 20 and pace.rate is None
+        took = clock.now
+    assert took < 200 / 20 * 0.005 + 0.25  # the ramp: about 30 round trips more than 20 at once
+    assert busiest([when for when, _ in log], 0.005) == 20
+
+    budgeted = Clock()
+    with server(budgeted, ok, rtt=0.005) as log:
+        async with transport(budgeted, RateLimits(partner="10/s")) as t:
+            await calls(t, 12, together=True)
+            assert t._pacing.pace(KEY, "partner").window is None
+    assert [when for when, _ in log[:10]] == [0.0] * 10  # the budget's ten at once, as the budget allows
+    assert busiest([when for when, _ in log], 1.0) == 10  # and no more: the ceiling holds
+
+
+async def test_a_lone_429_in_slow_start_is_a_pause_and_a_429_a_later_send_disproves_is_too(clock: Clock) -> None:
+    """Sporadic 429s at first contact must not pin the key to what it had sent so far: a 429 with nothing sent
+    after it pauses the key once; one followed by an accepted send is no limit at all. Slow start goes on."""
+    with server(clock, refuse_at(3, 30), rtt=0.005) as log:
+        async with transport(clock) as t:
+            await calls(t, 5)  # one at a time: the fourth refused, nothing else on its way
+            pace = t._pacing.pace(KEY, "partner")
+            assert pace.rate is None and pace.window is not None
+            await calls(t, 40, together=True)  # a 429 in a wider window, with an accepted one sent after it
+            assert pace.rate is None and pace.window is not None
+    assert [status for _, status in log].count(429) == 2
 
 
 # --- against the fake ------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ SLOW_START_END = 64
 """A window this wide ends slow start: wider than any useful number of sends in flight on one key."""
 _SS_MIN_CHECK = 8  # the window from which slow start ends if a doubling did not raise the answers' rate by 1/4
 _MIN_SPAN = 1.0  # seconds: the shortest stretch a rate is measured over (a Retry-After may be 0)
+_SHORTS = 3  # 429s in a row, each within a pause's length of the last pause, that cut a rate below the last cut
 _BUDGET_SPAN = 5  # pauses' worth of time over which a 429 is weighed against a configured budget
 _HISTORY = 2048  # answers remembered per key, to measure the rate the server accepted
 _T = TypeVar("_T")
@@ -83,6 +84,7 @@ class KeyPace:
         self._pending: tuple[float, float, float] | None = None  # that 429, while its pause lasts
         self._refused_sent = -math.inf  # when the pending 429's request left
         self._followers_refused = 0  # requests that left after it and met a 429 too
+        self._shorts = 0  # 429s in a row that came within a pause's length of the previous pause's end
         self.paused_until = -math.inf
         self._next_at = -math.inf
         self._last_sent = -math.inf
@@ -157,8 +159,10 @@ class KeyPace:
         self._last_sent = now
         if self.rate is not None:
             gap = 1.0 / self.rate
-            # Late by less than an interval: the next one keeps the beat; later than that, no catching up.
-            self._next_at = (at + gap) if now - at < gap else (now + gap)
+            # Late by a little: the next one keeps the beat; later than that, no catching up. "A little" is a quarter
+            # of an interval: the slack that growth leaving off at MARGIN of the refused rate leaves in a window of
+            # ten sends (a send a whole interval late followed by one on the beat put eleven in a window of ten).
+            self._next_at = (at + gap) if now - at < gap / 4 else (now + gap)
         return now
 
     # ----- answers
@@ -264,16 +268,24 @@ class KeyPace:
         if self.rate is None:
             # The first: what the server accepted over the pause's length (a window's worth, with a sliding one).
             measured = self._accepted(when, span)
-        elif self._blind or self._n >= self._recover:
+        elif self._blind or self.rate >= self.w_max:
             # Back at (or past) the rate of the last cut: the limit is about here.
             measured = min(self.rate, self._accepted(when, max(span, when - previous_end)))
         elif when - previous_end >= span:
-            # Still below it: cut only when the server clearly accepted less than we were sending.
+            # Below it, sending for a pause's length or more since the last pause: cut only when the server
+            # clearly accepted less than we were sending (its limit fell, or the last cut's measure was high).
+            self._shorts = 0
             measured = self._accepted(when, when - previous_end)
             if measured >= BETA * self.rate:
                 return
+            measured = min(self.rate, self._accepted(when, max(span, when - previous_end)))
         else:
-            return  # too soon after the last pause to measure anything: a pause, no cut
+            # Too soon after the last pause to measure anything: a pause, no cut, unless it keeps happening (a
+            # limit that fell below the rate refuses within a pause's length of every pause).
+            self._shorts += 1
+            if self._shorts < _SHORTS:
+                return
+            measured = min(self.rate, self._accepted(when, max(span, when - previous_end)))
         self._cut(measured, pause)
 
     def _accepted(self, now: float, horizon: float) -> float:
@@ -291,6 +303,7 @@ class KeyPace:
         return count / horizon
 
     def _cut(self, measured: float, pause: float) -> None:
+        self._shorts = 0
         if measured <= 0 and self.ceiling is None:  # nothing got through: start over, as at first contact
             self.rate, self.w_max, self._blind, self._next_at = None, 0.0, False, -math.inf
             self.window, self._fluke, self._widened, self._mark = 1.0, False, 0, None
