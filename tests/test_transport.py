@@ -386,7 +386,9 @@ async def test_max_concurrency_bounds_requests_in_flight(router: respx.MockRoute
 
     router.get(PATH).mock(side_effect=slow)
     async with make(max_concurrency=3) as t:
-        tasks = [asyncio.create_task(t.request("GET", PATH, key=KEY)) for _ in range(10)]
+        # Ten keys (one key starts with one send in flight: slow start, tests/test_pacing.py).
+        keys = [Secret(f"{MARKER}-{n}") for n in range(10)]
+        tasks = [asyncio.create_task(t.request("GET", PATH, key=key)) for key in keys]
         for _ in range(50):
             await asyncio.sleep(0)
         assert in_flight == 3

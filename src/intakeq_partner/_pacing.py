@@ -23,8 +23,8 @@ Before its first 429 a key with no configured budget is in slow start, as a TCP 
 while callers wait for it (so that against a limit of about ten a window, IntakeQ's, the first 429 meets one or
 two sends on their way, not twenty). Slow start ends at the first 429 (the learned rate takes over from what the
 server accepted) or once widening stops paying: the window is wide (`SLOW_START_END`), or doubling it no longer
-raised the rate of answers by a quarter. Sequential callers never wait for it. A configured budget skips it: the
-budget's windows already say how fast to go.
+raised the rate of answers by a quarter. Sequential callers never wait for it. A configured budget skips it (the
+budget's windows already say how fast to go), and so does a configured `concurrency` (it is the window).
 
 `Pacing` is the transport's one door to the budgets: `slot(...)` before each attempt (its context value is
 called with the attempt's outcome), `pause(...)` on a 429.
@@ -380,6 +380,8 @@ class Pacing:
                 pace = SharedKeyPace(link(key, scope), self._ceilings[scope], self._clock, self._sleep)
             else:
                 pace = KeyPace(self._ceilings[scope], self._clock, self._sleep)
+            if self.limits.concurrency is not None:
+                pace.window = None  # a configured cap on sends in flight is the window: no slow start
             self._paces[ident] = pace
         return pace
 
