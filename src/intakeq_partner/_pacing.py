@@ -94,7 +94,9 @@ class KeyPace:
         self._waiting = 0
         self._clock = clock
         self._sleep = sleep
-        self.window: float | None = 1.0 if ceiling is None else None
+        self.slow_start = ceiling is None
+        """Whether the key starts (and, when nothing got through at a cut, starts over) in slow start."""
+        self.window: float | None = 1.0 if self.slow_start else None
         """Slow start: sends allowed in flight before the first 429 (None: no slow start, or it has ended)."""
         self.in_flight = 0
         self._freed = asyncio.Event()  # set when a send's answer (or the end of slow start) may free the line
@@ -304,7 +306,7 @@ class KeyPace:
 
     def _cut(self, measured: float, pause: float) -> None:
         self._shorts = 0
-        if measured <= 0 and self.ceiling is None:  # nothing got through: start over, as at first contact
+        if measured <= 0 and self.slow_start:  # nothing got through: start over, as at first contact
             self.rate, self.w_max, self._blind, self._next_at = None, 0.0, False, -math.inf
             self.window, self._fluke, self._widened, self._mark = 1.0, False, 0, None
             return
@@ -380,8 +382,10 @@ class Pacing:
                 pace = SharedKeyPace(link(key, scope), self._ceilings[scope], self._clock, self._sleep)
             else:
                 pace = KeyPace(self._ceilings[scope], self._clock, self._sleep)
-            if self.limits.concurrency is not None:
-                pace.window = None  # a configured cap on sends in flight is the window: no slow start
+            if link is not None or self.limits.concurrency is not None:
+                # No slow start with a configured cap on sends in flight (it is the window), nor with the rate
+                # shared through Redis (the key's schedule there paces every process's sends).
+                pace.slow_start, pace.window = False, None
             self._paces[ident] = pace
         return pace
 
