@@ -316,7 +316,7 @@ async def test_slow_start_probes_with_one_send_widens_and_hands_over_to_the_lear
                 finally:
                     flying -= 1
 
-            t._send = send  # type: ignore[method-assign]
+            t._send = send  # type: ignore[method-assign,assignment]
             await workers(t, 40, callers=20)
             assert pace.window is None and pace.rate is not None and pace.w_max == pytest.approx(10.0)
     statuses = [status for _, status in log]
