@@ -40,6 +40,7 @@ from intakeq_partner import (
     ClientClosedError,
     IntakeQError,
     PartnerClient,
+    RateLimits,
     ResponseTooLargeError,
     ResponseValidationError,
     ServerError,
@@ -229,7 +230,8 @@ async def _until_seen(server: RawServer, count: int = 1) -> None:
 
 async def test_closing_ends_calls_in_flight_with_client_closed_error_and_frees_their_slots(stack: str) -> None:
     async with serve(hang()) as server:
-        partner = client(server, stack, max_concurrency=2)
+        # Two at once on one new key: a per-key cap, so no slow start (which sends one first, tests/test_pacing.py).
+        partner = client(server, stack, max_concurrency=2, limits=RateLimits(concurrency=2))
         calls = [
             asyncio.ensure_future(partner.practices.create(**NEW_PRACTICE, external_practice_id=f"e-{i}"))
             for i in range(2)
