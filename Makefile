@@ -19,7 +19,7 @@ demo: $(STAMP)
 # The suite runs in TEST_WORKERS processes (pytest-xdist; worksteal evens out the long tests): most of its time is
 # spent waiting (timeouts, hung fakes, redis-server outages, subprocesses), so more workers than cores keep 2 cores
 # busy. `make test TEST_WORKERS=0` runs it in one process.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 
 test: $(STAMP) redis-server check-generated lint typecheck
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
