@@ -106,3 +106,30 @@ async def test_a_store_that_is_not_one_or_answers_no_key_is_refused() -> None:
     async with client(fake, key_store=lambda practice: 12345) as partner:
         with pytest.raises(InvalidRequestError, match="not a key"):
             await partner.practice("ext-1").practitioners.list()
+
+
+class FailingStore(Store):
+    """A vault in trouble: every get, put and discard raises (a message quoting the key, as careless ones do)."""
+
+    def get(self, practice: str) -> str | None:
+        raise RuntimeError(f"vault sealed while reading {practice}")
+
+    def put(self, practice: str, key: str) -> None:
+        raise RuntimeError(f"vault sealed: could not write {key}")
+
+    def discard(self, practice: str) -> None:
+        raise RuntimeError("vault sealed")
+
+
+async def test_a_store_that_raises_costs_its_keys_not_the_job(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeIntakeQ(seed=9)
+    plan = parse_plan(plan_data(3))
+    with caplog.at_level("WARNING", logger="intakeq_partner"):
+        async with client(fake, key_store=FailingStore()) as partner:
+            report = await provision(partner, plan)
+    assert report.ok and report.changes > 0  # every practice provisioned, each key fetched from IntakeQ
+    assert fake.stats.calls[KEY_ROUTE] == 3
+    warnings = [r.getMessage() for r in caplog.records if "key store" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # one warning, naming the failure's type, never its text (it may hold a key)
+    assert "RuntimeError" in warnings[0] and "sealed" not in caplog.text
+    assert not any(fake.practice_key(p.id) in caplog.text for p in fake.practices)
