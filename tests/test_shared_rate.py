@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
 
 from intakeq_partner import RateLimits
@@ -129,6 +130,28 @@ async def test_one_cut_for_the_key_adopted_by_every_process_then_grown_by_the_an
         assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
         budgets = a.budgets
         assert isinstance(budgets, RedisBudgets) and not budgets.healthy
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_cut_made_after_redis_forgot_the_key_is_adopted_even_at_a_version_seen_before(
+    redis: RedisServer,
+) -> None:
+    a, b = process(redis), process(redis)
+    try:
+        first = await pace(a)._link.cut(0, (20.0, 14.0, 10.0, 150.0, 0.0), None)
+        assert first is not None and first.version == 1
+        await pace(b).turn(None)
+        assert (pace(b)._version, pace(b).w_max) == (1, 20.0)
+        client = aioredis.Redis.from_url(redis.url)
+        await client.flushall()  # what a restart without persistence leaves: nothing
+        await client.aclose()
+        second = await pace(a)._link.cut(0, (8.0, 5.6, 10.0, 150.0, 0.0), None)  # the first cut after it: version 1
+        assert second is not None and second.version == 1
+        await pace(b).turn(None)
+        rate = pace(b).rate
+        assert pace(b).w_max == 8.0 and rate is not None and rate <= 8.0  # not 20 until the next cut
     finally:
         await a.aclose()
         await b.aclose()

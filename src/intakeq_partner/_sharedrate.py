@@ -127,7 +127,7 @@ class SharedKeyPace(KeyPace):
         self._cut_made = False
         self._settle()
         if self._cut_made:
-            params = (self.w_max, self._r0, self._recover, self._probe, float(self._blind))
+            params = self._params()
             published = await self._link.cut(self._version, params, deadline)
             if published is not None:
                 self._version = published.version if published.params == params else self._version
@@ -137,13 +137,18 @@ class SharedKeyPace(KeyPace):
         super()._cut(measured, pause)
         self._cut_made = True
 
+    def _params(self) -> tuple[float, float, float, float, float]:
+        return (self.w_max, self._r0, self._recover, self._probe, float(self._blind))
+
     def _adopt(self, state: SharedState) -> None:
         """Take the key's state as Redis holds it: another process's cut, and the answers all accepted since."""
         self._synced = self._clock()
         if state.version == 0:
             self._version = 0  # nothing in Redis (restarted, or forgotten): this process's next cut starts it
             return
-        if state.version != self._version:
+        # A version alone does not name a cut: after Redis forgot the key (a restart) the next cut is version 1
+        # again. The parameters tell this process's cut from another's.
+        if state.version != self._version or state.params != self._params():
             self._version = state.version
             self.w_max, self._r0, self._recover, self._probe, blind = state.params
             self._blind = blind > 0
