@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import FAST, PARTNER_KEY
 
-from intakeq_partner import APITimeoutError, PartnerClient, PracticeClient
+from intakeq_partner import APITimeoutError, PartnerClient, PracticeClient, RateLimits
 from intakeq_partner.testing import FakeIntakeQ, Faults
 
 PAGE_LATENCY = 0.2  # each request well inside CALL_TIMEOUT, a whole walk or read-then-write well past it
@@ -32,6 +32,11 @@ class IgnoresFilters(httpx.AsyncBaseTransport):
             page = request.url.params.get("page")
             request.url = request.url.copy_with(params={"page": page} if page else {})
         return await self.inner.handle_async_request(request)
+
+
+# Two reads at once on one new key: a per-key cap, so no slow start (which sends one first and would leave the
+# reads nothing to interleave, ReadsMeet's valve ending each wait after 5 s).
+TWO_AT_ONCE = RateLimits(concurrency=2)
 
 
 class ReadsMeet(httpx.AsyncBaseTransport):
@@ -120,7 +125,7 @@ async def test_updates_through_an_own_key_client_and_its_view_keep_both_changes(
         practice = await partner.practices.create(practice_name="P", first_name="A", last_name="B", email="a@x.test")
         key = await partner.practices.api_key(practice.id)
     meet = ReadsMeet(fake.transport(), "/api/v1/practitioners")
-    async with PracticeClient(key, base_url=fake.base_url, transport=meet, **FAST) as own:
+    async with PracticeClient(key, base_url=fake.base_url, transport=meet, limits=TWO_AT_ONCE, **FAST) as own:
         doc = await own.practitioners.create(first_name="Bo", last_name="Ek", email="b@x.test")
         view = own.with_options(max_retries=1)
         await both(
@@ -143,7 +148,9 @@ async def test_updates_by_id_and_by_external_id_keep_both_changes() -> None:
         )
     for path in ("/api/partner/practice", "/api/v1/practitioners"):
         meet = ReadsMeet(fake.transport(), path)
-        async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=meet, **FAST) as partner:
+        async with PartnerClient(
+            PARTNER_KEY, base_url=fake.base_url, transport=meet, limits=TWO_AT_ONCE, **FAST
+        ) as partner:
             if path == "/api/partner/practice":
                 await both(
                     meet,
