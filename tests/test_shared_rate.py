@@ -155,3 +155,28 @@ async def test_a_cut_made_after_redis_forgot_the_key_is_adopted_even_at_a_versio
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_while_redis_is_away_each_process_paces_at_its_fallback_share_of_the_learned_rate(
+    redis: RedisServer,
+) -> None:
+    now = [1000.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # a virtual clock: the waits are the pacing's, not the test's
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    limits = RateLimits(redis_url=redis.url, fallback_share=0.5)
+    p = Pacing(limits, clock=lambda: now[0], sleep=sleep)
+    try:
+        key = pace(p)
+        await key._link.cut(0, (10.0, 10.0, 10.0, 150.0, 0.0), None)  # the key's learned rate: 10 a second
+        await key.turn(None)
+        assert key.rate == 10.0
+        redis.kill()  # 2 processes, each told it has half of every budget while alone: half the rate too
+        for _ in range(4):
+            await key.turn(None)
+        assert slept[-3:] == [0.2, 0.2, 0.2], slept  # not 0.1: two processes would send 20 a second together
+    finally:
+        await p.aclose()

@@ -466,6 +466,7 @@ class RateLink:
 
     def __init__(self, budgets: RedisBudgets, names: list[str]) -> None:
         self._budgets = budgets
+        self.share = budgets.limits.fallback_share
         self._names = [names[3], names[1], names[2]]  # PACE_SCRIPT's KEYS: the rate, the pause, the accepted
 
     def usable(self) -> bool:

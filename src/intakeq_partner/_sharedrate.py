@@ -15,7 +15,8 @@ the rest only slowly. So with the Redis limiter the rate is the key's, kept in R
   wave of 429s, not one per process that met one).
 
 While Redis is in trouble (`RedisBudgets`'s health: one warning, a probe), the process paces alone, from the
-rate it last knew, as `KeyPace` does; a budget stays the ceiling and a pause is never undercut either way.
+rate it last knew times its `fallback_share` (as for the budgets: N processes alone must not send N times the
+key's rate), as `KeyPace` does; a budget stays the ceiling and a pause is never undercut either way.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class Turn:
 
 class RateLink(Protocol):
     """One key's shared rate (`_redis.RateLink`); each call returns None when Redis is in trouble."""
+
+    share: float
+    """While Redis is in trouble, the share of the key's rate this process sends at (`fallback_share`)."""
 
     def usable(self) -> bool: ...
 
@@ -105,6 +109,24 @@ class SharedKeyPace(KeyPace):
         finally:
             self._waiting -= 1
         return await super().turn(deadline)  # Redis failed on the way: this process paces alone
+
+    def _sent(self, now: float, at: float) -> float:
+        sent = super()._sent(now, at)
+        if self.rate is not None and self._link.share < 1 and not self._link.usable():
+            self._alone()
+        return sent
+
+    def _set_rate(self, rate: float) -> None:
+        super()._set_rate(rate)
+        if self._link.share < 1 and not self._link.usable():
+            self._alone()
+
+    def _alone(self) -> None:
+        """Paced alone, this process sends at its share of the key's rate, as it spends its share of a budget:
+        the learned rate is what all processes together may send, and each now paces without the others."""
+        assert self.rate is not None
+        gap = 1.0 / self.rate
+        self._next_at += gap / self._link.share - gap
 
     def _quiet(self, now: float) -> bool:
         """Nothing learned anywhere when Redis was asked a moment ago, and no pause: send without asking."""
