@@ -180,3 +180,31 @@ async def test_while_redis_is_away_each_process_paces_at_its_fallback_share_of_t
         assert slept[-3:] == [0.2, 0.2, 0.2], slept  # not 0.1: two processes would send 20 a second together
     finally:
         await p.aclose()
+
+
+async def test_a_caller_cancelled_while_waiting_for_its_reserved_turn_gives_the_turn_back(redis: RedisServer) -> None:
+    asleep = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        asleep.set()
+        await asyncio.sleep(seconds)
+
+    a, b = Pacing(RateLimits(redis_url=redis.url), clock=time.monotonic, sleep=sleep), process(redis)
+    try:
+        key = pace(a)
+        await key._link.cut(0, (0.1, 0.1, 10.0, 150.0, 0.0), None)  # the key's learned rate: a send every 10 s
+        await key.turn(None)  # adopts it
+        await key.turn(None)  # the key's first paced send: now; the next one's turn is 10 s from now
+        waiting = asyncio.create_task(key.turn(None))  # reserves that turn and waits for it
+        await asleep.wait()
+        waiting.cancel()  # a web request timing out, a job stopping
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        budgets = a.budgets
+        assert isinstance(budgets, RedisBudgets)
+        await asyncio.gather(*budgets._background)
+        turn = await pace(b)._link.turn(10.0, None, None)
+        assert turn is not None and turn.reserved and 9 < turn.wait <= 10  # that turn, not the one after (20 s)
+    finally:
+        await a.aclose()
+        await b.aclose()

@@ -109,6 +109,10 @@ return counts
 #   turn interval_us max_wait_us -> {wait_us, state, 1}: the next send's time, reserved (sends one interval apart
 #                                   across processes, none before the pause ends); {wait_us, state, 0}: not
 #                                   reserved, the wait is past max_wait_us (-1: none). interval 0: no pacing.
+#                                   ({..., 1, next_us, at_us} with pacing: the time it reserved, and the
+#                                   time it left for the send after it)
+#   back next_us at_us           -> a reserved turn at `at_us` not taken (its caller cancelled): given back
+#                                   if no send was scheduled after it since (`next` is still `next_us`)
 #   view                         -> {state, now_ms, scores of the accepted answers (ms)}
 #   cut version w r0 rec pr bl   -> state: the cut is made only if nobody cut since `version` (else theirs stands)
 PACE_SCRIPT = """
@@ -130,10 +134,16 @@ if op == 'turn' then
     wait = at - now
     local limit = tonumber(ARGV[3])
     if limit >= 0 and wait > limit then return {wait, state(), 0} end
-    redis.call('HSET', KEYS[1], 'next', string.format('%.0f', at + interval))
+    local following = string.format('%.0f', at + interval)
+    redis.call('HSET', KEYS[1], 'next', following)
     redis.call('PEXPIRE', KEYS[1], 3600000)
+    return {wait, state(), 1, following, string.format('%.0f', at)}
   end
   return {wait, state(), 1}
+end
+if op == 'back' then
+  if redis.call('HGET', KEYS[1], 'next') == ARGV[2] then redis.call('HSET', KEYS[1], 'next', ARGV[3]) end
+  return 0
 end
 if op == 'view' then
   local found = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
@@ -433,6 +443,11 @@ class RedisBudgets:
             self._failed(exc, outage)
             return None
 
+    def spawn_pace(self, names: list[str], args: list[Any]) -> None:
+        """`pace` in the background (for a caller that is being cancelled), bounded by REDIS_OP_TIMEOUT."""
+        if self.healthy and not self._closed:
+            self._spawn(self.pace(names, args, None))
+
     async def aclose(self) -> None:
         self._closed = True
         probe, self._probe = self._probe, None
@@ -478,7 +493,14 @@ class RateLink:
         reply = await self._budgets.pace(self._names, args, deadline)
         if reply is None:
             return None
-        return Turn(int(reply[0]) / 1e6, SharedState.read(reply[1]), reply[2] == 1)
+        slot = (int(reply[4]), int(reply[3])) if len(reply) > 4 else None
+        return Turn(int(reply[0]) / 1e6, SharedState.read(reply[1]), reply[2] == 1, slot)
+
+    def give_back(self, turn: Turn) -> None:
+        """A reserved turn its caller will not take (cancelled): the next send may have it (in the background)."""
+        if turn.slot is not None:
+            at, following = turn.slot
+            self._budgets.spawn_pace(self._names, ["back", following, at])
 
     async def view(self, deadline: float | None) -> tuple[SharedState, list[float]] | None:
         """The shared state and the ages (seconds) of the accepted answers Redis holds, oldest first."""

@@ -21,6 +21,7 @@ key's rate), as `KeyPace` does; a budget stays the ceiling and a pause is never 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Turn:
     wait: float  # seconds until the reserved send time
     state: SharedState
     reserved: bool  # False: the wait is past the call's deadline, nothing reserved
+    slot: tuple[int, int] | None = None  # reserved with pacing: its time and the next send's (Redis's clock, us)
 
 
 class RateLink(Protocol):
@@ -65,6 +67,8 @@ class RateLink(Protocol):
     def usable(self) -> bool: ...
 
     async def turn(self, interval: float, max_wait: float | None, deadline: float | None) -> Turn | None: ...
+
+    def give_back(self, turn: Turn) -> None: ...
 
     async def view(self, deadline: float | None) -> tuple[SharedState, list[float]] | None: ...
 
@@ -103,7 +107,13 @@ class SharedKeyPace(KeyPace):
                     if not turn.reserved:
                         raise WaitTooLong(turn.wait, self._reason(now))
                     if turn.wait > 0:
-                        await self._sleep(turn.wait)
+                        try:
+                            await self._sleep(turn.wait)
+                        except asyncio.CancelledError:
+                            # Untaken, the turn would be a hole in the key's schedule for every process (and
+                            # callers cancelled one after another would keep the key from sending at all).
+                            self._link.give_back(turn)
+                            raise
                     now = self._clock()
                     return self._sent(now, now)
         finally:
