@@ -4,7 +4,9 @@ server, a local CONNECT proxy, extra headers; and what is refused."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,9 +17,9 @@ import httpx
 import pytest
 import trustme
 from conftest import PARTNER_KEY, STACKS
-from rawservers import respond, serve
+from rawservers import by_path, respond, serve, surplus
 
-from intakeq_partner import APIConnectionError, InvalidRequestError, PartnerClient
+from intakeq_partner import APIConnectionError, InvalidRequestError, PartnerClient, record_calls
 
 PATH = "/api/partner/practice"
 
@@ -88,11 +90,13 @@ class Proxy:
     url: str = ""
     lines: list[str] = field(default_factory=list)  # each connection's first line
     tunnelled: bytearray = field(default_factory=bytearray)  # what the client sent through the tunnels
+    auth: list[str | None] = field(default_factory=list)  # each CONNECT's Proxy-Authorization
 
 
 @contextlib.asynccontextmanager
-async def connect_proxy() -> AsyncIterator[Proxy]:
-    """An HTTP proxy that only tunnels (CONNECT), as corporate proxies do for https."""
+async def connect_proxy(credentials: str | None = None) -> AsyncIterator[Proxy]:
+    """An HTTP proxy that only tunnels (CONNECT), as corporate proxies do for https; with `credentials`
+    ("user:password"), only for a CONNECT that carries them as Basic Proxy-Authorization (else 407)."""
     proxy = Proxy()
     tasks: set[asyncio.Task[Any]] = set()
 
@@ -119,6 +123,14 @@ async def connect_proxy() -> AsyncIterator[Proxy]:
             method, target, _ = line.split(" ", 2)
             if method != "CONNECT":
                 writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            fields = (f.split(":", 1) for f in head.decode("latin-1").split("\r\n")[1:] if ":" in f)
+            given = {name.strip().lower(): value.strip() for name, value in fields}.get("proxy-authorization")
+            proxy.auth.append(given)
+            if credentials is not None and given != "Basic " + base64.b64encode(credentials.encode()).decode():
+                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n")
+                writer.write(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                await writer.drain()
                 return
             host, port = target.rsplit(":", 1)
             up_reader, up_writer = await asyncio.open_connection(host, int(port))
@@ -152,6 +164,74 @@ async def test_a_connect_proxy_tunnels_https_and_sees_no_key(certs: Certs, stack
     assert proxy.lines == [f"CONNECT {host_port} HTTP/1.1"]  # one tunnel, kept alive for both requests
     assert len(server.requests) == 2 and server.requests[0].path == PATH + "?search=x"
     assert proxy.tunnelled and PARTNER_KEY.encode() not in proxy.tunnelled and b"search" not in proxy.tunnelled
+
+
+def _texts(exc: BaseException) -> str:
+    """What an exception says, its causes and contexts included."""
+    texts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None:
+        texts += [str(seen), repr(seen), repr(vars(seen))]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+async def test_proxy_credentials_go_to_the_proxy_alone(
+    certs: Certs, stack: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="intakeq_partner")
+    tls = {"verify": str(certs.ca_file), "cert": (str(certs.client_cert), str(certs.client_key))}
+    heard: list[object] = []
+    async with serve(respond(200, []), tls=certs.server) as server, connect_proxy("ops:s3cret-pw") as proxy:
+        where = proxy.url.removeprefix("http://")
+        async with client(
+            stack, server.base_url, proxy=f"http://ops:s3cret-pw@{where}", hooks=[heard.append], **tls
+        ) as p:
+            with record_calls() as calls:
+                assert await p.request("GET", PATH) == []
+            shown = [
+                repr(p),
+                repr(heard),
+                repr(calls),
+                repr(p._transport.__dict__),
+                repr(p._transport._channel.__dict__),
+            ]
+            transport = p._transport._channel.client._transport
+            shown += [repr(transport), repr(getattr(transport, "__dict__", ""))]
+        failures = []
+        for wrong in (f"http://ops:wrong-pw@{where}", "http://ops:s3cret-pw@127.0.0.1:9"):  # refused; nobody there
+            async with client(stack, server.base_url, proxy=wrong, **tls) as p:
+                with pytest.raises(APIConnectionError) as caught:
+                    await p.request("GET", PATH)
+                failures.append(caught.value)
+    assert proxy.auth[0] == "Basic " + base64.b64encode(b"ops:s3cret-pw").decode()  # sent to the proxy
+    assert len(server.requests) == 1 and "proxy-authorization" not in server.requests[0].headers
+    assert b"s3cret-pw" not in proxy.tunnelled and PARTNER_KEY.encode() not in proxy.tunnelled
+    assert "407" in str(failures[0]) and not failures[0].maybe_sent
+    for text in [*shown, caplog.text, *map(_texts, failures)]:
+        assert "s3cret-pw" not in text and "wrong-pw" not in text and b64("ops:s3cret-pw") not in text, text
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("via", ["proxy", "direct"])
+@pytest.mark.parametrize("stack", STACKS)
+async def test_bytes_beyond_an_answer_over_tls_are_not_the_next_answer(certs: Certs, stack: str, via: str) -> None:
+    """Over TLS the bytes can come in the answer's last read, held by the TLS layer where neither h11 nor a
+    check of the socket sees them (the httpx stack reused such a connection, behind a proxy or not)."""
+    forged = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"Id":"forged"}'
+    routes = {("GET", PATH): surplus([{"Id": "p-1"}], forged), ("POST", PATH): respond(200, {"Id": "p-real"})}
+    tls = {"verify": str(certs.ca_file), "cert": (str(certs.client_cert), str(certs.client_key))}
+    async with serve(by_path(routes), tls=certs.server) as server, connect_proxy() as proxy:
+        options: dict[str, Any] = {"proxy": proxy.url} if via == "proxy" else {}
+        async with client(stack, server.base_url, **options, **tls) as p:
+            assert await p.request("GET", PATH) == [{"Id": "p-1"}]
+            assert await p.request("POST", PATH, json={"PracticeName": "x"}) == {"Id": "p-real"}
+    assert server.count("POST") == 1 and server.requests[-1].connection == 2  # a new connection (and tunnel)
+    assert len(proxy.lines) == (2 if via == "proxy" else 0)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ importing it costs about 0.2 s.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import ssl
 from collections.abc import AsyncIterator
@@ -48,6 +49,8 @@ def _raise_mapped(exc: BaseException) -> NoReturn:
     """Raise the httpx exception that says what an aiohttp (or socket) failure means for a resend."""
     import aiohttp
 
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the CONNECT: nothing reached IntakeQ
+        raise httpx.ProxyError(f"{exc.status} {exc.message}".strip()) from None  # as httpx says it (no URL)
     if isinstance(exc, (aiohttp.ClientResponseError, aiohttp.InvalidURL)):
         detail = getattr(exc, "message", "") or "invalid URL"  # their str() holds the URL, query values included
     elif isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
@@ -133,6 +136,23 @@ def _guarded_handler() -> type[ResponseHandler]:
     return GuardedResponseHandler
 
 
+class _ProxyAuth:
+    """A proxy's Basic credentials (encoded as httpx encodes them), shown nowhere: aiohttp's BasicAuth is a
+    namedtuple whose repr shows the password, and it is deprecated for this in aiohttp 3.14."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, proxy: httpx.URL) -> None:
+        pair = f"{proxy.username}:{proxy.password}".encode()
+        self._value = "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def headers(self) -> dict[str, str]:
+        return {"Proxy-Authorization": self._value}
+
+    def __repr__(self) -> str:
+        return "_ProxyAuth('****')"
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """`max_connections` pooled aiohttp connections (None: no limit), kept alive `keepalive_expiry` seconds.
 
@@ -154,7 +174,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry = keepalive_expiry
         self._verify = verify
         self._trust_env = trust_env
-        self._proxy = None if proxy is None else str(proxy)  # aiohttp reads credentials in it as proxy_auth
+        # The proxy's credentials apart from its URL, so that neither a repr nor an error quotes them.
+        self._proxy = None if proxy is None else str(proxy.copy_with(username=None, password=None))
+        self._proxy_auth = _ProxyAuth(proxy) if proxy is not None and proxy.userinfo else None
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._closed = False
@@ -220,6 +242,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 compress=None,
                 proxy=self._proxy,
+                proxy_headers=None if self._proxy_auth is None else self._proxy_auth.headers(),
                 timeout=self._timeout(request),
             )
         except (Exception, asyncio.CancelledError) as exc:

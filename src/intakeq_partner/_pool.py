@@ -64,6 +64,16 @@ def _h11_connection(stream: httpx.AsyncByteStream) -> Any:
     return connection if isinstance(getattr(connection, "_h11_state", None), h11.Connection) else None
 
 
+def _tls_holds_more(connection: Any) -> bool:
+    """Whether the TLS layer under this connection holds bytes received beyond what h11 has read: a record that
+    came in the same read as the answer's last one. The socket no longer shows them, so httpcore's check of
+    an idle connection (is the socket readable?) would miss them and the next request would read them."""
+    stream = getattr(getattr(connection, "_network_stream", None), "_stream", None)  # anyio's TLSStream
+    received = getattr(stream, "_read_bio", None)  # ciphertext not yet decrypted
+    decrypted = getattr(stream, "_ssl_object", None)
+    return bool(getattr(received, "pending", 0)) or (decrypted is not None and decrypted.pending() > 0)
+
+
 class _ReleasingStream(httpx.AsyncByteStream):
     """The shard's response body; the request stays counted against its shard until the body is closed,
     and a connection that received bytes beyond the end of the body is closed rather than reused."""
@@ -80,7 +90,7 @@ class _ReleasingStream(httpx.AsyncByteStream):
             yield part
         # The whole body is in: anything h11 holds beyond it is not ours to read, nor the next request's.
         connection = _h11_connection(self._inner)
-        if connection is not None and connection._h11_state.trailing_data[0]:
+        if connection is not None and (connection._h11_state.trailing_data[0] or _tls_holds_more(connection)):
             self._overrun = connection
 
     async def aclose(self) -> None:

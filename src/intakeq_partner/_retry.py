@@ -13,8 +13,14 @@ RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 IDEMPOTENT_ONLY = frozenset({500})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
-# Failures that happen before any request byte leaves: safe to resend even a POST.
-NOTHING_SENT: tuple[type[httpx.TransportError], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Failures that happen before any request byte leaves: safe to resend even a POST. A ProxyError is the proxy
+# refusing the CONNECT (a 407, a 502): the request itself never left for the server.
+NOTHING_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+)
 # Failures worth another try at all; others (bad scheme, our own protocol misuse) will fail the same way again.
 TRANSIENT: tuple[type[httpx.TransportError], ...] = (
     httpx.TimeoutException,
