@@ -195,6 +195,18 @@ async def test_a_configured_budget_is_the_ceiling_of_the_learned_rate(clock: Clo
     assert busiest(accepted, 1.0) <= 5  # the budget's window holds as well
 
 
+async def test_sporadic_429s_in_a_row_do_not_overrule_a_configured_budget(clock: Clock) -> None:
+    """Sporadic 429s one after another with a budget of 10 a second: their pauses make the server seem to take
+    less than 0.7 of the budget when the second is weighed. Only a second such finding in a row overrules the
+    budget (before: the first did, and the key crawled at what it had sent between the pauses)."""
+    with server(clock, refuse_at(60, 61)) as log:
+        async with transport(clock, RateLimits(partner="10/s")) as t:
+            await calls(t, 80)
+            assert t._pacing.pace(KEY, "partner").rate is None  # still paced by the budget alone
+    assert [status for _, status in log].count(429) == 2
+    assert log[-1][0] < 80 / 10 + 2 + 0.5  # the budget's pace, plus the two pauses
+
+
 async def test_a_429_the_rate_cannot_explain_pauses_the_key_without_cutting_it_again(clock: Clock) -> None:
     """Sporadic 429s: back near the last cut's rate, a lone 429 while the server kept pace costs its pause, not
     the rate (before, any 429 once the rate had grown back cut it again, and sporadic ones wore it down)."""

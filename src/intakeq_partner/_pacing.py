@@ -14,17 +14,22 @@ pause and again for a budget it had already waited for. A configured `RateLimits
 learned rate never grows past the fastest window of the key's budget, whose windows still apply as well.
 
 A 429 that the rate cannot explain (the rate is still below where the last cut happened, and the answers
-accepted since the last pause kept pace with it) pauses the key without cutting the rate again: sporadic
-429s cost their pause, not a collapsing rate. With the Redis limiter the rate is the key's, shared by the
+accepted since the last pause kept pace with it, or it came within a pause's length of the last pause, unless
+`_SHORTS` do in a row) pauses the key without cutting the rate again: sporadic 429s cost their pause, not a
+collapsing rate. With a budget, a 429 overrules it only when, twice in a row, the server took less than `BETA`
+of it over the last few pauses' length. With the Redis limiter the rate is the key's, shared by the
 processes (`_sharedrate.SharedKeyPace`, made here when the budgets offer a `rate_link`).
 
 Before its first 429 a key with no configured budget is in slow start, as a TCP connection is: it may have only
 `window` sends in flight, one at first, and the window doubles every `SLOW_START_DOUBLING` answers accepted
 while callers wait for it (so that against a limit of about ten a window, IntakeQ's, the first 429 meets one or
-two sends on their way, not twenty). Slow start ends at the first 429 (the learned rate takes over from what the
-server accepted) or once widening stops paying: the window is wide (`SLOW_START_END`), or doubling it no longer
-raised the rate of answers by a quarter. Sequential callers never wait for it. A configured budget skips it (the
-budget's windows already say how fast to go), and so does a configured `concurrency` (it is the window).
+two sends on their way, not twenty). Slow start ends at the first 429 that shows the limit (a send that left
+after the refused one was refused too, or a second lone one), and the learned rate takes over from what the
+server accepted; a 429 that a later, accepted send disproves, or a first lone one, is a pause only; a cut with
+nothing accepted starts slow start over. It also ends once widening stops paying: the window is wide
+(`SLOW_START_END`), or doubling it no longer raised the rate of answers by a quarter. Sequential callers never
+wait for it. A configured budget skips it (the budget's windows already say how fast to go), and so do a
+configured `concurrency` (it is the window) and the rate shared through Redis.
 
 `Pacing` is the transport's one door to the budgets: `slot(...)` before each attempt (its context value is
 called with the attempt's outcome), `pause(...)` on a 429.
@@ -85,6 +90,7 @@ class KeyPace:
         self._refused_sent = -math.inf  # when the pending 429's request left
         self._followers_refused = 0  # requests that left after it and met a 429 too
         self._shorts = 0  # 429s in a row that came within a pause's length of the previous pause's end
+        self._doubts = 0  # 429s in a row that found the server taking less than 0.7 of the configured budget
         self.paused_until = -math.inf
         self._next_at = -math.inf
         self._last_sent = -math.inf
@@ -262,10 +268,18 @@ class KeyPace:
             # (pauses included: a server's window refills during them), did the server take about what the
             # budget allows? Then the budget is right, this 429 was not the rate's doing, and the budget's
             # windows go on pacing: after a pause they let through no more than the server's own window,
-            # drained by the same pause, accepts.
+            # drained by the same pause, accepts. The budget is the user's word: it is overruled only when two
+            # 429s in a row say so (a cluster of sporadic ones, their pauses counted, reads like a low limit).
             if when - self._first_sent < _BUDGET_SPAN * span:
                 return
             if self._accepted(when, _BUDGET_SPAN * span) >= BETA * self.ceiling:
+                self._doubts = 0
+                return
+            self._doubts += 1
+            if self._doubts < 2:
+                return
+            if self.rate is None:  # the budget overruled: by what the server took over the same stretch
+                self._cut(max(self._accepted(when, span), self._accepted(when, _BUDGET_SPAN * span)), pause)
                 return
         if self.rate is None:
             # The first: what the server accepted over the pause's length (a window's worth, with a sliding one).
@@ -305,7 +319,7 @@ class KeyPace:
         return count / horizon
 
     def _cut(self, measured: float, pause: float) -> None:
-        self._shorts = 0
+        self._shorts = self._doubts = 0
         if measured <= 0 and self.slow_start:  # nothing got through: start over, as at first contact
             self.rate, self.w_max, self._blind, self._next_at = None, 0.0, False, -math.inf
             self.window, self._fluke, self._widened, self._mark = 1.0, False, 0, None
