@@ -208,3 +208,26 @@ async def test_a_caller_cancelled_while_waiting_for_its_reserved_turn_gives_the_
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_pause_that_begins_while_a_send_waits_for_its_reserved_turn_holds_that_send(redis: RedisServer) -> None:
+    other = process(redis)
+
+    async def sleep(seconds: float) -> None:  # virtual; while the first turn is awaited, another process meets a 429
+        if not paused:
+            paused.append(seconds)
+            await other.pause(KEY, "partner", 100.0)
+
+    paused: list[float] = []
+    a = Pacing(RateLimits(redis_url=redis.url), clock=time.monotonic, sleep=sleep)
+    try:
+        key = pace(a)
+        await key._link.cut(0, (2.0, 2.0, 10.0, 150.0, 0.0), None)  # the key's learned rate: 2 a second
+        await key.turn(None)  # adopts it
+        await key.turn(None)  # sends now: the next turn is half a second away
+        with pytest.raises(WaitTooLong):  # its turn came, but within the pause (Retry-After: 100 s)
+            await key.turn(time.monotonic() + 5)
+        assert paused and 0 < paused[0] <= 0.5
+    finally:
+        await a.aclose()
+        await other.aclose()

@@ -106,11 +106,14 @@ return counts
 # The learned rate of a key, shared by every process (see `_sharedrate.py`). KEYS: its rate (a hash: v, the
 # version, one more at each cut; n, the answers accepted since; w, r0, rec, pr, bl, the cut's parameters; next,
 # when the next send may leave, in microseconds of Redis's clock), its pause flag, its accepted answers.
-#   turn interval_us max_wait_us -> {wait_us, state, 1}: the next send's time, reserved (sends one interval apart
+#   turn interval_us max_wait_us [woke]
+#                                -> {wait_us, state, 1}: the next send's time, reserved (sends one interval apart
 #                                   across processes, none before the pause ends); {wait_us, state, 0}: not
 #                                   reserved, the wait is past max_wait_us (-1: none). interval 0: no pacing.
 #                                   ({..., 1, next_us, at_us} with pacing: the time it reserved, and the
-#                                   time it left for the send after it)
+#                                   time it left for the send after it). woke: the caller slept until the turn
+#                                   it reserved; unless a pause began meanwhile it goes now ({0, state, 1}),
+#                                   else it gets a turn after the pause
 #   back next_us at_us           -> a reserved turn at `at_us` not taken (its caller cancelled): given back
 #                                   if no send was scheduled after it since (`next` is still `next_us`)
 #   view                         -> {state, now_ms, scores of the accepted answers (ms)}
@@ -128,6 +131,7 @@ if op == 'turn' then
   if interval > 0 then
     local at = now
     local paused = redis.call('PTTL', KEYS[2])
+    if ARGV[4] == 'woke' and paused <= 0 then return {0, state(), 1} end
     if paused > 0 then at = now + paused * 1000 end
     local next = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
     if next > at then at = next end
@@ -487,9 +491,14 @@ class RateLink:
     def usable(self) -> bool:
         return self._budgets.healthy
 
-    async def turn(self, interval: float, max_wait: float | None, deadline: float | None) -> Turn | None:
-        """Reserve the key's next send, `interval` seconds after the one before (0: no pacing); None: Redis failed."""
+    async def turn(
+        self, interval: float, max_wait: float | None, deadline: float | None, woke: bool = False
+    ) -> Turn | None:
+        """Reserve the key's next send, `interval` seconds after the one before (0: no pacing); None: Redis failed.
+        `woke`: the caller slept until its reserved turn; a new turn only if a pause began meanwhile."""
         args = ["turn", round(interval * 1e6), -1 if max_wait is None else round(max_wait * 1e6)]
+        if woke:
+            args.append("woke")
         reply = await self._budgets.pace(self._names, args, deadline)
         if reply is None:
             return None

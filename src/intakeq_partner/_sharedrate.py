@@ -66,7 +66,9 @@ class RateLink(Protocol):
 
     def usable(self) -> bool: ...
 
-    async def turn(self, interval: float, max_wait: float | None, deadline: float | None) -> Turn | None: ...
+    async def turn(
+        self, interval: float, max_wait: float | None, deadline: float | None, woke: bool = False
+    ) -> Turn | None: ...
 
     def give_back(self, turn: Turn) -> None: ...
 
@@ -99,23 +101,29 @@ class SharedKeyPace(KeyPace):
                 now = self._clock()
                 if self._quiet(now):  # the one before in line just looked
                     return self._sent(now, now)
-                interval = 1.0 / self.rate if self.rate else 0.0
-                max_wait = None if deadline is None else max(0.0, deadline - now)
-                turn = await self._link.turn(interval, max_wait, deadline)
-                if turn is not None:
+                woke = False
+                while True:
+                    interval = 1.0 / self.rate if self.rate else 0.0
+                    max_wait = None if deadline is None else max(0.0, deadline - now)
+                    turn = await self._link.turn(interval, max_wait, deadline, woke)
+                    if turn is None:
+                        break
                     self._adopt(turn.state)
                     if not turn.reserved:
                         raise WaitTooLong(turn.wait, self._reason(now))
-                    if turn.wait > 0:
-                        try:
-                            await self._sleep(turn.wait)
-                        except asyncio.CancelledError:
-                            # Untaken, the turn would be a hole in the key's schedule for every process (and
-                            # callers cancelled one after another would keep the key from sending at all).
-                            self._link.give_back(turn)
-                            raise
-                    now = self._clock()
-                    return self._sent(now, now)
+                    if turn.wait <= 0:
+                        now = self._clock()
+                        return self._sent(now, now)
+                    try:
+                        await self._sleep(turn.wait)
+                    except asyncio.CancelledError:
+                        # Untaken, the turn would be a hole in the key's schedule for every process (and
+                        # callers cancelled one after another would keep the key from sending at all).
+                        self._link.give_back(turn)
+                        raise
+                    # A 429 (here or in another process) may have paused the key while this send slept: one
+                    # more round trip, paced sends only, so that its Retry-After is not undercut.
+                    woke, now = True, self._clock()
         finally:
             self._waiting -= 1
         return await super().turn(deadline)  # Redis failed on the way: this process paces alone
