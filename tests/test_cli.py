@@ -418,3 +418,22 @@ def test_a_bad_key_store_is_one_line_of_error_before_any_request(
         assert err == f"error: --key-store {spec!r}: {message}" + err.split(message, 1)[1], err
         assert err.count("\n") == 1 and "Traceback" not in err, err
     assert sum(served.fake.stats.calls.values()) == 0
+
+
+def test_a_key_store_module_in_the_current_folder_shadows_none_of_the_clients_own_imports(
+    served: Served, vault: Path
+) -> None:
+    # A folder of ops scripts: the vault module, and a helper named like a package the client imports later.
+    (vault / "redis.py").write_text("raise ImportError('a script of the user, not the redis package')\n")
+    env = dict(os.environ, INTAKEQ_PARTNER_KEY=served.fake.partner_key, INTAKEQ_BASE_URL=served.url)
+    options = ["--plain", "--key-store", "iq_cli_vault:Vault", "--redis-url", "redis://127.0.0.1:1/0"]
+    done = subprocess.run(  # -P: the console script's sys.path (no current folder on it)
+        [sys.executable, "-P", "-m", "intakeq_partner.cli", "provision", str(plan_file(vault, 1)), *options],
+        env=env,
+        cwd=vault,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads((vault / "vault.json").read_text())) == 1  # the vault was found, and used

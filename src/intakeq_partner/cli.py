@@ -503,14 +503,16 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def load_key_store(spec: str) -> KeyStore | Callable[[str], Any]:
-    """`--key-store MODULE:NAME`: the object NAME (dotted) of the importable MODULE (the current folder is searched
-    first, as `python -m` does): a KeyStore, a class called with no arguments to make one, or a callable
+    """`--key-store MODULE:NAME`: the object NAME (dotted) of the importable MODULE (from the Python path, then the
+    current folder): a KeyStore, a class called with no arguments to make one, or a callable
     practice -> key. Anything else is a one-line InvalidRequestError, before any request is sent."""
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise InvalidRequestError(f"--key-store {spec!r}: expected MODULE:NAME, e.g. my_vault:keys")
     if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        # Last, not first: a file of the folder named like a package the client imports later (redis, rich)
+        # must not shadow it for the rest of the run.
+        sys.path.append(os.getcwd())
     try:
         found: Any = importlib.import_module(module_name)
     except Exception as exc:  # its import may fail in any way: say so in one line
