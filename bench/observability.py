@@ -1,5 +1,6 @@
-"""What observing calls costs: client CPU per call with nothing listening, with a no-op hook, with the
-OpenTelemetry API installed but not set up, and with the OpenTelemetry no-op tracer provider set up.
+"""What observing calls costs: client CPU per call with nothing listening, with a no-op hook (hearing every
+event), with a no-op hook for CallFinished only (`hook_for`), with the OpenTelemetry API installed but not set
+up, and with the OpenTelemetry no-op tracer provider set up.
 
 The fake runs in its own process; the figure is this (client) process's user CPU per call (the kernel's time
 in socket calls, the same for every variant, is what varies most with the load of a shared machine). The
@@ -16,12 +17,18 @@ from typing import Any
 
 import httpx
 
-from intakeq_partner import Event, PartnerClient
+from intakeq_partner import CallFinished, Event, PartnerClient, hook_for
 
 from ._common import Result
 from ._fakeproc import fake_process
 
-VARIANTS = ("nothing listening", "no-op hook", "OpenTelemetry API, not set up", "OpenTelemetry no-op tracer")
+VARIANTS = (
+    "nothing listening",
+    "no-op hook",
+    "no-op hook for CallFinished only",
+    "OpenTelemetry API, not set up",
+    "OpenTelemetry no-op tracer",
+)
 
 
 def _otel(set_up: bool) -> bool:
@@ -58,14 +65,17 @@ async def _measure(
     """User CPU seconds of each batch of `batch` calls, by variant. The variants take turns batch by batch on one
     client (a `with_options` view holds the no-op hook), so load that comes and goes hits them all alike."""
     otel = _otel(False)
-    variants = VARIANTS if otel else VARIANTS[:2]
+    variants = VARIANTS if otel else VARIANTS[:3]
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     if isinstance(stack, str):
         options: dict[str, Any] = {"max_concurrency": concurrency, "http_stack": stack}
     else:
         options = {"transport": stack}
     async with PartnerClient(key, base_url=base_url, **options) as partner:
-        hooked = partner.with_options(hooks=[_noop])
+        views = {
+            VARIANTS[1]: partner.with_options(hooks=[_noop]),
+            VARIANTS[2]: partner.with_options(hooks=[hook_for(CallFinished)(_noop)]),
+        }
 
         async def calls(client: PartnerClient, count: int) -> None:
             pending = iter(range(count))
@@ -81,10 +91,10 @@ async def _measure(
             shift = number % len(variants)
             for name in variants[shift:] + variants[:shift]:  # each variant first in turn
                 if otel:
-                    _otel(name == VARIANTS[3])
+                    _otel(name == VARIANTS[4])
                 gc.collect()
                 started = resource.getrusage(resource.RUSAGE_SELF).ru_utime
-                await calls(hooked if name == VARIANTS[1] else partner, batch)
+                await calls(views.get(name, partner), batch)
                 cpu[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_utime - started)
     _otel(False)
     return cpu

@@ -26,6 +26,7 @@ from intakeq_partner import (
     RetryScheduled,
     Waiting,
     events,
+    hook_for,
     record_calls,
 )
 from intakeq_partner.testing import FakeIntakeQ, Faults
@@ -148,15 +149,46 @@ async def test_waits_for_a_budget_and_a_refreshed_key_are_told(fake: FakeIntakeQ
     assert statuses == [401, 200, 200]  # refused, the key fetched again, then the call
 
 
+async def test_a_hook_for_some_kinds_hears_only_those_and_others_are_not_built(fake: FakeIntakeQ) -> None:
+    everything: list[Event] = []
+    some: list[Event] = []
+    heard_async: list[Event] = []
+
+    async def async_hook(event: Event) -> None:
+        heard_async.append(event)
+
+    only = hook_for(RetryScheduled, CallFinished)(some.append)
+    assert "hook_for(RetryScheduled, CallFinished)" in repr(only)
+
+    def hook(event: Event) -> None:
+        everything.append(event)
+        if isinstance(event, ResponseReceived):
+            fake.faults = Faults()  # only the first attempt fails
+
+    fake.faults = Faults(p5xx=1.0, statuses_5xx=(503,))
+    hooks = [only, hook_for(CallFinished)(async_hook), hook]
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport(), hooks=hooks, **FAST) as p:
+        seen = p.with_options(hooks=[hook_for(CallFinished)(some.append)])
+        await p.practices.list()
+        await seen.practices.list()
+    assert kinds(some) == ["RetryScheduled", "CallFinished", "CallFinished"] and kinds(heard_async) == ["CallFinished"]
+    assert len(everything) == 7 and everything[3] is some[0] and everything[-1] is some[1]
+    # Resolved once per registration: an event nobody hears is not built.
+    resolved = events.check_hooks([hook_for(CallFinished)(print)])
+    assert resolved.finished == (print,) and resolved.started == resolved.sent == resolved.answered == ()
+    with pytest.raises(ValueError, match="hook_for takes one or more event classes"):
+        hook_for(str)  # type: ignore[arg-type]
+
+
 def test_nobody_listening_means_no_record() -> None:
     logger = logging.getLogger("intakeq_partner")
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        assert events.begin((), "GET", "/api/partner/practice", lambda: 0.0) is None
-        assert events.begin((print,), "GET", "/api/partner/practice", lambda: 0.0) is not None
+        assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0) is None
+        assert events.begin(events.check_hooks([print]), "GET", "/api/partner/practice", lambda: 0.0) is not None
         with events.record_calls():
-            assert events.begin((), "GET", "/api/partner/practice", lambda: 0.0) is not None
+            assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0) is not None
     finally:
         logger.setLevel(level)
 

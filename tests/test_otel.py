@@ -165,6 +165,6 @@ def test_nothing_is_recorded_or_even_built_until_the_application_sets_openteleme
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        assert events.begin((), "GET", "/api/partner/practice", lambda: 0.0) is None
+        assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0) is None
     finally:
         logger.setLevel(level)

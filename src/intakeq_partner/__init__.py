@@ -45,6 +45,7 @@ from .events import (
     ResponseReceived,
     RetryScheduled,
     Waiting,
+    hook_for,
     record_calls,
 )
 from .partner import PartnerClient
@@ -97,6 +98,7 @@ __all__ = [
     "SsoPath",
     "Waiting",
     "__version__",
+    "hook_for",
     "record_calls",
     "sso_url",
     "to_dict",

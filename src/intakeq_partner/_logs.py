@@ -12,7 +12,7 @@ import sys
 import warnings
 
 from ._constants import LOG_ENV, LOGGER_NAME
-from .events import CallFinished, Event, Hook, KeyFetched, ResponseReceived, Waiting
+from .events import CallFinished, Event, Hook, KeyFetched, ResponseReceived, Waiting, hook_for
 
 __all__ = ["LOG_ENV", "configure_from_env", "log_listener"]
 
@@ -20,8 +20,11 @@ logger = logging.getLogger(LOGGER_NAME)
 
 
 def log_listener() -> Hook | None:
-    """The listener, when the logger would write anything it says (else None: no event is built for it)."""
-    return _log if logger.isEnabledFor(logging.INFO) else None
+    """The listener, when the logger would write anything it says (else None: no event is built for it); at
+    INFO it hears only CallFinished, so no other event is built for it."""
+    if not logger.isEnabledFor(logging.INFO):
+        return None
+    return _debug if logger.isEnabledFor(logging.DEBUG) else _info
 
 
 def _log(event: Event) -> None:
@@ -93,3 +96,7 @@ def configure_from_env() -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
+
+
+_info = hook_for(CallFinished)(_log)
+_debug = hook_for(CallFinished, ResponseReceived, Waiting, KeyFetched)(_log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import weakref
 from typing import Any, NoReturn, final
 
 from ._errors import InvalidRequestError
@@ -15,8 +16,10 @@ _MASK = "Secret('****')"
 class Secret:
     """An API key (partner or practice). Only `reveal()` gives the value back, so leaking it takes intent."""
 
-    __slots__ = ("__weakref__", "_value")
+    __slots__ = ("__weakref__", "_value", "weak")
     _value: str
+    weak: weakref.ref[Secret]
+    """A weak reference to this key, made once (a call record holds it: hooks that build none cost less)."""
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str) or not value:
@@ -25,6 +28,7 @@ class Secret:
             # It goes in a header: a newline or non-ASCII character would fail there with the key in the message.
             raise InvalidRequestError("an API key must be printable ASCII without spaces (a trailing newline?)")
         object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "weak", weakref.ref(self))
         register(self)  # so that it is masked in any error text, wherever it turns up
 
     def reveal(self) -> str:

@@ -299,7 +299,7 @@ class Transport(AsyncCloseable):
             "attempt_timeout": self.attempt_timeout,
             "call_timeout": self.call_timeout,
             "max_response_size": self.max_response_size,
-            "hooks": self._hooks,
+            "hooks": self._hooks.hooks,
         }
 
     @overload
@@ -393,8 +393,8 @@ class Transport(AsyncCloseable):
                         unreadable = exc
                     else:
                         if (call := events.current()) is not None:
-                            if later := call.answered(
-                                method, path, attempt, outcome, self._clock() - started, None, key
+                            if later := events.answered(
+                                call, method, path, attempt, outcome, self._clock() - started, None, key
                             ):
                                 await later
                         return result
@@ -414,7 +414,9 @@ class Transport(AsyncCloseable):
                 if (call := events.current()) is not None:
                     retry_in = None if delay is None else delay if paused is None else paused
                     elapsed = self._clock() - started
-                    if later := call.answered(method, path, attempt, unreadable or outcome, elapsed, retry_in, key):
+                    if later := events.answered(
+                        call, method, path, attempt, unreadable or outcome, elapsed, retry_in, key
+                    ):
                         await later
                 if delay is None:
                     if unreadable is not None:
@@ -454,7 +456,7 @@ class Transport(AsyncCloseable):
             token = _CALL_ENDS.set((task, mine if ends is None else min(ends, mine)))
         observed, succeeded = events.begin(self._hooks, method, path, self._clock, self.base_url), False
         try:
-            if observed is not None and (later := observed.start()) is not None:
+            if observed is not None and (later := events.start(observed)) is not None:
                 await later
             if deadline is None:
                 result = await call
@@ -476,7 +478,7 @@ class Transport(AsyncCloseable):
             ) from None
         finally:
             # What is being raised, if anything (not an exception the caller is handling).
-            if observed is not None and (later := observed.finish(None if succeeded else sys.exception())):
+            if observed is not None and (later := events.finish(observed, None if succeeded else sys.exception())):
                 await later
             if token is not None:
                 _CALL_ENDS.reset(token)
@@ -532,7 +534,7 @@ class Transport(AsyncCloseable):
             # The key's budget first: a call waiting for its own key holds none of the shared slots.
             async with self._pacing.slot(key, scope, deadline) as seen, self._slot():
                 self._sent[0] += 1
-                if (call := events.current()) is not None and (later := call.sent(method, path, attempt)):
+                if (call := events.current()) is not None and (later := events.sent(call, method, path, attempt)):
                     await later
                 return seen(await self._send(method, path, key, params, json))
         except WaitTooLong as exc:

@@ -42,6 +42,7 @@ __all__ = [
     "ResponseReceived",
     "RetryScheduled",
     "Waiting",
+    "hook_for",
     "noting_waits",
     "record_calls",
     "waiting",
@@ -194,18 +195,115 @@ class CallFinished:
 
 Event: TypeAlias = CallStarted | RequestSent | ResponseReceived | RetryScheduled | Waiting | KeyFetched | CallFinished
 Hook: TypeAlias = Callable[[Event], Any]
-"""A listener: called with every event; may be a plain function or return an awaitable (awaited in place)."""
+"""A listener: called with every event (or those `hook_for` names); may be a plain function or return an
+awaitable (awaited in place)."""
+
+KINDS: tuple[type[Event], ...] = (
+    CallStarted,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    Waiting,
+    KeyFetched,
+    CallFinished,
+)
 
 
-def check_hooks(hooks: Sequence[Hook] | None) -> tuple[Hook, ...]:
+class _ForKinds:
+    """A hook that hears only some kinds of event (made by `hook_for`); calling it calls the hook."""
+
+    __slots__ = ("hook", "kinds")
+
+    def __init__(self, hook: Callable[[Any], Any], kinds: frozenset[type[Event]]) -> None:
+        self.hook = hook
+        self.kinds = kinds
+
+    def __call__(self, event: Event) -> Any:
+        return self.hook(event) if type(event) in self.kinds else None
+
+    def __repr__(self) -> str:
+        names = ", ".join(kind.__name__ for kind in KINDS if kind in self.kinds)
+        return f"hook_for({names})({self.hook!r})"
+
+
+def hook_for(*kinds: type[Event]) -> Callable[[Callable[[Any], Any]], Hook]:
+    """Make a hook hear only these kinds of event. The others are not even built for it, so a hook that wants
+    one kind costs a call one event, not four or more:
+
+        @hook_for(RetryScheduled, CallFinished)
+        def report(event: RetryScheduled | CallFinished) -> None: ...
+
+        client = PartnerClient(key, hooks=[report])
+    """
+    from ._errors import InvalidRequestError
+
+    if not kinds or not all(kind in KINDS for kind in kinds):
+        names = ", ".join(kind.__name__ for kind in KINDS)
+        raise InvalidRequestError(f"hook_for takes one or more event classes ({names}), got {kinds!r}")
+
+    def only(hook: Callable[[Any], Any]) -> Hook:
+        if not callable(hook):
+            raise InvalidRequestError(f"hook_for(...) wraps a callable taking one event, not {hook!r}")
+        if isinstance(hook, _ForKinds):
+            return _ForKinds(hook.hook, hook.kinds & frozenset(kinds))
+        return _ForKinds(hook, frozenset(kinds))
+
+    return only
+
+
+class Listeners:
+    """A client's hooks, resolved once (when it is made, or a view with other hooks): who hears each kind of
+    event. A call then builds an event only when someone hears its kind."""
+
+    __slots__ = ("_plus", "answered", "any", "finished", "hooks", "key", "retry", "sent", "started", "waiting")
+
+    def __init__(self, hooks: tuple[Hook, ...], listeners: Sequence[Hook] | None = None) -> None:
+        self.hooks = hooks
+        """As given (what `options["hooks"]` shows)."""
+        heard = [
+            (h.hook, h.kinds) if isinstance(h, _ForKinds) else (h, frozenset(KINDS))
+            for h in (hooks if listeners is None else listeners)
+        ]
+
+        def hearing(kind: type[Event]) -> tuple[Hook, ...]:
+            return tuple(hook for hook, kinds in heard if kind in kinds)
+
+        self.started = hearing(CallStarted)
+        self.sent = hearing(RequestSent)
+        self.answered = hearing(ResponseReceived)
+        self.retry = hearing(RetryScheduled)
+        self.waiting = hearing(Waiting)
+        self.key = hearing(KeyFetched)
+        self.finished = hearing(CallFinished)
+        self.any = any(kinds for _, kinds in heard)
+        self._plus: dict[tuple[Hook, ...], Listeners] = {}
+
+    def plus(self, ambient: tuple[Hook, ...]) -> Listeners:
+        """These hooks and the library's own listeners that listen now (resolved once per combination)."""
+        found = self._plus.get(ambient)
+        if found is None:
+            if len(self._plus) >= 8:
+                self._plus.clear()
+            found = self._plus[ambient] = Listeners(self.hooks, (*self.hooks, *ambient))
+        return found
+
+
+NO_HOOKS = Listeners(())
+
+
+def check_hooks(hooks: Sequence[Hook] | None) -> Listeners:
     from ._errors import InvalidRequestError
 
     if hooks is None:
-        return ()
+        return NO_HOOKS
     if isinstance(hooks, str | bytes) or not isinstance(hooks, Sequence) or not all(callable(h) for h in hooks):
         raise InvalidRequestError("hooks must be a list of callables, each taking one event")
-    return tuple(hooks)
+    return Listeners(tuple(hooks)) if hooks else NO_HOOKS
 
+
+# A call being observed: its record, who hears each kind of event, and when it started (clock time). A tuple,
+# not an object of ours: a call with a hook builds as few objects as can be (CPU per call is the budget here).
+_Call: TypeAlias = tuple[CallInfo, Listeners, float, Callable[[], float]]
 
 _CURRENT: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("intakeq_call", default=None)
 _RECORDERS: contextvars.ContextVar[tuple[list[CallInfo], ...]] = contextvars.ContextVar("intakeq_rec", default=())
@@ -227,125 +325,129 @@ def _ambient_listeners() -> list[Callable[[], Hook | None]]:
     return _ambient
 
 
-def begin(
-    hooks: tuple[Hook, ...], method: str, path: str, clock: Callable[[], float], server: str = ""
-) -> _Call | None:
+def begin(hooks: Listeners, method: str, path: str, clock: Callable[[], float], server: str = "") -> _Call | None:
     """A record for a call about to start, or None: nobody listens, or it is part of an observed call."""
     if _CURRENT.get() is not None:
         return None
-    listeners: Sequence[Hook] = hooks
-    for ambient in _ambient or _ambient_listeners():
-        listener = ambient()
+    ambient: tuple[Hook, ...] = ()
+    for ask in _ambient or _ambient_listeners():
+        listener = ask()
         if listener is not None:
-            listeners = (*listeners, listener)
+            ambient = (*ambient, listener)
+    listeners = hooks.plus(ambient) if ambient else hooks
     recorders = _RECORDERS.get()
-    if not listeners and not recorders:
+    if not listeners.any and not recorders:
         return None
-    info = CallInfo(method, path, server)
+    info = CallInfo(method, path, server, [])
     for recorder in recorders:
         recorder.append(info)
-    return _Call(info, listeners, clock)
+    return info, listeners, clock(), clock
 
 
-class _Call:
-    """A call being observed: its record and its listeners."""
-
-    __slots__ = ("_clock", "_listeners", "_started", "_token", "info")
-
-    def __init__(self, info: CallInfo, listeners: Sequence[Hook], clock: Callable[[], float]) -> None:
-        self.info = info
-        self._listeners = listeners
-        self._clock = clock
-        self._started = clock()
-
-    def emit(self, event: Event) -> list[tuple[Hook, Awaitable[Any]]] | None:
-        """Call every listener; return what async ones returned, for `settle` to await (None: nothing to await,
-        the common case, which then costs no coroutine)."""
-        pending = None
-        for listener in self._listeners:
-            try:
-                result = listener(event)
-            except Exception:
-                _blame(listener, event)
-                continue
-            if result is not None and inspect.isawaitable(result):
-                pending = pending or []
-                pending.append((listener, result))
-        return pending
-
-    @staticmethod
-    async def settle(pending: list[tuple[Hook, Awaitable[Any]]], event: Event) -> None:
-        for listener, result in pending:
-            try:
-                await result
-            except Exception:
-                _blame(listener, event)
-
-    def tell(self, event: Event) -> Awaitable[None] | None:
-        """Tell the listeners; what is returned (async hooks' work) must be awaited. Sync, so that a call with
-        only plain hooks costs no coroutine per event: the transport awaits only what comes back."""
-        pending = self.emit(event)
-        return None if pending is None else self.settle(pending, event)
-
-    async def atell(self, event: Event) -> None:
-        if (later := self.tell(event)) is not None:
-            await later
-
-    def start(self) -> Awaitable[None] | None:
-        """The call starts: this record is current (in this task and those it starts) until `finish`."""
-        self._token = _CURRENT.set(self)
-        return self.tell(CallStarted(self.info))
-
-    def finish(self, raised: BaseException | None) -> Awaitable[None] | None:
-        """The call ended, returning (`raised` None) or raising."""
-        info = self.info
-        if raised is not None:
-            info.error = type(raised).__name__
-            status = getattr(raised, "status_code", None)
-            info.status = status if isinstance(status, int) else None
-        info.elapsed = self._clock() - self._started
+def _tell(listeners: tuple[Hook, ...], event: Event) -> Awaitable[None] | None:
+    """Call each listener; what is returned (async hooks' work) must be awaited. Sync, so that a call with only
+    plain hooks costs no coroutine per event: the transport awaits only what comes back."""
+    if len(listeners) == 1:  # the common case, without the loop's bookkeeping
+        listener = listeners[0]
         try:
-            return self.tell(CallFinished(info, info.status, info.error, info.attempts, info.elapsed))
-        finally:
-            _CURRENT.reset(self._token)
+            result = listener(event)
+        except Exception:
+            _blame(listener, event)
+            return None
+        return None if result is None or not inspect.isawaitable(result) else _settle([(listener, result)], event)
+    pending = None
+    for listener in listeners:
+        try:
+            result = listener(event)
+        except Exception:
+            _blame(listener, event)
+            continue
+        if result is not None and inspect.isawaitable(result):
+            if pending is None:
+                pending = []
+            pending.append((listener, result))
+    return None if pending is None else _settle(pending, event)
 
-    def sent(self, method: str, path: str, attempt: int) -> Awaitable[None] | None:
-        return self.tell(RequestSent(self.info, method, path, attempt + 1))
 
-    def answered(
-        self,
-        method: str,
-        path: str,
-        attempt: int,
-        outcome: object,
-        elapsed: float,
-        retry_in: float | None,
-        key: Secret | None = None,
-    ) -> Awaitable[None] | None:
-        """An attempt's outcome: a Response, an httpx.TransportError, or one of our errors carrying a status;
-        `key`, the key it was sent with, is masked wherever a header echoes it."""
-        exchange = Exchange(method, path, attempt + 1, getattr(outcome, "status_code", None), None, elapsed, retry_in)
-        if isinstance(outcome, httpx.Response):
-            exchange._raw = outcome.headers  # read (and masked) into `headers` only if asked for
-            if key is not None:
-                exchange._key = weakref.ref(key)
-        else:
-            exchange.error = _ERRORS.get(type(outcome).__name__, type(outcome).__name__)
-        self.info.exchanges.append(exchange)
-        if exchange.status is not None:
-            self.info.status = exchange.status
-        later = self.tell(ResponseReceived(self.info, exchange))
-        if retry_in is not None:
-            self.info.retries += 1
+async def _settle(pending: list[tuple[Hook, Awaitable[Any]]], event: Event) -> None:
+    for listener, result in pending:
+        try:
+            await result
+        except Exception:
+            _blame(listener, event)
+
+
+def start(call: _Call) -> Awaitable[None] | None:
+    """The call starts: it is current (in this task and those it starts) until `finish`."""
+    _CURRENT.set(call)
+    heard = call[1].started
+    return _tell(heard, CallStarted(call[0])) if heard else None
+
+
+def finish(call: _Call, raised: BaseException | None) -> Awaitable[None] | None:
+    """The call ended, returning (`raised` None) or raising."""
+    info, listeners, started, clock = call
+    if raised is not None:
+        info.error = type(raised).__name__
+        status = getattr(raised, "status_code", None)
+        info.status = status if isinstance(status, int) else None
+    info.elapsed = clock() - started
+    heard = listeners.finished
+    try:  # told while still current: a call that a hook makes is part of this one, not observed again
+        if heard:
+            return _tell(heard, CallFinished(info, info.status, info.error, len(info.exchanges), info.elapsed))
+        return None
+    finally:
+        _CURRENT.set(None)  # what it was before `start`: `begin` observes no call inside another
+
+
+def sent(call: _Call, method: str, path: str, attempt: int) -> Awaitable[None] | None:
+    heard = call[1].sent
+    return _tell(heard, RequestSent(call[0], method, path, attempt + 1)) if heard else None
+
+
+def answered(
+    call: _Call,
+    method: str,
+    path: str,
+    attempt: int,
+    outcome: object,
+    elapsed: float,
+    retry_in: float | None,
+    key: Secret | None = None,
+) -> Awaitable[None] | None:
+    """An attempt's outcome: a Response, an httpx.TransportError, or one of our errors carrying a status;
+    `key`, the key it was sent with, is masked wherever a header echoes it."""
+    if isinstance(outcome, httpx.Response):  # its headers are read (and masked) only if asked for
+        held = None if key is None else key.weak
+        exchange = Exchange(
+            method, path, attempt + 1, outcome.status_code, None, elapsed, retry_in, outcome.headers, held
+        )
+    else:
+        error = _ERRORS.get(type(outcome).__name__, type(outcome).__name__)
+        exchange = Exchange(method, path, attempt + 1, getattr(outcome, "status_code", None), error, elapsed, retry_in)
+    info, listeners = call[0], call[1]
+    info.exchanges.append(exchange)
+    if exchange.status is not None:
+        info.status = exchange.status
+    heard = listeners.answered
+    later = _tell(heard, ResponseReceived(info, exchange)) if heard else None
+    if retry_in is not None:
+        info.retries += 1
+        if heard := listeners.retry:
             reason = str(exchange.status) if exchange.error is None else exchange.error
-            retry = self.tell(RetryScheduled(self.info, method, path, attempt + 1, reason, retry_in))
+            retry = _tell(heard, RetryScheduled(info, method, path, attempt + 1, reason, retry_in))
             if retry is not None:
                 later = retry if later is None else _both(later, retry)
-        return later
+    return later
 
-    async def waiting(self, seconds: float, reason: str) -> None:
-        self.info.waited += seconds
-        await self.atell(Waiting(self.info, reason, seconds))
+
+async def _waiting(call: _Call, seconds: float, reason: str) -> None:
+    info = call[0]
+    info.waited += seconds
+    heard = call[1].waiting
+    if heard and (later := _tell(heard, Waiting(info, reason, seconds))) is not None:
+        await later
 
 
 async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
@@ -365,7 +467,7 @@ async def waiting(seconds: float, reason: str) -> None:
     """Say that the current call is about to wait `seconds` before sending (nothing happens if unobserved)."""
     call = _CURRENT.get()
     if call is not None and seconds > 0:
-        await call.waiting(seconds, reason)
+        await _waiting(call, seconds, reason)
 
 
 def noting_waits(sleep: Callable[[float], Awaitable[None]], reason: str) -> Callable[[float], Awaitable[None]]:
@@ -374,7 +476,7 @@ def noting_waits(sleep: Callable[[float], Awaitable[None]], reason: str) -> Call
     async def noted(seconds: float) -> None:
         call = _CURRENT.get()
         if call is not None and seconds > 0:
-            await call.waiting(seconds, reason)
+            await _waiting(call, seconds, reason)
         await sleep(seconds)
 
     return noted
@@ -393,8 +495,11 @@ def refreshing_key() -> Iterator[None]:
 async def key_fetched(practice: str, elapsed: float) -> None:
     call = _CURRENT.get()
     if call is not None:
-        call.info.keys_fetched += 1
-        await call.atell(KeyFetched(call.info, practice, _REFRESHING.get(), elapsed))
+        info = call[0]
+        info.keys_fetched += 1
+        heard = call[1].key
+        if heard and (later := _tell(heard, KeyFetched(info, practice, _REFRESHING.get(), elapsed))) is not None:
+            await later
 
 
 @contextlib.contextmanager
