@@ -231,3 +231,24 @@ async def test_a_pause_that_begins_while_a_send_waits_for_its_reserved_turn_hold
     finally:
         await a.aclose()
         await other.aclose()
+
+
+async def test_a_cut_made_while_redis_was_away_is_published_when_it_is_back(redis: RedisServer) -> None:
+    a, b = process(redis), process(redis)
+    try:
+        await pace(a)._link.cut(0, (20.0, 14.0, 10.0, 150.0, 0.0), None)
+        await pace(a).turn(None)
+        await pace(b).turn(None)
+        assert pace(a)._version == pace(b)._version == 1
+        budgets = a.budgets
+        assert isinstance(budgets, RedisBudgets)
+        budgets.healthy = False  # Redis away (for this process): a 429's pause ends, the cut is made alone
+        pace(a)._cut(6.0, 1.0)
+        budgets.healthy = True  # back
+        await pace(a).turn(None)
+        assert pace(a).w_max == 6.0 and pace(a)._version == 2  # kept, and published: not the older cut of 20
+        await pace(b).turn(None)
+        assert pace(b).w_max == 6.0 and pace(b)._version == 2
+    finally:
+        await a.aclose()
+        await b.aclose()

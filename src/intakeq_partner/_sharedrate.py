@@ -85,7 +85,7 @@ class SharedKeyPace(KeyPace):
         self._link = link
         self._version = 0
         self._synced = -math.inf  # when Redis last told this process the key's state
-        self._cut_made = False
+        self._unpublished = False  # this process cut (alone, or Redis failed on the way) and Redis has not heard
 
     async def turn(self, deadline: float | None) -> float:
         if not self._link.usable():
@@ -98,6 +98,8 @@ class SharedKeyPace(KeyPace):
             async with self._line:
                 if self._pending is not None and self._clock() >= self.paused_until:
                     await self._settle_shared(deadline)
+                if self._unpublished:
+                    await self._publish(deadline)
                 now = self._clock()
                 if self._quiet(now):  # the one before in line just looked
                     return self._sent(now, now)
@@ -164,18 +166,23 @@ class SharedKeyPace(KeyPace):
             return
         now = self._clock()
         self._oks = deque((now - age for age in ages), maxlen=_HISTORY)
-        self._cut_made = False
         self._settle()
-        if self._cut_made:
-            params = self._params()
-            published = await self._link.cut(self._version, params, deadline)
-            if published is not None:
-                self._version = published.version if published.params == params else self._version
-                self._adopt(published)
+        if self._unpublished:
+            await self._publish(deadline)
+
+    async def _publish(self, deadline: float | None) -> None:
+        """Publish this process's cut, unless another process cut since the version it was made at (then theirs
+        stands). A cut made while Redis was away is published when it is back, not lost to the older one there."""
+        params = self._params()
+        published = await self._link.cut(self._version, params, deadline)
+        if published is not None:
+            self._unpublished = False
+            self._version = published.version if published.params == params else self._version
+            self._adopt(published)
 
     def _cut(self, measured: float, pause: float) -> None:
         super()._cut(measured, pause)
-        self._cut_made = True
+        self._unpublished = True
 
     def _params(self) -> tuple[float, float, float, float, float]:
         return (self.w_max, self._r0, self._recover, self._probe, float(self._blind))
