@@ -4,7 +4,8 @@ The transport reports at fixed points: a call starts; an attempt is sent; its an
 a retry is scheduled; a wait for a budget begins; the call finishes; a practice key is fetched. Listeners
 are your hooks (`hooks=[...]` on a client or a `with_options` view), the log lines (`_logs`), OpenTelemetry
 (`_otel`, when opentelemetry-api is installed) and `record_calls()`. When nobody listens, a call builds no
-event: each point costs one context-variable lookup.
+event: each point costs one context-variable lookup. Hooks are resolved once per client or view into who hears
+each kind of event (`hook_for` narrows a hook to some kinds), and an event of a kind nobody hears is not built.
 
 Events hold metadata only: method, path (query values are never part of it), status, attempt, times,
 a few harmless response headers. Never a key, a token, a query value or a body.
