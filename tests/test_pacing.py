@@ -383,6 +383,25 @@ async def test_slow_start_opens_to_what_the_callers_ask_and_a_budget_skips_it(cl
     assert busiest([when for when, _ in log], 1.0) == 10  # and no more: the ceiling holds
 
 
+async def test_slow_start_ends_when_widening_no_longer_brings_answers_faster(clock: Clock) -> None:
+    """A server that answers one request at a time (5 ms each): more in flight only queue there. Once the window
+    is 8 wide and a doubling brought answers no faster, slow start ends, with nothing learned and no cap."""
+    busy_until = 0.0
+
+    async def serial(request: httpx.Request) -> httpx.Response:
+        nonlocal busy_until
+        busy_until = max(clock.now, busy_until) + 0.005
+        await clock.sleep(busy_until - clock.now)
+        return httpx.Response(200, json=[])
+
+    with respx.mock(base_url=BASE) as mock:
+        mock.get(PATH).mock(side_effect=serial)
+        async with transport(clock) as t:
+            await workers(t, 200, callers=20)
+            pace = t._pacing.pace(KEY, "partner")
+            assert pace.window is None and pace.rate is None
+
+
 async def test_a_lone_429_in_slow_start_is_a_pause_and_a_429_a_later_send_disproves_is_too(clock: Clock) -> None:
     """Sporadic 429s at first contact must not pin the key to what it had sent so far: a 429 with nothing sent
     after it pauses the key once; one followed by an accepted send is no limit at all. Slow start goes on."""
@@ -400,9 +419,8 @@ async def test_a_lone_429_in_slow_start_is_a_pause_and_a_429_a_later_send_dispro
 
 
 async def test_unconfigured_the_client_learns_a_ten_a_minute_limit(clock: Clock) -> None:
-    """IntakeQ's 10 a minute, on the fake's clock: 20 callers, 150 calls, no budget configured. After the first
-    contact (the callers' first sends go out together, the limit unknown) the 429s are rare and the calls
-    finish near the limit's own pace."""
+    """IntakeQ's 10 a minute, on the fake's clock: 20 callers, 150 calls, no budget configured. The first contact
+    costs two 429s (slow start), after it the 429s are rare and the calls finish near the limit's own pace."""
     fake = FakeIntakeQ(seed=3, faults=Faults(rate_limit=10, rate_window=60), monotonic=clock)
     key = Secret(fake.partner_key)
     limits = RateLimits(max_wait=3600)  # at 10 a minute, 20 callers wait minutes for their turn
@@ -417,9 +435,10 @@ async def test_unconfigured_the_client_learns_a_ten_a_minute_limit(clock: Clock)
         await asyncio.gather(*(worker() for _ in range(20)))
     statuses = [r.status for r in fake.stats.log]
     first_ok = statuses.index(200, statuses.index(429))  # the first answer after the first contact's pause
-    # At first contact every caller sent before the first 429 came back (here twice over: the in-memory
-    # server answers at once), and the limit let 10 through. After that the 429s are the rare probes.
-    assert statuses[:first_ok].count(429) <= 2 * 20 - 10
+    # At first contact slow start sends one, then two at a time: the limit (10) meets two, not the 20 callers'
+    # sends (daff7d5: 30, every caller twice over, the in-memory server answering at once). After that the
+    # 429s are the rare probes.
+    assert statuses[:first_ok].count(429) <= 2
     assert statuses[first_ok:].count(429) <= 2
     bound = (150 - 10) / 10 * 60  # ten at once, then ten a minute
     assert clock.now <= 1.3 * bound
