@@ -252,16 +252,3 @@ async def test_a_cut_made_while_redis_was_away_is_published_when_it_is_back(redi
     finally:
         await a.aclose()
         await b.aclose()
-
-
-async def test_a_pause_this_process_knows_holds_its_sends_before_redis_has_heard_of_it(redis: RedisServer) -> None:
-    a = process(redis)
-    try:
-        key = pace(a)
-        await key._link.cut(0, (2.0, 2.0, 10.0, 150.0, 0.0), None)
-        sent_at = await key.turn(None)  # adopts the key's rate
-        key.throttled(time.monotonic(), sent_at, 100.0)  # its 429 (Retry-After: 100 s); the pause on its way to Redis
-        with pytest.raises(WaitTooLong):
-            await key.turn(time.monotonic() + 5)
-    finally:
-        await a.aclose()

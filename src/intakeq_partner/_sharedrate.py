@@ -96,11 +96,6 @@ class SharedKeyPace(KeyPace):
         self._waiting += 1
         try:
             async with self._line:
-                now = self._clock()
-                if self.paused_until > now:  # this process's 429: Redis may not know of its pause yet
-                    if deadline is not None and self.paused_until > deadline:
-                        raise WaitTooLong(self.paused_until - now, self._reason(now))
-                    await self._sleep(self.paused_until - now)
                 if self._pending is not None and self._clock() >= self.paused_until:
                     await self._settle_shared(deadline)
                 if self._unpublished:
