@@ -252,3 +252,20 @@ async def test_a_cut_made_while_redis_was_away_is_published_when_it_is_back(redi
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_after_redis_forgot_the_key_a_process_that_knows_its_rate_tells_the_others(redis: RedisServer) -> None:
+    a, c = process(redis), process(redis)
+    try:
+        await pace(a)._link.cut(0, (20.0, 14.0, 10.0, 150.0, 0.0), None)
+        await pace(a).turn(None)
+        client = aioredis.Redis.from_url(redis.url)
+        await client.flushall()  # a restart without persistence
+        await client.aclose()
+        await pace(a).turn(None)  # learns that Redis forgot
+        await pace(a).turn(None)  # and publishes what it knows
+        await pace(c).turn(None)  # a process started after the restart: the key's rate, not a burst until a 429
+        assert pace(c).w_max == 20.0 and pace(c).rate is not None
+    finally:
+        await a.aclose()
+        await c.aclose()

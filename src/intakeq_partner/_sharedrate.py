@@ -191,7 +191,10 @@ class SharedKeyPace(KeyPace):
         """Take the key's state as Redis holds it: another process's cut, and the answers all accepted since."""
         self._synced = self._clock()
         if state.version == 0:
-            self._version = 0  # nothing in Redis (restarted, or forgotten): this process's next cut starts it
+            # Nothing in Redis (restarted, or the key idle for an hour): what this process learned is published
+            # at its next turn (the first to publish wins), so that processes started since do not start blind.
+            self._version = 0
+            self._unpublished = self.rate is not None
             return
         # A version alone does not name a cut: after Redis forgot the key (a restart) the next cut is version 1
         # again. The parameters tell this process's cut from another's.
