@@ -269,3 +269,47 @@ async def test_after_redis_forgot_the_key_a_process_that_knows_its_rate_tells_th
     finally:
         await a.aclose()
         await c.aclose()
+
+
+@pytest.mark.parametrize("learned", [True, False], ids=["learned-rate", "nothing-learned"])
+async def test_a_send_asking_for_its_turn_before_its_own_pause_reaches_redis_waits_the_pause(
+    redis: RedisServer, learned: bool
+) -> None:
+    # The 429 is known here at once (the answer), in Redis one round trip later: a send asking for its turn in
+    # between must not leave inside the pause (Retry-After: 100 s), rate learned or not.
+    a = process(redis)
+    try:
+        key = pace(a)
+        if learned:
+            await key._link.cut(0, (2.0, 2.0, 10.0, 150.0, 0.0), None)
+        await key.turn(None)
+        now = time.monotonic()
+        key.throttled(now, now, 100.0)  # the 429's answer, its pause not yet in Redis
+        with pytest.raises(WaitTooLong):
+            await key.turn(now + 5)
+        turn = await key._link.turn(0.5 if learned else 0.0, None, None, floor=key.paused_until - time.monotonic())
+        assert turn is not None and turn.reserved and 99 <= turn.wait <= 100
+    finally:
+        await a.aclose()
+
+
+async def test_a_send_that_slept_through_its_own_pause_weighs_that_429_before_it_leaves(redis: RedisServer) -> None:
+    # The 429 is weighed (cut or not) when its pause ends; a send that slept through the pause in its line must
+    # do so before it leaves, or the key goes on at the rate the server just refused (bench shared_rate: 1.5x
+    # the bound instead of 1.15x with four processes).
+    clock = [1000.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    a = Pacing(RateLimits(redis_url=redis.url), clock=lambda: clock[0], sleep=sleep)
+    try:
+        key = pace(a)
+        await key._link.cut(0, (20.0, 20.0, 10.0, 150.0, 0.0), None)
+        sent = await key.turn(None)
+        key.throttled(clock[0], sent, 2.0)  # its 429 came back; the pause not yet in Redis
+        assert key._pending is not None
+        await key.turn(None)
+        assert clock[0] >= key.paused_until and key._pending is None
+    finally:
+        await a.aclose()

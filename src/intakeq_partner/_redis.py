@@ -106,14 +106,15 @@ return counts
 # The learned rate of a key, shared by every process (see `_sharedrate.py`). KEYS: its rate (a hash: v, the
 # version, one more at each cut; n, the answers accepted since; w, r0, rec, pr, bl, the cut's parameters; next,
 # when the next send may leave, in microseconds of Redis's clock), its pause flag, its accepted answers.
-#   turn interval_us max_wait_us [woke]
+#   turn interval_us max_wait_us floor_us [woke]
 #                                -> {wait_us, state, 1}: the next send's time, reserved (sends one interval apart
-#                                   across processes, none before the pause ends); {wait_us, state, 0}: not
-#                                   reserved, the wait is past max_wait_us (-1: none). interval 0: no pacing.
-#                                   ({..., 1, next_us, at_us} with pacing: the time it reserved, and the
-#                                   time it left for the send after it). woke: the caller slept until the turn
-#                                   it reserved; unless a pause began meanwhile it goes now ({0, state, 1}),
-#                                   else it gets a turn after the pause
+#                                   across processes, none before the pause ends, nor before floor_us from now:
+#                                   the caller's own pause, which reaches Redis one round trip after its 429);
+#                                   {wait_us, state, 0}: not reserved, the wait is past max_wait_us (-1: none).
+#                                   interval 0: no pacing (only the floor). ({..., 1, next_us, at_us} with
+#                                   pacing: the time it reserved, and the time it left for the send after it).
+#                                   woke: the caller slept until the turn it reserved; unless a pause began
+#                                   meanwhile it goes now ({0, state, 1}), else it gets a turn after the pause
 #   back next_us at_us           -> a reserved turn at `at_us` not taken (its caller cancelled): given back
 #                                   if no send was scheduled after it since (`next` is still `next_us`)
 #   view                         -> {state, now_ms, scores of the accepted answers (ms)}
@@ -127,22 +128,25 @@ local function state()
 end
 if op == 'turn' then
   local interval = tonumber(ARGV[2])
+  local limit = tonumber(ARGV[3])
+  local floor = tonumber(ARGV[4])
   local wait = 0
   if interval > 0 then
-    local at = now
+    local at = now + floor
     local paused = redis.call('PTTL', KEYS[2])
-    if ARGV[4] == 'woke' and paused <= 0 then return {0, state(), 1} end
-    if paused > 0 then at = now + paused * 1000 end
+    if ARGV[5] == 'woke' and paused <= 0 and floor <= 0 then return {0, state(), 1} end
+    if paused > 0 and now + paused * 1000 > at then at = now + paused * 1000 end
     local next = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
     if next > at then at = next end
     wait = at - now
-    local limit = tonumber(ARGV[3])
     if limit >= 0 and wait > limit then return {wait, state(), 0} end
     local following = string.format('%.0f', at + interval)
     redis.call('HSET', KEYS[1], 'next', following)
     redis.call('PEXPIRE', KEYS[1], 3600000)
     return {wait, state(), 1, following, string.format('%.0f', at)}
   end
+  if floor > 0 then wait = floor end
+  if limit >= 0 and wait > limit then return {wait, state(), 0} end
   return {wait, state(), 1}
 end
 if op == 'back' then
@@ -492,11 +496,13 @@ class RateLink:
         return self._budgets.healthy
 
     async def turn(
-        self, interval: float, max_wait: float | None, deadline: float | None, woke: bool = False
+        self, interval: float, max_wait: float | None, deadline: float | None, woke: bool = False, floor: float = 0.0
     ) -> Turn | None:
         """Reserve the key's next send, `interval` seconds after the one before (0: no pacing); None: Redis failed.
-        `woke`: the caller slept until its reserved turn; a new turn only if a pause began meanwhile."""
-        args = ["turn", round(interval * 1e6), -1 if max_wait is None else round(max_wait * 1e6)]
+        `woke`: the caller slept until its reserved turn; a new turn only if a pause began meanwhile. `floor`:
+        seconds before which the send may not leave in any case (this process's own pause, not yet in Redis)."""
+        limit = -1 if max_wait is None else round(max_wait * 1e6)
+        args = ["turn", round(interval * 1e6), limit, round(max(0.0, floor) * 1e6)]
         if woke:
             args.append("woke")
         reply = await self._budgets.pace(self._names, args, deadline)

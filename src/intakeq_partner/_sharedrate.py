@@ -67,7 +67,7 @@ class RateLink(Protocol):
     def usable(self) -> bool: ...
 
     async def turn(
-        self, interval: float, max_wait: float | None, deadline: float | None, woke: bool = False
+        self, interval: float, max_wait: float | None, deadline: float | None, woke: bool = False, floor: float = 0.0
     ) -> Turn | None: ...
 
     def give_back(self, turn: Turn) -> None: ...
@@ -107,7 +107,10 @@ class SharedKeyPace(KeyPace):
                 while True:
                     interval = 1.0 / self.rate if self.rate else 0.0
                     max_wait = None if deadline is None else max(0.0, deadline - now)
-                    turn = await self._link.turn(interval, max_wait, deadline, woke)
+                    # This process's own pause (its 429's Retry-After) is a floor: it reaches Redis one round trip
+                    # after the 429, and a turn asked meanwhile would otherwise leave inside it.
+                    floor = self.paused_until - now
+                    turn = await self._link.turn(interval, max_wait, deadline, woke, floor)
                     if turn is None:
                         break
                     self._adopt(turn.state)
@@ -126,6 +129,8 @@ class SharedKeyPace(KeyPace):
                     # A 429 (here or in another process) may have paused the key while this send slept: one
                     # more round trip, paced sends only, so that its Retry-After is not undercut.
                     woke, now = True, self._clock()
+                    if self._pending is not None and now >= self.paused_until:
+                        await self._settle_shared(deadline)  # the pause it slept through was this process's
         finally:
             self._waiting -= 1
         return await super().turn(deadline)  # Redis failed on the way: this process paces alone
