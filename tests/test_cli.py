@@ -371,12 +371,13 @@ def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A module `iq_cli_vault` in the current folder (as a user's would be), forgotten after the test."""
     (tmp_path / "iq_cli_vault.py").write_text(VAULT, encoding="utf-8")
     (tmp_path / "iq_cli_broken.py").write_text("raise ImportError('needs the hvac package')\n", encoding="utf-8")
+    (tmp_path / "iq_cli_exits.py").write_text("import sys\nsys.exit(0)\n", encoding="utf-8")  # a script, not a module
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))  # --key-store puts the current folder on it
-    for name in ("iq_cli_vault", "iq_cli_broken"):
+    for name in ("iq_cli_vault", "iq_cli_broken", "iq_cli_exits"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     yield tmp_path
-    for name in ("iq_cli_vault", "iq_cli_broken"):
+    for name in ("iq_cli_vault", "iq_cli_broken", "iq_cli_exits"):
         sys.modules.pop(name, None)
 
 
@@ -407,6 +408,7 @@ def test_a_bad_key_store_is_one_line_of_error_before_any_request(
         "iq_cli_vault": "expected MODULE:NAME",
         "iq_cli_nowhere:Vault": "cannot import iq_cli_nowhere: ModuleNotFoundError",
         "iq_cli_broken:Vault": "cannot import iq_cli_broken: ImportError: needs the hvac package",
+        "iq_cli_exits:Vault": "cannot import iq_cli_exits: SystemExit: 0",  # not a silent exit 0 doing nothing
         "iq_cli_vault:Missing": "iq_cli_vault has no Missing",
         "iq_cli_vault:NUMBER": "NUMBER is of type int, neither a KeyStore nor a callable",
         "iq_cli_vault:Broken": "Broken() failed: RuntimeError: no vault token in the environment",

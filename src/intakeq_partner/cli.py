@@ -515,7 +515,7 @@ def load_key_store(spec: str) -> KeyStore | Callable[[str], Any]:
         sys.path.append(os.getcwd())
     try:
         found: Any = importlib.import_module(module_name)
-    except Exception as exc:  # its import may fail in any way: say so in one line
+    except (Exception, SystemExit) as exc:  # its import may fail in any way (sys.exit too): say so in one line
         raise InvalidRequestError(f"--key-store {spec!r}: cannot import {module_name}: {_one_line(exc)}") from None
     for part in name.split("."):
         if not hasattr(found, part):
@@ -524,7 +524,7 @@ def load_key_store(spec: str) -> KeyStore | Callable[[str], Any]:
     if isinstance(found, type):  # a class: its instance is the store (the class itself has get/put/discard too)
         try:
             found = found()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise InvalidRequestError(f"--key-store {spec!r}: {name}() failed: {_one_line(exc)}") from None
         if not isinstance(found, KeyStore):
             raise InvalidRequestError(f"--key-store {spec!r}: {name}() made no KeyStore (get, put and discard)")
