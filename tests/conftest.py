@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
 
 from intakeq_partner import PartnerClient, Practice, PracticeClient
 from intakeq_partner._aiohttp import AiohttpTransport
@@ -40,6 +41,19 @@ class Env:
     def practice_client(self, key: str, **options: Any) -> PracticeClient:
         """A practice client holding its own key, reaching the fake the same way (close it yourself)."""
         return PracticeClient(key, base_url=self.base_url, **{**self.options(), **options})
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    """A real redis-server on a free port, for this test alone. Missing, it fails the test loudly (a green run must
+    have tested the shared limiter), unless the run says it knowingly goes without (redis_server.skip_knowingly)."""
+    try:
+        with redis_server() as server:
+            yield server
+    except RedisMissing as exc:
+        if skip_knowingly():
+            pytest.skip(str(exc))
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
 from rawservers import respond, serve
-from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
+from redis_server import RedisServer, redis_server
 
 from bench.shared_budget import measure
 from intakeq_partner import PartnerClient, RateLimitError, RateLimiterUnavailableError, RateLimits
@@ -28,17 +27,6 @@ BASE = "https://api.test"
 PATH = "/api/v1/practitioners"
 KEY = Secret("practice-key-shared-0123")
 PARTNER_KEY = "partner-key-shared-0123"
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    try:
-        with redis_server() as server:
-            yield server
-    except RedisMissing as exc:
-        if skip_knowingly():
-            pytest.skip(str(exc))
-        pytest.fail(str(exc))  # loudly: a green run must have tested the shared limiter
 
 
 def budgets(server: RedisServer, **options: object) -> RedisBudgets:

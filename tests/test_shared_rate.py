@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from redis_server import RedisMissing, RedisServer, redis_server, skip_knowingly
+from redis_server import RedisServer
 
 from intakeq_partner import RateLimits
 from intakeq_partner._budgets import WaitTooLong
@@ -25,17 +24,6 @@ from intakeq_partner._secret import Secret
 from intakeq_partner._sharedrate import SharedKeyPace
 
 KEY = Secret("partner-key-shared-rate-0123")
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    try:
-        with redis_server() as server:
-            yield server
-    except RedisMissing as exc:
-        if skip_knowingly():
-            pytest.skip(str(exc))
-        pytest.fail(str(exc))
 
 
 def process(server: RedisServer, **options: object) -> Pacing:
