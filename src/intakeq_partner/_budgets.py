@@ -218,8 +218,13 @@ def safe_url(url: str) -> str:
 
 
 def budget_id(key: Secret) -> str:
-    """Who spends a budget: a hash of the key (it names the budget in memory and in Redis; the key never does)."""
-    return hashlib.sha256(b"intakeq-partner budget\0" + key.reveal().encode()).hexdigest()[:32]
+    """Who spends a budget: a hash of the key (it names the budget in memory and in Redis; the key never does).
+    Made once per key: the budgets, the pacing and Redis's key names each ask for it at every request."""
+    found = key._budget_id
+    if found is None:
+        found = hashlib.sha256(b"intakeq-partner budget\0" + key.reveal().encode()).hexdigest()[:32]
+        object.__setattr__(key, "_budget_id", found)
+    return found
 
 
 def scope_of(path: str) -> Scope:

@@ -16,8 +16,9 @@ _MASK = "Secret('****')"
 class Secret:
     """An API key (partner or practice). Only `reveal()` gives the value back, so leaking it takes intent."""
 
-    __slots__ = ("__weakref__", "_value", "weak")
+    __slots__ = ("__weakref__", "_budget_id", "_value", "weak")
     _value: str
+    _budget_id: str | None  # the hash naming its budgets (`_budgets.budget_id`), made once: asked at every request
     weak: weakref.ref[Secret]
     """A weak reference to this key, made once (a call record holds it: hooks that build none cost less)."""
 
@@ -28,6 +29,7 @@ class Secret:
             # It goes in a header: a newline or non-ASCII character would fail there with the key in the message.
             raise InvalidRequestError("an API key must be printable ASCII without spaces (a trailing newline?)")
         object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "_budget_id", None)
         object.__setattr__(self, "weak", weakref.ref(self))
         register(self)  # so that it is masked in any error text, wherever it turns up
 
