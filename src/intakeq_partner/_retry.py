@@ -44,9 +44,18 @@ def should_retry(outcome: httpx.Response | httpx.TransportError, *, idempotent: 
         if outcome.status_code == 429:
             return True
         return idempotent and (outcome.status_code in RETRY_STATUSES or outcome.status_code in IDEMPOTENT_ONLY)
+    if isinstance(outcome, httpx.ProxyError) and _refused_for_good(outcome):
+        return False
     if isinstance(outcome, NOTHING_SENT):
         return True
     return idempotent and isinstance(outcome, TRANSIENT)
+
+
+def _refused_for_good(error: httpx.ProxyError) -> bool:
+    """A proxy that refused the CONNECT with a 4xx (407: wrong or missing credentials; 403: not allowed there)
+    will refuse a resend the same way; a 5xx (its upstream down) may pass. Both stacks say it "407 Proxy ..."."""
+    status = str(error).split(" ", 1)[0]
+    return status.isdigit() and 400 <= int(status) < 500
 
 
 def retry_delay(
