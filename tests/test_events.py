@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -180,15 +181,27 @@ async def test_a_hook_for_some_kinds_hears_only_those_and_others_are_not_built(f
         hook_for(str)  # type: ignore[arg-type]
 
 
-def test_nobody_listening_means_no_record() -> None:
+async def test_nobody_listening_means_no_record() -> None:
     logger = logging.getLogger("intakeq_partner")
     level = logger.level
     logger.setLevel(logging.WARNING)
+    task = asyncio.current_task()
+    assert task is not None
+
+    def begin(hooks: events.Listeners) -> events.Record | None:
+        return events.begin(hooks, "GET", "/api/partner/practice", lambda: 0.0, "", task)
+
     try:
-        assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0) is None
-        assert events.begin(events.check_hooks([print]), "GET", "/api/partner/practice", lambda: 0.0) is not None
+        assert begin(events.NO_HOOKS) is None
+        record = begin(events.check_hooks([print]))
+        assert record is not None and events.CALLS[task] is record
+        assert begin(events.check_hooks([print])) is None  # part of the call under way in this task
+        events.finish(record, task, None)
+        assert task not in events.CALLS
         with events.record_calls():
-            assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0) is not None
+            record = begin(events.NO_HOOKS)
+            assert record is not None
+            events.finish(record, task, None)
     finally:
         logger.setLevel(level)
 
@@ -279,3 +292,37 @@ async def test_a_failed_call_is_recorded_with_its_error(fake: FakeIntakeQ) -> No
             with pytest.raises(NotFoundError):
                 await p.practices.update("nobody", practice_name="x")
     assert [(c.status, c.error) for c in calls] == [(404, "NotFoundError")]
+
+
+async def test_a_task_keeps_each_call_apart_and_an_ended_call_gains_nothing(fake: FakeIntakeQ) -> None:
+    """An observed call's record stays in its task's context after it ends (setting a context variable twice a
+    call cost as much as two events): a later call there, observed or not, must neither add to it nor be taken
+    for part of it."""
+    seen: list[Event] = []
+    async with (
+        PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport(), hooks=[seen.append]) as heard,
+        PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as unheard,
+    ):
+        with record_calls() as calls:
+            await heard.practices.list()
+        first = calls[0]
+        await unheard.practices.list()
+        await unheard.practices.list()
+        await heard.practices.list()
+    assert first.attempts == 1 and len(first.exchanges) == 1 and first.finished
+    assert kinds(seen) == ["CallStarted", "RequestSent", "ResponseReceived", "CallFinished"] * 2
+    one, two = seen[:4], seen[4:]
+    assert all(e.call is first for e in one) and all(e.call is two[0].call for e in two)  # one CallInfo a call
+    assert two[0].call is not first and two[-1].call.attempts == 1
+
+
+def test_events_can_be_made_by_hand_for_testing_a_hook() -> None:
+    call = events.CallInfo("GET", "/api/partner/practice", "https://intakeq.com")
+    sent = RequestSent(call, "GET", "/api/partner/practice", 1)
+    assert (sent.call, sent.method, sent.attempt) == (call, "GET", 1)
+    assert repr(sent).startswith("RequestSent(call=CallInfo(method='GET'") and "attempt=1)" in repr(sent)
+    done = CallFinished(call)
+    assert (done.status, done.error, done.attempts, done.elapsed) == (None, None, 0, 0.0)
+    assert Waiting(call, "budget", 0.5).seconds == 0.5 and KeyFetched(call, "p1", False, 0.1).practice == "p1"
+    with pytest.raises(TypeError):
+        RetryScheduled(call, "GET", "/x")  # type: ignore[call-arg]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -156,7 +157,7 @@ async def test_metrics_count_429s_retries_and_seconds_waited(otel: Otel, fake: F
     assert [e.name for e in call.events] == ["retry", "wait"]
 
 
-def test_nothing_is_recorded_or_even_built_until_the_application_sets_opentelemetry_up() -> None:
+async def test_nothing_is_recorded_or_even_built_until_the_application_sets_opentelemetry_up() -> None:
     _reset_globals()
     assert otel_listener() is None
     import logging
@@ -165,6 +166,8 @@ def test_nothing_is_recorded_or_even_built_until_the_application_sets_openteleme
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0) is None
+        task = asyncio.current_task()
+        assert task is not None
+        assert events.begin(events.NO_HOOKS, "GET", "/api/partner/practice", lambda: 0.0, "", task) is None
     finally:
         logger.setLevel(level)

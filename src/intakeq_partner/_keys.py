@@ -18,7 +18,7 @@ from typing import TypeVar
 from ._errors import AuthenticationError, InvalidRequestError
 from ._secret import Secret
 from ._transport import call_ends, waits_bounded_by
-from .events import refreshing_key
+from .events import refreshing_key, share_call
 
 T = TypeVar("T")
 
@@ -102,6 +102,7 @@ class PracticeKeyCache:
             self._serial += 1
             waiters = self._waiters[practice_ref] = _Waiters()
             task = asyncio.ensure_future(self._load(practice_ref, waiters, self._serial))
+            share_call(task)  # the fetch is part of the call that starts it, though it runs on its own
             task.add_done_callback(_consume_exception)
             self._inflight[practice_ref] = task
         waiters = self._waiters[practice_ref]

@@ -350,8 +350,10 @@ class Transport(AsyncCloseable):
             # Query values go in `params`, so the path alone can be logged and put in errors.
             raise InvalidRequestError("path must start with '/' and hold no query or fragment (use params=)")
         method = method.upper()
-        attempts = self._attempts(method, path, key, params, json, idempotent, parse)
-        if asyncio.current_task() in self._life.active:  # part of a call (a facade method's) that bounds it all
+        task = asyncio.current_task()
+        assert task is not None
+        attempts = self._attempts(method, path, key, params, json, idempotent, parse, task)
+        if task in self._life.active:  # part of a call (a facade method's) that bounds it all
             return await attempts
         return await self.bounded(attempts, method, path)
 
@@ -364,8 +366,10 @@ class Transport(AsyncCloseable):
         json: Any,
         idempotent: bool | None,
         parse: Callable[[httpx.Response], Any] | None,
+        task: asyncio.Task[Any],
     ) -> Any:
         safe = is_idempotent(method, idempotent)
+        observed = events.CALLS.get(task)  # the record of the observed call this request is part of, if any
         scope = scope_of(path)
         # How long waits on the key's budget may last, retries included: max_wait, or less if the call must end sooner.
         waits_end = self._clock() + self.limits.max_wait
@@ -381,7 +385,7 @@ class Transport(AsyncCloseable):
         try:
             while True:
                 started = self._clock()
-                outcome = await self._send_once(method, path, key, params, json, scope, deadline(), attempt)
+                outcome = await self._send_once(method, path, key, params, json, scope, deadline(), attempt, observed)
                 maybe_sent = maybe_sent or not isinstance(outcome, NOTHING_SENT)
                 unreadable: ResponseValidationError | ResponseTooLargeError | None = None
                 if isinstance(outcome, httpx.Response) and outcome.is_success:
@@ -392,11 +396,12 @@ class Transport(AsyncCloseable):
                     except ResponseValidationError as exc:
                         unreadable = exc
                     else:
-                        if (call := events.current()) is not None:
-                            if later := events.answered(
-                                call, method, path, attempt, outcome, self._clock() - started, None, key
-                            ):
-                                await later
+                        if observed is not None and (
+                            later := events.answered(
+                                observed, method, path, attempt, outcome, self._clock() - started, None, key
+                            )
+                        ):
+                            await later
                         return result
                 paused: float | None = None
                 if isinstance(outcome, ResponseTooLargeError):
@@ -411,11 +416,11 @@ class Transport(AsyncCloseable):
                     delay = None if too_long else 0.0
                 else:
                     delay = self._delay_before_retry(outcome, attempt, safe)
-                if (call := events.current()) is not None:
+                if observed is not None:
                     retry_in = None if delay is None else delay if paused is None else paused
                     elapsed = self._clock() - started
                     if later := events.answered(
-                        call, method, path, attempt, unreadable or outcome, elapsed, retry_in, key
+                        observed, method, path, attempt, unreadable or outcome, elapsed, retry_in, key
                     ):
                         await later
                 if delay is None:
@@ -454,7 +459,7 @@ class Transport(AsyncCloseable):
             mine = asyncio.get_running_loop().time() + self.call_timeout
             ends = call_ends()
             token = _CALL_ENDS.set((task, mine if ends is None else min(ends, mine)))
-        observed, succeeded = events.begin(self._hooks, method, path, self._clock, self.base_url), False
+        observed, succeeded = events.begin(self._hooks, method, path, self._clock, self.base_url, task), False
         try:
             if observed is not None and (later := events.start(observed)) is not None:
                 await later
@@ -478,7 +483,9 @@ class Transport(AsyncCloseable):
             ) from None
         finally:
             # What is being raised, if anything (not an exception the caller is handling).
-            if observed is not None and (later := events.finish(observed, None if succeeded else sys.exception())):
+            if observed is not None and (
+                later := events.finish(observed, task, None if succeeded else sys.exception())
+            ):
                 await later
             if token is not None:
                 _CALL_ENDS.reset(token)
@@ -528,13 +535,14 @@ class Transport(AsyncCloseable):
         scope: Scope,
         deadline: float,
         attempt: int,
+        observed: events.Record | None,
     ) -> Outcome:
         """One attempt; a failure is returned, not raised, so the retry loop can judge it."""
         try:
             # The key's budget first: a call waiting for its own key holds none of the shared slots.
             async with self._pacing.slot(key, scope, deadline) as seen, self._slot():
                 self._sent[0] += 1
-                if (call := events.current()) is not None and (later := events.sent(call, method, path, attempt)):
+                if observed is not None and (later := events.sent(observed, method, path, attempt)):
                     await later
                 return seen(await self._send(method, path, key, params, json))
         except WaitTooLong as exc:

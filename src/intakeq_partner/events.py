@@ -4,8 +4,16 @@ The transport reports at fixed points: a call starts; an attempt is sent; its an
 a retry is scheduled; a wait for a budget begins; the call finishes; a practice key is fetched. Listeners
 are your hooks (`hooks=[...]` on a client or a `with_options` view), the log lines (`_logs`), OpenTelemetry
 (`_otel`, when opentelemetry-api is installed) and `record_calls()`. When nobody listens, a call builds no
-event: each point costs one context-variable lookup. Hooks are resolved once per client or view into who hears
-each kind of event (`hook_for` narrows a hook to some kinds), and an event of a kind nobody hears is not built.
+event: the transport looks the call up once a request (one dict lookup by task). Hooks are resolved once per
+client or view into who hears each kind of event (`hook_for` narrows a hook to some kinds), and an event of a
+kind nobody hears is not built. A call is observed in the task that makes it (and in the practice-key fetch it
+starts); a task it starts otherwise makes calls of its own.
+
+CPU per call is the budget here (a hook that hears everything must cost under 3% of a loopback call, about
+4 us): an observed call's record is one list, found by task rather than through a context variable, events
+and `CallInfo` are made without their `__init__`, the `CallInfo` and each `Exchange` only when someone asks
+for them, and the common case of one listener is written out where each frequent event is made.
+`python -m bench observability` measures it.
 
 Events hold metadata only: method, path (query values are never part of it), status, attempt, times,
 a few harmless response headers. Never a key, a token, a query value or a body.
@@ -16,6 +24,7 @@ sleep through `noting_waits(sleep, reason)`; both cost nothing when the current 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import inspect
@@ -23,7 +32,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar, cast
 
 import httpx
 
@@ -50,6 +59,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound="_Event")
 logger = logging.getLogger(LOGGER_NAME)
 
 # Response headers an Exchange keeps (values shortened; a request id echoing the key is masked by the caller).
@@ -104,25 +114,98 @@ class Exchange:
         return next((headers[name] for name in REQUEST_ID_HEADERS if name in headers), None)
 
 
-@dataclass(slots=True, eq=False)
-class CallInfo:
-    """One facade call (a method of a client, all its requests and retries), as it goes and once it ended."""
+# An attempt as the transport reports it: Exchange's fields in order, made an Exchange only when someone looks
+# (a tuple costs a fifth of what an object does, and most hooks never look at the exchanges).
+_Attempt: TypeAlias = tuple[
+    str,
+    str,
+    int,
+    int | None,
+    str | None,
+    float,
+    float | None,
+    httpx.Headers | dict[str, str],
+    weakref.ref[Secret] | None,
+]
 
-    method: str
-    path: str
-    server: str = ""  # where it was sent: the client's base_url (scheme, host, port and any prefix)
-    exchanges: list[Exchange] = field(default_factory=list)
-    status: int | None = None  # the last answer's status (the error's, for an HTTP error)
-    error: str | None = None  # the class name of the exception the call raised; None on success
-    elapsed: float | None = None  # seconds, once finished
-    waited: float = 0.0  # seconds spent waiting for a budget or a pause after a 429 (retry backoff excluded)
-    retries: int = 0
-    keys_fetched: int = 0
+# The record of an observed call: one list, written by the transport as the call goes, read through a CallInfo.
+# A list because making one costs a call a third of what an object with these fields does, and a hook that never
+# looks at `event.call` (a no-op hook, a counter by kind) then costs no CallInfo at all. Its attempts follow the
+# fixed fields, in order.
+Record: TypeAlias = list[Any]
+_METHOD, _PATH, _SERVER, _HEAR, _CLOCK, _STARTED, _STATUS, _ERROR, _ELAPSED, _WAITED, _RETRIES, _KEYS, _INFO = range(13)
+_ATTEMPTS = 13
+
+
+def _record(method: str, path: str, server: str, hear: Listeners, clock: Callable[[], float]) -> Record:
+    return [method, path, server, hear, clock, clock(), None, None, None, 0.0, 0, 0, None]
+
+
+def _no_clock() -> float:
+    return 0.0
+
+
+class CallInfo:
+    """One facade call (a method of a client, all its requests and retries), as it goes and once it ended.
+    It reads the call's record, so what it says is always up to date."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, method: str, path: str, server: str = "") -> None:
+        self._r = _record(method, path, server, NO_HOOKS, _no_clock)
+        self._r[_INFO] = self
+
+    @property
+    def method(self) -> str:
+        return cast(str, self._r[_METHOD])
+
+    @property
+    def path(self) -> str:
+        """Without query values."""
+        return cast(str, self._r[_PATH])
+
+    @property
+    def server(self) -> str:
+        """Where it was sent: the client's base_url (scheme, host, port and any prefix)."""
+        return cast(str, self._r[_SERVER])
+
+    @property
+    def status(self) -> int | None:
+        """The last answer's status (the error's, for an HTTP error)."""
+        return cast(int | None, self._r[_STATUS])
+
+    @property
+    def error(self) -> str | None:
+        """The class name of the exception the call raised; None on success (or while it runs)."""
+        return cast(str | None, self._r[_ERROR])
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds, once finished."""
+        return cast(float | None, self._r[_ELAPSED])
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting for a budget or a pause after a 429 (retry backoff excluded)."""
+        return cast(float, self._r[_WAITED])
+
+    @property
+    def retries(self) -> int:
+        return cast(int, self._r[_RETRIES])
+
+    @property
+    def keys_fetched(self) -> int:
+        return cast(int, self._r[_KEYS])
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """The HTTP attempts so far, in order (retries and a practice-key fetch included)."""
+        return [_exchange(self._r, at) for at in range(len(self._r) - _ATTEMPTS)]
 
     @property
     def attempts(self) -> int:
         """HTTP attempts sent (retries and a practice-key fetch included)."""
-        return len(self.exchanges)
+        return len(self._r) - _ATTEMPTS
 
     @property
     def request_id(self) -> str | None:
@@ -131,67 +214,167 @@ class CallInfo:
 
     @property
     def finished(self) -> bool:
-        return self.elapsed is not None
+        return self._r[_ELAPSED] is not None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _CALL_FIELDS)
+        return f"CallInfo({fields})"
 
 
-@dataclass(slots=True)
-class CallStarted:
-    call: CallInfo
+_CALL_FIELDS = (
+    "method",
+    "path",
+    "server",
+    "exchanges",
+    "status",
+    "error",
+    "elapsed",
+    "waited",
+    "retries",
+    "keys_fetched",
+)
 
 
-@dataclass(slots=True)
-class RequestSent:
-    call: CallInfo
+def _info(r: Record) -> CallInfo:
+    """The call's CallInfo: made when first asked for, then the same one each time."""
+    info = r[_INFO]
+    if info is None:
+        info = r[_INFO] = _new(CallInfo)
+        info._r = r
+    return cast(CallInfo, info)
+
+
+def _exchange(r: Record, at: int) -> Exchange:
+    """The call's attempt number `at` (from 0), made an Exchange when first asked for."""
+    item = r[_ATTEMPTS + at]
+    if type(item) is tuple:
+        item = r[_ATTEMPTS + at] = Exchange(*item)
+    return cast(Exchange, item)
+
+
+_new = object.__new__  # an event or a CallInfo made this way skips __init__'s frame: a third of what making it costs
+
+
+class _Event:
+    """What every event has: the call it belongs to (`call`, made from the call's record when asked for)."""
+
+    __slots__ = ("_r",)
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, call: CallInfo, *values: Any) -> None:
+        self._r = call._r
+        if len(values) != len(self._fields):
+            raise TypeError(f"{type(self).__name__} takes call and {', '.join(self._fields) or 'nothing else'}")
+        for name, value in zip(self._fields, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    @property
+    def call(self) -> CallInfo:
+        return _info(self._r)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("call", *self._fields))
+        return f"{type(self).__name__}({fields})"
+
+
+def _event(kind: type[E], r: Record, *values: Any) -> E:
+    """An event of a kind seldom told (a retry, a wait, a key fetch), made without its __init__."""
+    event = _new(kind)
+    event._r = r
+    for name, value in zip(kind._fields, values, strict=True):
+        object.__setattr__(event, name, value)
+    return event
+
+
+class CallStarted(_Event):
+    __slots__ = ()
+
+
+class RequestSent(_Event):
+    __slots__ = _fields = ("method", "path", "attempt")
     method: str
     path: str
     attempt: int
 
+    def __init__(self, call: CallInfo, method: str, path: str, attempt: int) -> None:
+        super().__init__(call, method, path, attempt)
 
-@dataclass(slots=True)
-class ResponseReceived:
+
+class ResponseReceived(_Event):
     """An attempt ended: an answer, or no answer (`exchange.error`)."""
 
-    call: CallInfo
-    exchange: Exchange
+    __slots__ = ("at",)
+    _fields = ("exchange",)
+    at: int  # the attempt's place in `call.exchanges`
+
+    def __init__(self, call: CallInfo, at: int) -> None:
+        self._r, self.at = call._r, at
+
+    @property
+    def exchange(self) -> Exchange:
+        return _exchange(self._r, self.at)
 
 
-@dataclass(slots=True)
-class RetryScheduled:
-    call: CallInfo
+class RetryScheduled(_Event):
+    __slots__ = _fields = ("method", "path", "attempt", "reason", "delay")
     method: str
     path: str
     attempt: int  # the attempt that failed
     reason: str  # its status ("503", "429") or error ("ReadTimeout", "unreadable body")
     delay: float  # seconds until the next attempt (after a 429: the key's pause)
 
+    def __init__(self, call: CallInfo, method: str, path: str, attempt: int, reason: str, delay: float) -> None:
+        super().__init__(call, method, path, attempt, reason, delay)
 
-@dataclass(slots=True)
-class Waiting:
+
+class Waiting(_Event):
     """The call waits before it may send: `reason` "budget" (the key's rate budget or its pause after a 429),
     "rate_limit" (the client-wide rate), or another module's own name."""
 
-    call: CallInfo
+    __slots__ = _fields = ("reason", "seconds")
     reason: str
     seconds: float
 
+    def __init__(self, call: CallInfo, reason: str, seconds: float) -> None:
+        super().__init__(call, reason, seconds)
 
-@dataclass(slots=True)
-class KeyFetched:
+
+class KeyFetched(_Event):
     """A practice's key was fetched with the partner key (`refreshed`: because IntakeQ refused the cached one)."""
 
-    call: CallInfo
+    __slots__ = _fields = ("practice", "refreshed", "elapsed")
     practice: str  # the practice's Id or external ID, as the caller named it
     refreshed: bool
     elapsed: float
 
+    def __init__(self, call: CallInfo, practice: str, refreshed: bool, elapsed: float) -> None:
+        super().__init__(call, practice, refreshed, elapsed)
 
-@dataclass(slots=True)
-class CallFinished:
-    call: CallInfo
-    status: int | None
-    error: str | None
-    attempts: int
-    elapsed: float
+
+class CallFinished(_Event):
+    """The call returned or raised; what it came to is read from its record, which no longer changes."""
+
+    __slots__ = ()
+    _fields = ("status", "error", "attempts", "elapsed")
+
+    def __init__(self, call: CallInfo) -> None:
+        self._r = call._r
+
+    @property
+    def status(self) -> int | None:
+        return cast(int | None, self._r[_STATUS])
+
+    @property
+    def error(self) -> str | None:
+        return cast(str | None, self._r[_ERROR])
+
+    @property
+    def attempts(self) -> int:
+        return len(self._r) - _ATTEMPTS
+
+    @property
+    def elapsed(self) -> float:
+        return cast(float, self._r[_ELAPSED] or 0.0)
 
 
 Event: TypeAlias = CallStarted | RequestSent | ResponseReceived | RetryScheduled | Waiting | KeyFetched | CallFinished
@@ -302,15 +485,34 @@ def check_hooks(hooks: Sequence[Hook] | None) -> Listeners:
     return Listeners(tuple(hooks)) if hooks else NO_HOOKS
 
 
-# A call being observed: its record, who hears each kind of event, and when it started (clock time). A tuple,
-# not an object of ours: a call with a hook builds as few objects as can be (CPU per call is the budget here).
-_Call: TypeAlias = tuple[CallInfo, Listeners, float, Callable[[], float]]
-
-_CURRENT: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("intakeq_call", default=None)
 _RECORDERS: contextvars.ContextVar[tuple[list[CallInfo], ...]] = contextvars.ContextVar("intakeq_rec", default=())
 _REFRESHING: contextvars.ContextVar[bool] = contextvars.ContextVar("intakeq_refreshing", default=False)
-current = _CURRENT.get
-"""The observed call under way in this context, or None (what the transport asks at each point)."""
+CALLS: dict[asyncio.Task[Any], Record] = {}
+"""The record of the observed call each task has under way (and of the call a shared key fetch is part of, for
+the task that fetches it): the transport looks its record up once a request, by the task it already has in hand.
+A dict and not a context variable: with one set, every context-variable lookup in a call (ours, asyncio's, the
+HTTP stack's) searches a mapping instead of finding it empty, and the sets themselves make a token and a mapping;
+together that was a third of what a no-op hook cost. So a task that a call starts is not part of it, except the
+key fetch (`share_call`), and an entry is gone once its call ends."""
+
+
+def current() -> Record | None:
+    """The record of the observed call under way in this task, or None (for code that does not have the task)."""
+    return CALLS.get(asyncio.current_task()) if CALLS else None  # type: ignore[arg-type]
+
+
+def share_call(task: asyncio.Task[Any]) -> None:
+    """Make `task`, started by the current call to do some of its work (a practice-key fetch that other calls may
+    wait on too), part of that call: its requests, waits and key fetch are told as the call's."""
+    r = current()
+    if r is not None:
+        CALLS[task] = r
+        task.add_done_callback(_unshare)
+
+
+def _unshare(task: asyncio.Task[Any]) -> None:
+    CALLS.pop(task, None)
+
 
 # Listeners that come with the library, each asked at every call whether it listens now (None: not now).
 _ambient: list[Callable[[], Hook | None]] | None = None
@@ -326,9 +528,12 @@ def _ambient_listeners() -> list[Callable[[], Hook | None]]:
     return _ambient
 
 
-def begin(hooks: Listeners, method: str, path: str, clock: Callable[[], float], server: str = "") -> _Call | None:
-    """A record for a call about to start, or None: nobody listens, or it is part of an observed call."""
-    if _CURRENT.get() is not None:
+def begin(
+    hooks: Listeners, method: str, path: str, clock: Callable[[], float], server: str, task: asyncio.Task[Any]
+) -> Record | None:
+    """A record for a call about to start in `task`, or None: nobody listens, or it is part of an observed call."""
+    under_way = CALLS.get(task) if CALLS else None
+    if under_way is not None and under_way[_HEAR] is not None:
         return None
     ambient: tuple[Hook, ...] = ()
     for ask in _ambient or _ambient_listeners():
@@ -339,23 +544,20 @@ def begin(hooks: Listeners, method: str, path: str, clock: Callable[[], float], 
     recorders = _RECORDERS.get()
     if not listeners.any and not recorders:
         return None
-    info = CallInfo(method, path, server, [])
+    r = [method, path, server, listeners, clock, clock(), None, None, None, 0.0, 0, 0, None]  # as _record() makes
     for recorder in recorders:
-        recorder.append(info)
-    return info, listeners, clock(), clock
+        recorder.append(_info(r))
+    CALLS[task] = r
+    return r
+
+
+# Telling listeners. The common case, one listener, is written out where each frequent event is made: a call with
+# a hook that hears everything tells four events, and a function call for each would cost a fifth of their CPU.
 
 
 def _tell(listeners: tuple[Hook, ...], event: Event) -> Awaitable[None] | None:
     """Call each listener; what is returned (async hooks' work) must be awaited. Sync, so that a call with only
     plain hooks costs no coroutine per event: the transport awaits only what comes back."""
-    if len(listeners) == 1:  # the common case, without the loop's bookkeeping
-        listener = listeners[0]
-        try:
-            result = listener(event)
-        except Exception:
-            _blame(listener, event)
-            return None
-        return None if result is None or not inspect.isawaitable(result) else _settle([(listener, result)], event)
     pending = None
     for listener in listeners:
         try:
@@ -370,6 +572,11 @@ def _tell(listeners: tuple[Hook, ...], event: Event) -> Awaitable[None] | None:
     return None if pending is None else _settle(pending, event)
 
 
+def _later(listener: Hook, result: object, event: Event) -> Awaitable[None] | None:
+    """What one listener returned (not None): its work to await, if it is an awaitable."""
+    return _settle([(listener, result)], event) if inspect.isawaitable(result) else None
+
+
 async def _settle(pending: list[tuple[Hook, Awaitable[Any]]], event: Event) -> None:
     for listener, result in pending:
         try:
@@ -378,37 +585,67 @@ async def _settle(pending: list[tuple[Hook, Awaitable[Any]]], event: Event) -> N
             _blame(listener, event)
 
 
-def start(call: _Call) -> Awaitable[None] | None:
-    """The call starts: it is current (in this task and those it starts) until `finish`."""
-    _CURRENT.set(call)
-    heard = call[1].started
-    return _tell(heard, CallStarted(call[0])) if heard else None
-
-
-def finish(call: _Call, raised: BaseException | None) -> Awaitable[None] | None:
-    """The call ended, returning (`raised` None) or raising."""
-    info, listeners, started, clock = call
-    if raised is not None:
-        info.error = type(raised).__name__
-        status = getattr(raised, "status_code", None)
-        info.status = status if isinstance(status, int) else None
-    info.elapsed = clock() - started
-    heard = listeners.finished
-    try:  # told while still current: a call that a hook makes is part of this one, not observed again
-        if heard:
-            return _tell(heard, CallFinished(info, info.status, info.error, len(info.exchanges), info.elapsed))
+def start(r: Record) -> Awaitable[None] | None:
+    """The call starts (`begin` made it its task's current call)."""
+    heard = r[_HEAR].started
+    if not heard:
         return None
-    finally:
-        _CURRENT.set(None)  # what it was before `start`: `begin` observes no call inside another
+    event = _new(CallStarted)
+    event._r = r
+    if len(heard) > 1:
+        return _tell(heard, event)
+    try:
+        result = heard[0](event)
+    except Exception:
+        _blame(heard[0], event)
+        return None
+    return None if result is None else _later(heard[0], result, event)
 
 
-def sent(call: _Call, method: str, path: str, attempt: int) -> Awaitable[None] | None:
-    heard = call[1].sent
-    return _tell(heard, RequestSent(call[0], method, path, attempt + 1)) if heard else None
+def finish(r: Record, task: asyncio.Task[Any], raised: BaseException | None) -> Awaitable[None] | None:
+    """The call ended, returning (`raised` None) or raising."""
+    if CALLS.get(task) is r:
+        del CALLS[task]
+    if raised is not None:
+        r[_ERROR] = type(raised).__name__
+        status = getattr(raised, "status_code", None)
+        r[_STATUS] = status if isinstance(status, int) else None
+    r[_ELAPSED] = r[_CLOCK]() - r[_STARTED]
+    heard = r[_HEAR].finished
+    # Ended: no event is told of it again, and a record kept (record_calls) keeps neither hooks nor client alive.
+    r[_HEAR] = r[_CLOCK] = None
+    if not heard:
+        return None
+    event = _new(CallFinished)
+    event._r = r
+    if len(heard) > 1:
+        return _tell(heard, event)
+    try:
+        result = heard[0](event)
+    except Exception:
+        _blame(heard[0], event)
+        return None
+    return None if result is None else _later(heard[0], result, event)
+
+
+def sent(r: Record, method: str, path: str, attempt: int) -> Awaitable[None] | None:
+    listeners = r[_HEAR]
+    if listeners is None or not (heard := listeners.sent):
+        return None  # an ended call's record, or nobody hears this kind
+    event = _new(RequestSent)
+    event._r, event.method, event.path, event.attempt = r, method, path, attempt + 1
+    if len(heard) > 1:
+        return _tell(heard, event)
+    try:
+        result = heard[0](event)
+    except Exception:
+        _blame(heard[0], event)
+        return None
+    return None if result is None else _later(heard[0], result, event)
 
 
 def answered(
-    call: _Call,
+    r: Record,
     method: str,
     path: str,
     attempt: int,
@@ -419,35 +656,51 @@ def answered(
 ) -> Awaitable[None] | None:
     """An attempt's outcome: a Response, an httpx.TransportError, or one of our errors carrying a status;
     `key`, the key it was sent with, is masked wherever a header echoes it."""
+    listeners = r[_HEAR]
+    if listeners is None:
+        return None  # an ended call's record
+    status: int | None
     if isinstance(outcome, httpx.Response):  # its headers are read (and masked) only if asked for
+        status = r[_STATUS] = outcome.status_code
+        error = None
         held = None if key is None else key.weak
-        exchange = Exchange(
-            method, path, attempt + 1, outcome.status_code, None, elapsed, retry_in, outcome.headers, held
-        )
+        r.append((method, path, attempt + 1, status, None, elapsed, retry_in, outcome.headers, held))
     else:
         error = _ERRORS.get(type(outcome).__name__, type(outcome).__name__)
-        exchange = Exchange(method, path, attempt + 1, getattr(outcome, "status_code", None), error, elapsed, retry_in)
-    info, listeners = call[0], call[1]
-    info.exchanges.append(exchange)
-    if exchange.status is not None:
-        info.status = exchange.status
-    heard = listeners.answered
-    later = _tell(heard, ResponseReceived(info, exchange)) if heard else None
+        status = getattr(outcome, "status_code", None)
+        if status is not None:
+            r[_STATUS] = status
+        r.append((method, path, attempt + 1, status, error, elapsed, retry_in, {}, None))
+    later = None
+    if heard := listeners.answered:
+        event = _new(ResponseReceived)
+        event._r, event.at = r, len(r) - _ATTEMPTS - 1
+        if len(heard) > 1:
+            later = _tell(heard, event)
+        else:
+            try:
+                result = heard[0](event)
+            except Exception:
+                _blame(heard[0], event)
+            else:
+                later = None if result is None else _later(heard[0], result, event)
     if retry_in is not None:
-        info.retries += 1
+        r[_RETRIES] += 1
         if heard := listeners.retry:
-            reason = str(exchange.status) if exchange.error is None else exchange.error
-            retry = _tell(heard, RetryScheduled(info, method, path, attempt + 1, reason, retry_in))
+            reason = str(status) if error is None else error
+            retry = _tell(heard, _event(RetryScheduled, r, method, path, attempt + 1, reason, retry_in))
             if retry is not None:
                 later = retry if later is None else _both(later, retry)
     return later
 
 
-async def _waiting(call: _Call, seconds: float, reason: str) -> None:
-    info = call[0]
-    info.waited += seconds
-    heard = call[1].waiting
-    if heard and (later := _tell(heard, Waiting(info, reason, seconds))) is not None:
+async def _waiting(r: Record, seconds: float, reason: str) -> None:
+    listeners = r[_HEAR]
+    if listeners is None:
+        return  # an ended call's record
+    r[_WAITED] += seconds
+    heard = listeners.waiting
+    if heard and (later := _tell(heard, _event(Waiting, r, reason, seconds))) is not None:
         await later
 
 
@@ -466,18 +719,18 @@ _ERRORS = {"ResponseValidationError": "unreadable body", "ResponseTooLargeError"
 
 async def waiting(seconds: float, reason: str) -> None:
     """Say that the current call is about to wait `seconds` before sending (nothing happens if unobserved)."""
-    call = _CURRENT.get()
-    if call is not None and seconds > 0:
-        await _waiting(call, seconds, reason)
+    r = current()
+    if r is not None and seconds > 0:
+        await _waiting(r, seconds, reason)
 
 
 def noting_waits(sleep: Callable[[float], Awaitable[None]], reason: str) -> Callable[[float], Awaitable[None]]:
     """`sleep`, reporting each wait as a Waiting event of the current call."""
 
     async def noted(seconds: float) -> None:
-        call = _CURRENT.get()
-        if call is not None and seconds > 0:
-            await _waiting(call, seconds, reason)
+        r = current()
+        if r is not None and seconds > 0:
+            await _waiting(r, seconds, reason)
         await sleep(seconds)
 
     return noted
@@ -494,13 +747,14 @@ def refreshing_key() -> Iterator[None]:
 
 
 async def key_fetched(practice: str, elapsed: float) -> None:
-    call = _CURRENT.get()
-    if call is not None:
-        info = call[0]
-        info.keys_fetched += 1
-        heard = call[1].key
-        if heard and (later := _tell(heard, KeyFetched(info, practice, _REFRESHING.get(), elapsed))) is not None:
-            await later
+    r = current()
+    if r is not None and r[_HEAR] is not None:
+        r[_KEYS] += 1
+        heard = r[_HEAR].key
+        if heard:
+            event = _event(KeyFetched, r, practice, _REFRESHING.get(), elapsed)
+            if (later := _tell(heard, event)) is not None:
+                await later
 
 
 @contextlib.contextmanager
