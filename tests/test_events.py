@@ -312,8 +312,8 @@ async def test_a_task_keeps_each_call_apart_and_an_ended_call_gains_nothing(fake
     assert first.attempts == 1 and len(first.exchanges) == 1 and first.finished
     assert kinds(seen) == ["CallStarted", "RequestSent", "ResponseReceived", "CallFinished"] * 2
     one, two = seen[:4], seen[4:]
-    assert all(e.call is first for e in one) and all(e.call is two[0].call for e in two)  # one CallInfo a call
-    assert two[0].call is not first and two[-1].call.attempts == 1
+    assert all(e.call == first for e in one) and all(e.call == two[0].call for e in two)  # one call each
+    assert two[0].call != first and two[-1].call.attempts == 1 and {first: 1}[one[-1].call] == 1
 
 
 def test_events_can_be_made_by_hand_for_testing_a_hook() -> None:

@@ -102,7 +102,7 @@ class _Otel:
             "intakeq.client.wait.duration", "s", "time waited for a key's budget or a pause after a 429"
         )
         self._duration = meter.create_histogram("http.client.request.duration", "s", "HTTP attempts")
-        self._calls: dict[int, _Call] = {}
+        self._calls: dict[CallInfo, _Call] = {}
         self._servers: dict[str, tuple[str, int, str]] = {}
 
     def _server(self, server: str) -> tuple[str, int, str]:
@@ -121,11 +121,11 @@ class _Otel:
             started = self._tracer.start_span(f"intakeq {call.method}", attributes={"url.path": call.path})
             if started.is_recording():
                 token = self._context.attach(self._trace.set_span_in_context(started))
-                self._calls[id(call)] = _Call(started, token)
+                self._calls[call] = _Call(started, token)
             else:
-                self._calls[id(call)] = _Call(None, None)
+                self._calls[call] = _Call(None, None)
             return
-        state = self._calls.get(id(call))
+        state = self._calls.get(call)
         if state is None:
             return
         span = state.span
@@ -153,7 +153,7 @@ class _Otel:
             if span is not None:
                 span.add_event("practice key fetched", {"intakeq.key.refreshed": event.refreshed})
         elif isinstance(event, CallFinished):
-            del self._calls[id(call)]
+            del self._calls[call]
             if span is not None:
                 self._finished(state, span, event)
 

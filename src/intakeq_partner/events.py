@@ -131,14 +131,15 @@ _Attempt: TypeAlias = tuple[
 # The record of an observed call: one list, written by the transport as the call goes, read through a CallInfo.
 # A list because making one costs a call a third of what an object with these fields does, and a hook that never
 # looks at `event.call` (a no-op hook, a counter by kind) then costs no CallInfo at all. Its attempts follow the
-# fixed fields, in order.
+# fixed fields, in order. It never refers to a CallInfo (which refers to it): no reference cycle, so a call's
+# record and all it holds go as soon as the last event or CallInfo that reads it does.
 Record: TypeAlias = list[Any]
-_METHOD, _PATH, _SERVER, _HEAR, _CLOCK, _STARTED, _STATUS, _ERROR, _ELAPSED, _WAITED, _RETRIES, _KEYS, _INFO = range(13)
-_ATTEMPTS = 13
+_METHOD, _PATH, _SERVER, _HEAR, _CLOCK, _STARTED, _STATUS, _ERROR, _ELAPSED, _WAITED, _RETRIES, _KEYS = range(12)
+_ATTEMPTS = 12
 
 
 def _record(method: str, path: str, server: str, hear: Listeners, clock: Callable[[], float]) -> Record:
-    return [method, path, server, hear, clock, clock(), None, None, None, 0.0, 0, 0, None]
+    return [method, path, server, hear, clock, clock(), None, None, None, 0.0, 0, 0]
 
 
 def _no_clock() -> float:
@@ -147,13 +148,13 @@ def _no_clock() -> float:
 
 class CallInfo:
     """One facade call (a method of a client, all its requests and retries), as it goes and once it ended.
-    It reads the call's record, so what it says is always up to date."""
+    It reads the call's record, so what it says is always up to date. Two CallInfos of the same call are equal
+    (`==`, and as dict keys), though `event.call` may give a new one each time."""
 
     __slots__ = ("_r",)
 
     def __init__(self, method: str, path: str, server: str = "") -> None:
         self._r = _record(method, path, server, NO_HOOKS, _no_clock)
-        self._r[_INFO] = self
 
     @property
     def method(self) -> str:
@@ -216,6 +217,12 @@ class CallInfo:
     def finished(self) -> bool:
         return self._r[_ELAPSED] is not None
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CallInfo) and other._r is self._r
+
+    def __hash__(self) -> int:
+        return id(self._r)
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _CALL_FIELDS)
         return f"CallInfo({fields})"
@@ -236,12 +243,10 @@ _CALL_FIELDS = (
 
 
 def _info(r: Record) -> CallInfo:
-    """The call's CallInfo: made when first asked for, then the same one each time."""
-    info = r[_INFO]
-    if info is None:
-        info = r[_INFO] = _new(CallInfo)
-        info._r = r
-    return cast(CallInfo, info)
+    """A CallInfo of the call (equal to every other one of it): made when asked for, and not kept by the record."""
+    info = _new(CallInfo)
+    info._r = r
+    return info
 
 
 def _exchange(r: Record, at: int) -> Exchange:
@@ -544,7 +549,7 @@ def begin(
     recorders = _RECORDERS.get()
     if not listeners.any and not recorders:
         return None
-    r = [method, path, server, listeners, clock, clock(), None, None, None, 0.0, 0, 0, None]  # as _record() makes
+    r = [method, path, server, listeners, clock, clock(), None, None, None, 0.0, 0, 0]  # as _record() makes
     for recorder in recorders:
         recorder.append(_info(r))
     CALLS[task] = r
