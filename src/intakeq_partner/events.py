@@ -32,7 +32,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar, cast, overload
 
 import httpx
 
@@ -146,6 +146,22 @@ def _no_clock() -> float:
     return 0.0
 
 
+class _Field(Generic[T]):
+    """A field read from the call's record (item `at`), on a CallInfo or an event: read-only, always current."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    @overload
+    def __get__(self, view: None, owner: type[Any]) -> _Field[T]: ...
+    @overload
+    def __get__(self, view: CallInfo | _Event, owner: type[Any]) -> T: ...
+    def __get__(self, view: CallInfo | _Event | None, owner: type[Any]) -> _Field[T] | T:
+        return self if view is None else cast(T, view._r[self.at])
+
+
 class CallInfo:
     """One facade call (a method of a client, all its requests and retries), as it goes and once it ended.
     It reads the call's record, so what it says is always up to date. Two CallInfos of the same call are equal
@@ -156,47 +172,15 @@ class CallInfo:
     def __init__(self, method: str, path: str, server: str = "") -> None:
         self._r = _record(method, path, server, NO_HOOKS, _no_clock)
 
-    @property
-    def method(self) -> str:
-        return cast(str, self._r[_METHOD])
-
-    @property
-    def path(self) -> str:
-        """Without query values."""
-        return cast(str, self._r[_PATH])
-
-    @property
-    def server(self) -> str:
-        """Where it was sent: the client's base_url (scheme, host, port and any prefix)."""
-        return cast(str, self._r[_SERVER])
-
-    @property
-    def status(self) -> int | None:
-        """The last answer's status (the error's, for an HTTP error)."""
-        return cast(int | None, self._r[_STATUS])
-
-    @property
-    def error(self) -> str | None:
-        """The class name of the exception the call raised; None on success (or while it runs)."""
-        return cast(str | None, self._r[_ERROR])
-
-    @property
-    def elapsed(self) -> float | None:
-        """Seconds, once finished."""
-        return cast(float | None, self._r[_ELAPSED])
-
-    @property
-    def waited(self) -> float:
-        """Seconds spent waiting for a budget or a pause after a 429 (retry backoff excluded)."""
-        return cast(float, self._r[_WAITED])
-
-    @property
-    def retries(self) -> int:
-        return cast(int, self._r[_RETRIES])
-
-    @property
-    def keys_fetched(self) -> int:
-        return cast(int, self._r[_KEYS])
+    method: _Field[str] = _Field(_METHOD)
+    path: _Field[str] = _Field(_PATH)  # without query values
+    server: _Field[str] = _Field(_SERVER)  # where it was sent: the client's base_url (scheme, host, port, prefix)
+    status: _Field[int | None] = _Field(_STATUS)  # the last answer's status (the error's, for an HTTP error)
+    error: _Field[str | None] = _Field(_ERROR)  # the class name of what the call raised; None on success
+    elapsed: _Field[float | None] = _Field(_ELAPSED)  # seconds, once finished
+    waited: _Field[float] = _Field(_WAITED)  # seconds waited for a budget or a pause after a 429 (not backoff)
+    retries: _Field[int] = _Field(_RETRIES)
+    keys_fetched: _Field[int] = _Field(_KEYS)
 
     @property
     def exchanges(self) -> list[Exchange]:
@@ -365,13 +349,8 @@ class CallFinished(_Event):
     def __init__(self, call: CallInfo) -> None:
         self._r = call._r
 
-    @property
-    def status(self) -> int | None:
-        return cast(int | None, self._r[_STATUS])
-
-    @property
-    def error(self) -> str | None:
-        return cast(str | None, self._r[_ERROR])
+    status: _Field[int | None] = _Field(_STATUS)
+    error: _Field[str | None] = _Field(_ERROR)
 
     @property
     def attempts(self) -> int:
