@@ -326,3 +326,26 @@ def test_events_can_be_made_by_hand_for_testing_a_hook() -> None:
     assert Waiting(call, "budget", 0.5).seconds == 0.5 and KeyFetched(call, "p1", False, 0.1).practice == "p1"
     with pytest.raises(TypeError):
         RetryScheduled(call, "GET", "/x")  # type: ignore[call-arg]
+
+
+async def test_log_lines_follow_the_level_as_it_changes(fake: FakeIntakeQ, caplog: pytest.LogCaptureFixture) -> None:
+    """Whether to log is read from logging's own cache of levels at each call: a change of level, or a logger
+    disabled by a logging configuration, takes effect at the next call."""
+    logger = logging.getLogger("intakeq_partner")
+    level, disabled = logger.level, logger.disabled
+    caplog.handler.setLevel(logging.DEBUG)  # the logger's level alone decides
+    seen: list[list[str]] = []
+    try:
+        async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport()) as p:
+            for now in (logging.WARNING, logging.DEBUG, logging.INFO, "disabled"):
+                if now == "disabled":
+                    logger.disabled = True
+                else:
+                    logger.setLevel(now)
+                caplog.clear()
+                await p.practices.list()
+                seen.append([r.levelname for r in caplog.records if r.name == "intakeq_partner"])
+    finally:
+        logger.setLevel(level)
+        logger.disabled = disabled
+    assert seen == [[], ["DEBUG", "INFO"], ["INFO"], []]

@@ -499,16 +499,16 @@ def _unshare(task: asyncio.Task[Any]) -> None:
 
 
 # Listeners that come with the library, each asked at every call whether it listens now (None: not now).
-_ambient: list[Callable[[], Hook | None]] | None = None
+_ambient: tuple[Callable[[], Hook | None], Callable[[], Hook | None]] | None = None
 
 
-def _ambient_listeners() -> list[Callable[[], Hook | None]]:
+def _ambient_listeners() -> tuple[Callable[[], Hook | None], Callable[[], Hook | None]]:
     global _ambient
     if _ambient is None:
         from ._logs import log_listener
         from ._otel import otel_listener
 
-        _ambient = [log_listener, otel_listener]
+        _ambient = (log_listener, otel_listener)
     return _ambient
 
 
@@ -519,12 +519,12 @@ def begin(
     under_way = CALLS.get(task) if CALLS else None
     if under_way is not None and under_way[_HEAR] is not None:
         return None
-    ambient: tuple[Hook, ...] = ()
-    for ask in _ambient or _ambient_listeners():
-        listener = ask()
-        if listener is not None:
-            ambient = (*ambient, listener)
-    listeners = hooks.plus(ambient) if ambient else hooks
+    log, otel = _ambient or _ambient_listeners()
+    logs, traces = log(), otel()
+    if traces is None:  # as is usual: asked at every call, so asked as cheaply as can be
+        listeners = hooks if logs is None else hooks.plus((logs,))
+    else:
+        listeners = hooks.plus((traces,) if logs is None else (logs, traces))
     recorders = _RECORDERS.get()
     if not listeners.any and not recorders:
         return None
