@@ -18,11 +18,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ._fakeproc import fake_process
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 CHILD = """
 import asyncio, resource, sys, time
@@ -49,6 +52,22 @@ async def main(url, key, n):
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
+
+
+def alternate(
+    refs: dict[str, str], rounds: int, measure: Callable[[Path], T], show: Callable[[T], str] | None = None
+) -> dict[str, list[T]]:
+    """Each ref's `src/` exported, then measured `rounds` times, the refs alternating (before, after, then after,
+    before, ...) so that load on a shared machine hits both alike; each figure printed as it comes with `show`."""
+    results: dict[str, list[T]] = {name: [] for name in refs}
+    with tempfile.TemporaryDirectory(prefix="bench-refs-") as tmp:
+        sources = {name: export(ref, Path(tmp, name)) for name, ref in refs.items()}
+        for r in range(rounds):
+            for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                results[name].append(measure(sources[name]))
+                if show is not None:
+                    print(f"round {r + 1}, {name} ({refs[name]}): {show(results[name][-1])}", flush=True)
+    return results
 
 
 def export(ref: str, into: Path) -> Path:
@@ -78,13 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="runs of each ref, alternating (default 4)")
     args = parser.parse_args(argv)
     refs = {"before": args.before, "after": args.after}
-    results: dict[str, list[float]] = {"before": [], "after": []}
-    with tempfile.TemporaryDirectory(prefix="bench-refs-") as tmp:
-        sources = {name: export(ref, Path(tmp, name)) for name, ref in refs.items()}
-        for r in range(args.rounds):
-            for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
-                results[name].append(run(sources[name], args.practices))
-                print(f"round {r + 1}, {name} ({refs[name]}): {results[name][-1]:.3f} ms a call", flush=True)
+    results = alternate(refs, args.rounds, lambda src: run(src, args.practices), lambda ms: f"{ms:.3f} ms a call")
     for name, values in results.items():
         print(
             f"{name} ({refs[name]}): {statistics.median(values):.2f} ms a call"

@@ -17,10 +17,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from .compare_refs import ROOT, export
+from .compare_refs import ROOT, alternate
 
 LIMIT = 1.10  # tolerant (after) / before, on well-formed answers
 
@@ -70,12 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="runs of each ref, alternating (default 6)")
     args = parser.parse_args(argv)
     refs = {"before": args.before, "after": args.after}
-    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
-    with tempfile.TemporaryDirectory(prefix="bench-decoding-refs-") as tmp:
-        sources = {name: export(ref, Path(tmp, name)) for name, ref in refs.items()}
-        for r in range(args.rounds):
-            for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
-                runs[name].append(run(sources[name]))
+    runs = alternate(refs, args.rounds, run)
     ok = True
     for label in ("practices", "intakes"):
         before = [run_[f"{label} only"] for run_ in runs["before"]]

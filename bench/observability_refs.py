@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .compare_refs import export
+from .compare_refs import alternate, export
 
 # What both children start with: the ref's client, answers canned in memory, a no-op hook.
 PRELUDE = """
@@ -178,13 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     figures = ", ".join(f"{added[n]:,.0f} {n}" for n in COUNTS)
                     print(f"{name} ({ref}): a no-op hook for {variant} adds {figures} a call", flush=True)
         return 0
-    results: dict[str, list[float]] = {"before": [], "after": []}
-    with tempfile.TemporaryDirectory(prefix="bench-refs-") as tmp:
-        sources = {name: export(ref, Path(tmp, name)) for name, ref in refs.items()}
-        for r in range(args.rounds):
-            for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
-                results[name].append(run(sources[name], args.batches))
-                print(f"round {r + 1}, {name} ({refs[name]}): {results[name][-1]:.2f} us a call", flush=True)
+    results = alternate(refs, args.rounds, lambda src: run(src, args.batches), lambda us: f"{us:.2f} us a call")
     for name, values in results.items():
         print(
             f"{name} ({refs[name]}): a no-op hook adds {statistics.median(values):.2f} us a call"
