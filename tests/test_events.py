@@ -176,7 +176,7 @@ async def test_a_hook_for_some_kinds_hears_only_those_and_others_are_not_built(f
     assert len(everything) == 7 and everything[3] is some[0] and everything[-1] is some[1]
     # Resolved once per registration: an event nobody hears is not built.
     resolved = events.check_hooks([hook_for(CallFinished)(print)])
-    assert resolved.finished == (print,) and resolved.started == resolved.sent == resolved.answered == ()
+    assert resolved.finished is print and resolved.started is resolved.sent is resolved.answered is None
     with pytest.raises(ValueError, match="hook_for takes one or more event classes"):
         hook_for(str)  # type: ignore[arg-type]
 
@@ -196,12 +196,12 @@ async def test_nobody_listening_means_no_record() -> None:
         record = begin(events.check_hooks([print]))
         assert record is not None and events.CALLS[task] is record
         assert begin(events.check_hooks([print])) is None  # part of the call under way in this task
-        events.finish(record, task, None)
+        events.finish(record, task, None, 0.0)
         assert task not in events.CALLS
         with events.record_calls():
             record = begin(events.NO_HOOKS)
             assert record is not None
-            events.finish(record, task, None)
+            events.finish(record, task, None, 0.0)
     finally:
         logger.setLevel(level)
 

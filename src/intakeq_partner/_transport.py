@@ -461,8 +461,8 @@ class Transport(AsyncCloseable):
             token = _CALL_ENDS.set((task, mine if ends is None else min(ends, mine)))
         observed, succeeded = events.begin(self._hooks, method, path, self._clock, self.base_url, task), False
         try:
-            if observed is not None and (later := events.start(observed)) is not None:
-                await later
+            if observed is not None and observed[events.PENDING] is not None:
+                await events.pending(observed)  # an async CallStarted hook's work
             if deadline is None:
                 result = await call
             else:
@@ -484,7 +484,7 @@ class Transport(AsyncCloseable):
         finally:
             # What is being raised, if anything (not an exception the caller is handling).
             if observed is not None and (
-                later := events.finish(observed, task, None if succeeded else sys.exception())
+                later := events.finish(observed, task, None if succeeded else sys.exception(), self._clock())
             ):
                 await later
             if token is not None:

@@ -10,9 +10,10 @@ kind nobody hears is not built. A call is observed in the task that makes it (an
 starts); a task it starts otherwise makes calls of its own.
 
 CPU per call is the budget here (a hook that hears everything must cost under 3% of a loopback call, about
-4 us): an observed call's record is one list, found by task rather than through a context variable, events
-and `CallInfo` are made without their `__init__`, the `CallInfo` and each `Exchange` only when someone asks
-for them, and the common case of one listener is written out where each frequent event is made.
+4 us): an observed call's record is one list, found by task rather than through a context variable; events
+are made with no Python frame (`_EventType`), the `CallInfo` and each `Exchange` only when someone asks for
+them; each kind of event has one listener to call (a hook, or a `_Fanout` of several), called where each
+frequent event is made.
 `python -m bench observability` measures it.
 
 Events hold metadata only: method, path (query values are never part of it), status, attempt, times,
@@ -32,7 +33,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, cast, overload
 
 import httpx
 
@@ -134,16 +135,14 @@ _Attempt: TypeAlias = tuple[
 # fixed fields, in order. It never refers to a CallInfo (which refers to it): no reference cycle, so a call's
 # record and all it holds go as soon as the last event or CallInfo that reads it does.
 Record: TypeAlias = list[Any]
-_METHOD, _PATH, _SERVER, _HEAR, _CLOCK, _STARTED, _STATUS, _ERROR, _ELAPSED, _WAITED, _RETRIES, _KEYS = range(12)
+_METHOD, _PATH, _SERVER, _HEAR, _PENDING, _STARTED, _STATUS, _ERROR, _ELAPSED, _WAITED, _RETRIES, _KEYS = range(12)
 _ATTEMPTS = 12
+PENDING = _PENDING
+"""Where a record holds the work of an async CallStarted hook, for the transport to await (`pending`)."""
 
 
-def _record(method: str, path: str, server: str, hear: Listeners, clock: Callable[[], float]) -> Record:
-    return [method, path, server, hear, clock, clock(), None, None, None, 0.0, 0, 0]
-
-
-def _no_clock() -> float:
-    return 0.0
+def _record(method: str, path: str, server: str, hear: Listeners | None, started: float) -> Record:
+    return [method, path, server, hear, None, started, None, None, None, 0.0, 0, 0]
 
 
 class _Field(Generic[T]):
@@ -170,7 +169,7 @@ class CallInfo:
     __slots__ = ("_r",)
 
     def __init__(self, method: str, path: str, server: str = "") -> None:
-        self._r = _record(method, path, server, NO_HOOKS, _no_clock)
+        self._r = _record(method, path, server, NO_HOOKS, 0.0)
 
     method: _Field[str] = _Field(_METHOD)
     path: _Field[str] = _Field(_PATH)  # without query values
@@ -241,21 +240,41 @@ def _exchange(r: Record, at: int) -> Exchange:
     return cast(Exchange, item)
 
 
-_new = object.__new__  # an event or a CallInfo made this way skips __init__'s frame: a third of what making it costs
+_new = object.__new__  # a CallInfo made this way skips __init__'s frame: a third of what making it costs
 
 
-class _Event:
+class _EventType(type):
+    """The events' metaclass. At run time an event class has no `__init__`: the transport makes an event with
+    `type.__call__` bound to its class (`_maker`), which runs no Python frame and skips `object.__new__`'s
+    checks (together a quarter of what telling a no-op hook costs). Making one by hand, `Kind(call, *fields)`
+    (to test a hook), comes here instead; type checkers read each class's signature from its declared
+    `__init__`."""
+
+    if not TYPE_CHECKING:
+
+        def __call__(cls, call, *values):
+            given = cls._given
+            if len(values) != len(given):
+                raise TypeError(f"{cls.__name__} takes call and {', '.join(given) or 'nothing else'}")
+            event = type.__call__(cls)
+            event._r = call._r
+            for name, value in zip(given, values, strict=True):
+                object.__setattr__(event, name, value)
+            return event
+
+
+def _maker(kind: type[E]) -> Callable[[], E]:
+    """Makes an event of `kind` with nothing set: `type.__call__` bound to the class, the cheapest way there is."""
+    return cast(Callable[[], E], cast(Any, type.__call__).__get__(kind))
+
+
+class _Event(metaclass=_EventType):
     """What every event has: the call it belongs to (`call`, made from the call's record when asked for)."""
 
     __slots__ = ("_r",)
-    _fields: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, call: CallInfo, *values: Any) -> None:
-        self._r = call._r
-        if len(values) != len(self._fields):
-            raise TypeError(f"{type(self).__name__} takes call and {', '.join(self._fields) or 'nothing else'}")
-        for name, value in zip(self._fields, values, strict=True):
-            object.__setattr__(self, name, value)
+    _fields: ClassVar[tuple[str, ...]] = ()  # what repr shows
+    _given: ClassVar[tuple[str, ...]] = ()  # what making one by hand takes after `call`
+    _r: Record
 
     @property
     def call(self) -> CallInfo:
@@ -267,10 +286,10 @@ class _Event:
 
 
 def _event(kind: type[E], r: Record, *values: Any) -> E:
-    """An event of a kind seldom told (a retry, a wait, a key fetch), made without its __init__."""
-    event = _new(kind)
+    """An event of a kind seldom told (a retry, a wait, a key fetch)."""
+    event = cast(E, type.__call__(kind))
     event._r = r
-    for name, value in zip(kind._fields, values, strict=True):
+    for name, value in zip(kind._given, values, strict=True):
         object.__setattr__(event, name, value)
     return event
 
@@ -278,26 +297,32 @@ def _event(kind: type[E], r: Record, *values: Any) -> E:
 class CallStarted(_Event):
     __slots__ = ()
 
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo) -> None: ...
+
 
 class RequestSent(_Event):
-    __slots__ = _fields = ("method", "path", "attempt")
+    __slots__ = _fields = _given = ("method", "path", "attempt")
     method: str
     path: str
     attempt: int
 
-    def __init__(self, call: CallInfo, method: str, path: str, attempt: int) -> None:
-        super().__init__(call, method, path, attempt)
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo, method: str, path: str, attempt: int) -> None: ...
 
 
 class ResponseReceived(_Event):
     """An attempt ended: an answer, or no answer (`exchange.error`)."""
 
-    __slots__ = ("at",)
+    __slots__ = _given = ("at",)
     _fields = ("exchange",)
     at: int  # the attempt's place in `call.exchanges`
 
-    def __init__(self, call: CallInfo, at: int) -> None:
-        self._r, self.at = call._r, at
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo, at: int) -> None: ...
 
     @property
     def exchange(self) -> Exchange:
@@ -305,39 +330,42 @@ class ResponseReceived(_Event):
 
 
 class RetryScheduled(_Event):
-    __slots__ = _fields = ("method", "path", "attempt", "reason", "delay")
+    __slots__ = _fields = _given = ("method", "path", "attempt", "reason", "delay")
     method: str
     path: str
     attempt: int  # the attempt that failed
     reason: str  # its status ("503", "429") or error ("ReadTimeout", "unreadable body")
     delay: float  # seconds until the next attempt (after a 429: the key's pause)
 
-    def __init__(self, call: CallInfo, method: str, path: str, attempt: int, reason: str, delay: float) -> None:
-        super().__init__(call, method, path, attempt, reason, delay)
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo, method: str, path: str, attempt: int, reason: str, delay: float) -> None: ...
 
 
 class Waiting(_Event):
     """The call waits before it may send: `reason` "budget" (the key's rate budget or its pause after a 429),
     "rate_limit" (the client-wide rate), or another module's own name."""
 
-    __slots__ = _fields = ("reason", "seconds")
+    __slots__ = _fields = _given = ("reason", "seconds")
     reason: str
     seconds: float
 
-    def __init__(self, call: CallInfo, reason: str, seconds: float) -> None:
-        super().__init__(call, reason, seconds)
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo, reason: str, seconds: float) -> None: ...
 
 
 class KeyFetched(_Event):
     """A practice's key was fetched with the partner key (`refreshed`: because IntakeQ refused the cached one)."""
 
-    __slots__ = _fields = ("practice", "refreshed", "elapsed")
+    __slots__ = _fields = _given = ("practice", "refreshed", "elapsed")
     practice: str  # the practice's Id or external ID, as the caller named it
     refreshed: bool
     elapsed: float
 
-    def __init__(self, call: CallInfo, practice: str, refreshed: bool, elapsed: float) -> None:
-        super().__init__(call, practice, refreshed, elapsed)
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo, practice: str, refreshed: bool, elapsed: float) -> None: ...
 
 
 class CallFinished(_Event):
@@ -346,8 +374,9 @@ class CallFinished(_Event):
     __slots__ = ()
     _fields = ("status", "error", "attempts", "elapsed")
 
-    def __init__(self, call: CallInfo) -> None:
-        self._r = call._r
+    if TYPE_CHECKING:
+
+        def __init__(self, call: CallInfo) -> None: ...
 
     status: _Field[int | None] = _Field(_STATUS)
     error: _Field[str | None] = _Field(_ERROR)
@@ -359,6 +388,11 @@ class CallFinished(_Event):
     @property
     def elapsed(self) -> float:
         return cast(float, self._r[_ELAPSED] or 0.0)
+
+
+# The four kinds every observed call tells, made the cheapest way.
+_make_started, _make_sent = _maker(CallStarted), _maker(RequestSent)
+_make_received, _make_finished = _maker(ResponseReceived), _maker(CallFinished)
 
 
 Event: TypeAlias = CallStarted | RequestSent | ResponseReceived | RetryScheduled | Waiting | KeyFetched | CallFinished
@@ -419,9 +453,23 @@ def hook_for(*kinds: type[Event]) -> Callable[[Callable[[Any], Any]], Hook]:
     return only
 
 
+class _Fanout:
+    """Several listeners of one kind of event, called as one: each in turn (one that raises is logged and the
+    others still hear it); what they give back to await is awaited together."""
+
+    __slots__ = ("listeners",)
+
+    def __init__(self, listeners: tuple[Hook, ...]) -> None:
+        self.listeners = listeners
+
+    def __call__(self, event: Event) -> Awaitable[None] | None:
+        return _tell(self.listeners, event)
+
+
 class Listeners:
     """A client's hooks, resolved once (when it is made, or a view with other hooks): who hears each kind of
-    event. A call then builds an event only when someone hears its kind."""
+    event, as one callable (the hook itself, or a `_Fanout` of several) or None. A call then builds an event only
+    when someone hears its kind, and tells it with one call."""
 
     __slots__ = ("_plus", "answered", "any", "finished", "hooks", "key", "retry", "sent", "started", "waiting")
 
@@ -433,8 +481,9 @@ class Listeners:
             for h in (hooks if listeners is None else listeners)
         ]
 
-        def hearing(kind: type[Event]) -> tuple[Hook, ...]:
-            return tuple(hook for hook, kinds in heard if kind in kinds)
+        def hearing(kind: type[Event]) -> Hook | None:
+            found = tuple(hook for hook, kinds in heard if kind in kinds)
+            return None if not found else found[0] if len(found) == 1 else _Fanout(found)
 
         self.started = hearing(CallStarted)
         self.sent = hearing(RequestSent)
@@ -528,15 +577,32 @@ def begin(
     recorders = _RECORDERS.get()
     if not listeners.any and not recorders:
         return None
-    r = [method, path, server, listeners, clock, clock(), None, None, None, 0.0, 0, 0]  # as _record() makes
+    r = [method, path, server, listeners, None, clock(), None, None, None, 0.0, 0, 0]  # as _record() makes
     for recorder in recorders:
         recorder.append(_info(r))
     CALLS[task] = r
+    if (heard := listeners.started) is not None:  # told here: a call of its own would cost a sixth of it all
+        event = _make_started()
+        event._r = r
+        try:
+            result = heard(event)
+        except Exception:
+            _blame(heard, event)
+        else:
+            if result is not None:
+                r[_PENDING] = _later(heard, result, event)
     return r
 
 
-# Telling listeners. The common case, one listener, is written out where each frequent event is made: a call with
-# a hook that hears everything tells four events, and a function call for each would cost a fifth of their CPU.
+async def pending(r: Record) -> None:
+    """Await what an async CallStarted hook gave back (`r[PENDING]`, not None), before the call goes on."""
+    later, r[_PENDING] = r[_PENDING], None
+    await later
+
+
+# Telling listeners. Each kind has one listener to call (a hook, or a _Fanout of several), and where a frequent
+# event is made the call is written out: a call with a hook that hears everything tells four events, and a
+# function call for each would cost a fifth of their CPU.
 
 
 def _tell(listeners: tuple[Hook, ...], event: Event) -> Awaitable[None] | None:
@@ -556,6 +622,16 @@ def _tell(listeners: tuple[Hook, ...], event: Event) -> Awaitable[None] | None:
     return None if pending is None else _settle(pending, event)
 
 
+def _call(listener: Hook, event: Event) -> Awaitable[None] | None:
+    """Tell `listener` (a hook or a _Fanout): what it gave back to await, or None."""
+    try:
+        result = listener(event)
+    except Exception:
+        _blame(listener, event)
+        return None
+    return None if result is None else _later(listener, result, event)
+
+
 def _later(listener: Hook, result: object, event: Event) -> Awaitable[None] | None:
     """What one listener returned (not None): its work to await, if it is an awaitable."""
     return _settle([(listener, result)], event) if inspect.isawaitable(result) else None
@@ -569,63 +645,40 @@ async def _settle(pending: list[tuple[Hook, Awaitable[Any]]], event: Event) -> N
             _blame(listener, event)
 
 
-def start(r: Record) -> Awaitable[None] | None:
-    """The call starts (`begin` made it its task's current call)."""
-    heard = r[_HEAR].started
-    if not heard:
-        return None
-    event = _new(CallStarted)
-    event._r = r
-    if len(heard) > 1:
-        return _tell(heard, event)
-    try:
-        result = heard[0](event)
-    except Exception:
-        _blame(heard[0], event)
-        return None
-    return None if result is None else _later(heard[0], result, event)
-
-
-def finish(r: Record, task: asyncio.Task[Any], raised: BaseException | None) -> Awaitable[None] | None:
-    """The call ended, returning (`raised` None) or raising."""
-    if CALLS.get(task) is r:
-        del CALLS[task]
+def finish(r: Record, task: asyncio.Task[Any], raised: BaseException | None, now: float) -> Awaitable[None] | None:
+    """The call ended at `now` (by the transport's clock), returning (`raised` None) or raising."""
+    CALLS.pop(task, None)
     if raised is not None:
         r[_ERROR] = type(raised).__name__
         status = getattr(raised, "status_code", None)
         r[_STATUS] = status if isinstance(status, int) else None
-    r[_ELAPSED] = r[_CLOCK]() - r[_STARTED]
+    r[_ELAPSED] = now - r[_STARTED]
     heard = r[_HEAR].finished
-    # Ended: no event is told of it again, and a record kept (record_calls) keeps neither hooks nor client alive.
-    r[_HEAR] = r[_CLOCK] = None
-    if not heard:
+    r[_HEAR] = None  # ended: no event is told of it again, and a record kept (record_calls) keeps no hook alive
+    if heard is None:
         return None
-    event = _new(CallFinished)
+    event = _make_finished()
     event._r = r
-    if len(heard) > 1:
-        return _tell(heard, event)
     try:
-        result = heard[0](event)
+        result = heard(event)
     except Exception:
-        _blame(heard[0], event)
+        _blame(heard, event)
         return None
-    return None if result is None else _later(heard[0], result, event)
+    return None if result is None else _later(heard, result, event)
 
 
 def sent(r: Record, method: str, path: str, attempt: int) -> Awaitable[None] | None:
     listeners = r[_HEAR]
-    if listeners is None or not (heard := listeners.sent):
+    if listeners is None or (heard := listeners.sent) is None:
         return None  # an ended call's record, or nobody hears this kind
-    event = _new(RequestSent)
+    event = _make_sent()
     event._r, event.method, event.path, event.attempt = r, method, path, attempt + 1
-    if len(heard) > 1:
-        return _tell(heard, event)
     try:
-        result = heard[0](event)
+        result = heard(event)
     except Exception:
-        _blame(heard[0], event)
+        _blame(heard, event)
         return None
-    return None if result is None else _later(heard[0], result, event)
+    return None if result is None else _later(heard, result, event)
 
 
 def answered(
@@ -636,7 +689,7 @@ def answered(
     outcome: object,
     elapsed: float,
     retry_in: float | None,
-    key: Secret | None = None,
+    key: Secret,
 ) -> Awaitable[None] | None:
     """An attempt's outcome: a Response, an httpx.TransportError, or one of our errors carrying a status;
     `key`, the key it was sent with, is masked wherever a header echoes it."""
@@ -647,8 +700,7 @@ def answered(
     if isinstance(outcome, httpx.Response):  # its headers are read (and masked) only if asked for
         status = r[_STATUS] = outcome.status_code
         error = None
-        held = None if key is None else key.weak
-        r.append((method, path, attempt + 1, status, None, elapsed, retry_in, outcome.headers, held))
+        r.append((method, path, attempt + 1, status, None, elapsed, retry_in, outcome.headers, key.weak))
     else:
         error = _ERRORS.get(type(outcome).__name__, type(outcome).__name__)
         status = getattr(outcome, "status_code", None)
@@ -656,23 +708,21 @@ def answered(
             r[_STATUS] = status
         r.append((method, path, attempt + 1, status, error, elapsed, retry_in, {}, None))
     later = None
-    if heard := listeners.answered:
-        event = _new(ResponseReceived)
+    if (heard := listeners.answered) is not None:
+        event = _make_received()
         event._r, event.at = r, len(r) - _ATTEMPTS - 1
-        if len(heard) > 1:
-            later = _tell(heard, event)
+        try:
+            result = heard(event)
+        except Exception:
+            _blame(heard, event)
         else:
-            try:
-                result = heard[0](event)
-            except Exception:
-                _blame(heard[0], event)
-            else:
-                later = None if result is None else _later(heard[0], result, event)
+            if result is not None:
+                later = _later(heard, result, event)
     if retry_in is not None:
         r[_RETRIES] += 1
-        if heard := listeners.retry:
+        if (heard := listeners.retry) is not None:
             reason = str(status) if error is None else error
-            retry = _tell(heard, _event(RetryScheduled, r, method, path, attempt + 1, reason, retry_in))
+            retry = _call(heard, _event(RetryScheduled, r, method, path, attempt + 1, reason, retry_in))
             if retry is not None:
                 later = retry if later is None else _both(later, retry)
     return later
@@ -684,7 +734,7 @@ async def _waiting(r: Record, seconds: float, reason: str) -> None:
         return  # an ended call's record
     r[_WAITED] += seconds
     heard = listeners.waiting
-    if heard and (later := _tell(heard, _event(Waiting, r, reason, seconds))) is not None:
+    if heard is not None and (later := _call(heard, _event(Waiting, r, reason, seconds))) is not None:
         await later
 
 
@@ -735,9 +785,9 @@ async def key_fetched(practice: str, elapsed: float) -> None:
     if r is not None and r[_HEAR] is not None:
         r[_KEYS] += 1
         heard = r[_HEAR].key
-        if heard:
+        if heard is not None:
             event = _event(KeyFetched, r, practice, _REFRESHING.get(), elapsed)
-            if (later := _tell(heard, event)) is not None:
+            if (later := _call(heard, event)) is not None:
                 await later
 
 
