@@ -113,6 +113,29 @@ async def test_a_raising_hook_is_logged_and_the_call_goes_on(
     assert "broken" in warnings[0].getMessage() and warnings[0].exc_info is not None
 
 
+async def test_a_hook_that_stops_the_program_at_call_start_leaves_no_call_under_way(fake: FakeIntakeQ) -> None:
+    """A KeyboardInterrupt (or any BaseException) from a CallStarted hook goes through, unlogged; the call it
+    began is ended, so later calls in the same task are calls of their own, heard as such."""
+    seen: list[Event] = []
+    stop = [True]
+
+    def hook(event: Event) -> None:
+        seen.append(event)
+        if stop[0] and type(event).__name__ == "CallStarted":
+            raise KeyboardInterrupt
+
+    task = asyncio.current_task()
+    async with PartnerClient(PARTNER_KEY, base_url=fake.base_url, transport=fake.transport(), hooks=[hook]) as p:
+        with record_calls() as calls, pytest.raises(KeyboardInterrupt):
+            await p.practices.list()
+        assert task not in events.CALLS and calls[0].finished and calls[0].error == "KeyboardInterrupt"
+        assert kinds(seen) == ["CallStarted", "CallFinished"] and fake.stats.logged == 0
+        stop[0] = False
+        assert await p.practices.list() == []
+    assert kinds(seen)[2:] == ["CallStarted", "RequestSent", "ResponseReceived", "CallFinished"]
+    assert seen[2].call != seen[0].call
+
+
 async def test_views_hear_with_their_own_hooks_and_keep_them_through_other_options(fake: FakeIntakeQ) -> None:
     mine: list[Event] = []
     theirs: list[Event] = []

@@ -459,10 +459,17 @@ class Transport(AsyncCloseable):
             mine = asyncio.get_running_loop().time() + self.call_timeout
             ends = call_ends()
             token = _CALL_ENDS.set((task, mine if ends is None else min(ends, mine)))
-        observed, succeeded = events.begin(self._hooks, method, path, self._clock, self.base_url, task), False
+        observed: events.Record | None = None
+        succeeded = False
         try:
-            if observed is not None and observed[events.PENDING] is not None:
-                await events.pending(observed)  # an async CallStarted hook's work
+            try:  # a CallStarted hook may stop it all (KeyboardInterrupt), or be cancelled: the call never starts
+                observed = events.begin(self._hooks, method, path, self._clock, self.base_url, task)
+                if observed is not None and observed[events.PENDING] is not None:
+                    await events.pending(observed)  # an async CallStarted hook's work
+            except BaseException:
+                if isinstance(call, Coroutine):
+                    call.close()
+                raise
             if deadline is None:
                 result = await call
             else:

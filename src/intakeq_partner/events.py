@@ -31,7 +31,7 @@ import contextvars
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, cast, overload
 
@@ -577,7 +577,7 @@ def begin(
     recorders = _RECORDERS.get()
     if not listeners.any and not recorders:
         return None
-    r = [method, path, server, listeners, None, clock(), None, None, None, 0.0, 0, 0]  # as _record() makes
+    r: Record = [method, path, server, listeners, None, clock(), None, None, None, 0.0, 0, 0]  # as _record()
     for recorder in recorders:
         recorder.append(_info(r))
     CALLS[task] = r
@@ -588,6 +588,10 @@ def begin(
             result = heard(event)
         except Exception:
             _blame(heard, event)
+        except BaseException as exc:  # KeyboardInterrupt, say: the call ends before it began
+            if (later := finish(r, task, exc, r[_STARTED])) is not None:
+                cast(Coroutine[Any, Any, None], later).close()  # nobody is left to await an async hook's work
+            raise
         else:
             if result is not None:
                 r[_PENDING] = _later(heard, result, event)
