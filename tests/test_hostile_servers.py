@@ -217,6 +217,23 @@ async def test_connections_are_still_reused_after_well_formed_answers(stack: str
     assert server.connections == 1
 
 
+async def test_an_answer_whose_head_arrives_in_pieces_is_read_on_a_reused_connection(stack: str) -> None:
+    """A head split across reads (TLS records, a slow link, a loaded host) is one answer, not bytes after the last
+    one: the guard against stray bytes once made every such answer on a reused connection a "Server
+    disconnected", so a read was sent twice and a create reported as maybe sent."""
+    created = dict(PRACTICE, Id="p-new")
+    routes = {
+        ("GET", PRACTICES): trickle(json.dumps([PRACTICE]).encode(), interval=0.002, in_head=True),
+        ("POST", PRACTICES): trickle(json.dumps(created).encode(), interval=0.002, in_head=True),
+    }
+    async with serve(by_path(routes)) as server:
+        async with client(server, stack, max_retries=0) as partner:
+            for _ in range(2):
+                assert [p.id for p in await partner.practices.list(page=1)] == ["p-1"]
+            assert (await partner.practices.create(**NEW_PRACTICE)).id == "p-new"
+    assert server.count("GET", PRACTICES) == 2 and server.count("POST") == 1 and server.connections == 1
+
+
 # ----- 4. shutdown
 
 

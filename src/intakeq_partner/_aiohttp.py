@@ -120,6 +120,9 @@ def _guarded_handler() -> type[ResponseHandler]:
 
         def set_response_params(self, **kwargs: Any) -> None:
             self._answered = False  # a new request on this connection
+            # The last answer's body, ended, would otherwise pass for this one's until this one's head is whole: a
+            # head split across reads then looked like bytes after an answer, and the connection was cut.
+            self._payload = None
             super().set_response_params(**kwargs)
 
         def data_received(self, data: bytes) -> None:
