@@ -245,10 +245,10 @@ _new = object.__new__  # a CallInfo made this way skips __init__'s frame: a thir
 
 class _EventType(type):
     """The events' metaclass. At run time an event class has no `__init__`: the transport makes an event with
-    `type.__call__` bound to its class (`_maker`), which runs no Python frame and skips `object.__new__`'s
-    checks (together a quarter of what telling a no-op hook costs). Making one by hand, `Kind(call, *fields)`
-    (to test a hook), comes here instead; type checkers read each class's signature from its declared
-    `__init__`."""
+    `type.__call__` bound to its class (`_maker`), which runs no Python frame and skips the generic wrapper
+    `object.__new__` goes through (about 300 instructions an event on 3.11, 400 on 3.12). Making one by hand,
+    `Kind(call, *fields)` (to test a hook), comes here instead; type checkers read each class's signature from
+    its declared `__init__`."""
 
     if not TYPE_CHECKING:
 
