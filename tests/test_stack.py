@@ -138,6 +138,16 @@ async def test_a_post_whose_connection_breaks_after_it_was_written_is_maybe_sent
 
 
 @pytest.mark.parametrize("stack", STACKS)
+async def test_a_connection_closed_halfway_through_a_head_is_said_in_words(stack: str) -> None:
+    async with serve(answering(b"HTTP/1.1 200 OK\r\nContent-Ty")) as server, transport(stack, server.base_url) as t:
+        with pytest.raises(APIConnectionError) as caught:
+            await t.request("POST", PATH, key=KEY, json={"PracticeName": "x"})
+    assert caught.value.maybe_sent is True and len(server.requests) == 1
+    assert "disconnected" in str(caught.value) and "Message" not in str(caught.value)  # not a parser's object
+    assert_ours_and_clean(caught.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
 async def test_a_get_whose_connection_breaks_is_retried_by_us_alone(stack: str) -> None:
     async with serve(close_without_answer) as server, transport(stack, server.base_url, max_retries=2) as t:
         with pytest.raises(APIConnectionError) as caught:

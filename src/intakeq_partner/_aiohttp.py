@@ -53,6 +53,8 @@ def _raise_mapped(exc: BaseException) -> NoReturn:
         raise httpx.ProxyError(f"{exc.status} {exc.message}".strip()) from None  # as httpx says it (no URL)
     if isinstance(exc, (aiohttp.ClientResponseError, aiohttp.InvalidURL)):
         detail = getattr(exc, "message", "") or "invalid URL"  # their str() holds the URL, query values included
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):  # its str() may be the repr of a half-parsed answer
+        detail = "Server disconnected"
     elif isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
         # Its str() says "ssl:default" even for plain http: name the scheme the URL had.
         scheme = "https" if exc._conn_key.is_ssl else "http"
