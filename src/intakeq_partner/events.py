@@ -581,7 +581,7 @@ def begin(
     for recorder in recorders:
         recorder.append(_info(r))
     CALLS[task] = r
-    if (heard := listeners.started) is not None:  # told here: a call of its own would cost a sixth of it all
+    if (heard := listeners.started) is not None:  # told here: a function of its own cost a tenth of it all
         event = _make_started()
         event._r = r
         try:
